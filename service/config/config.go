@@ -1,0 +1,232 @@
+// Package config reads netgrantd's configuration file, a keyfile in the
+// style of /etc/systemd/*.conf. Parsing is strict: a typo must stop the
+// daemon at start rather than silently leave a default in force.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the daemon's configuration.
+type Config struct {
+	// AllowedBridges are the host bridges taps may join ([Bridges] Allow=).
+	AllowedBridges []string
+	// SubnetPool is where default /24 subnets are taken from
+	// ([Networks] SubnetPool=).
+	SubnetPool netip.Prefix
+	// TapsPerUser limits live taps per uid ([Limits] TapsPerUser=).
+	TapsPerUser int
+	// NetworksPerUser limits networks per uid ([Limits] NetworksPerUser=).
+	NetworksPerUser int
+	// HookTimeout is how long a hook may run before it is killed
+	// ([Hooks] TimeoutSec=).
+	HookTimeout time.Duration
+}
+
+// maxHookTimeoutSec bounds TimeoutSec: a hook runs before a D-Bus reply, so
+// anything longer than a day is a mistake, not a setting.
+const maxHookTimeoutSec = 24 * 60 * 60
+
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+}
+
+// Default is the configuration used when the file is missing; every key in
+// the file overrides one of these.
+func Default() Config {
+	return Config{
+		SubnetPool:      netip.MustParsePrefix("10.97.0.0/16"),
+		TapsPerUser:     32,
+		NetworksPerUser: 4,
+		HookTimeout:     10 * time.Second,
+	}
+}
+
+// Load reads the configuration file at path. A missing file means all
+// defaults.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Default(), nil
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+// Parse reads a configuration from r, starting from Default(). Errors read
+// "filename:line: reason". A repeated key overrides the earlier one, as in
+// systemd. Values:
+//
+//   - Allow: space-separated interface names; empty means none.
+//   - SubnetPool: an IPv4 network inside 10.0.0.0/8, 172.16.0.0/12 or
+//     192.168.0.0/16, prefix length at most 24, host bits zero.
+//   - TapsPerUser, NetworksPerUser: whole numbers >= 0.
+//   - TimeoutSec: whole seconds from 1 to 86400, optionally suffixed "s".
+//
+// An empty value is an error for every key except Allow.
+func Parse(r io.Reader, filename string) (Config, error) {
+	c := Default()
+	p := parser{config: &c}
+	sc := bufio.NewScanner(r)
+	lineNo := 1
+	for ; sc.Scan(); lineNo++ {
+		if err := p.line(sc.Text()); err != nil {
+			return Config{}, fmt.Errorf("%s:%d: %w", filename, lineNo, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Config{}, fmt.Errorf("%s:%d: %w", filename, lineNo, err)
+	}
+	return c, nil
+}
+
+// BridgeAllowed reports whether taps may join the host bridge name.
+func (c Config) BridgeAllowed(name string) bool {
+	return slices.Contains(c.AllowedBridges, name)
+}
+
+type setter func(c *Config, value string) error
+
+var sections = map[string]map[string]setter{
+	"Bridges": {
+		"Allow": setAllow,
+	},
+	"Networks": {
+		"SubnetPool": setSubnetPool,
+	},
+	"Limits": {
+		"TapsPerUser": func(c *Config, v string) (err error) {
+			c.TapsPerUser, err = parseCount(v)
+			return err
+		},
+		"NetworksPerUser": func(c *Config, v string) (err error) {
+			c.NetworksPerUser, err = parseCount(v)
+			return err
+		},
+	},
+	"Hooks": {
+		"TimeoutSec": setHookTimeout,
+	},
+}
+
+type parser struct {
+	config  *Config
+	section string
+}
+
+func (p *parser) line(line string) error {
+	if i := strings.IndexByte(line, '#'); i >= 0 {
+		line = line[:i]
+	}
+	line = strings.TrimSpace(line)
+	if line == "" || line[0] == ';' {
+		return nil
+	}
+	if line[0] == '[' {
+		if !strings.HasSuffix(line, "]") {
+			return fmt.Errorf("malformed section header %q", line)
+		}
+		name := line[1 : len(line)-1]
+		if _, ok := sections[name]; !ok {
+			return fmt.Errorf("unknown section [%s]", name)
+		}
+		p.section = name
+		return nil
+	}
+	key, value, ok := strings.Cut(line, "=")
+	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+	if !ok || key == "" {
+		return fmt.Errorf("malformed line %q, expected [Section] or Key=Value", line)
+	}
+	if p.section == "" {
+		return fmt.Errorf("key %q outside of any section", key)
+	}
+	set, ok := sections[p.section][key]
+	if !ok {
+		return fmt.Errorf("unknown key %q in section [%s]", key, p.section)
+	}
+	if key != "Allow" && value == "" {
+		return fmt.Errorf("empty value for %s", key)
+	}
+	if err := set(p.config, value); err != nil {
+		return fmt.Errorf("bad %s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+func setAllow(c *Config, value string) error {
+	var names []string
+	for _, name := range strings.Fields(value) {
+		if !validIfName(name) {
+			return fmt.Errorf("%q is not a valid interface name", name)
+		}
+		names = append(names, name)
+	}
+	c.AllowedBridges = names
+	return nil
+}
+
+// validIfName follows the kernel's dev_valid_name.
+func validIfName(name string) bool {
+	if name == "" || len(name) > 15 || name == "." || name == ".." {
+		return false
+	}
+	return !strings.ContainsAny(name, "/: \t\n\v\f\r")
+}
+
+func setSubnetPool(c *Config, value string) error {
+	pool, err := netip.ParsePrefix(value)
+	if err != nil || !pool.Addr().Is4() {
+		return errors.New("not an IPv4 network in CIDR notation")
+	}
+	if pool != pool.Masked() {
+		return fmt.Errorf("host bits are set (the network is %s)", pool.Masked())
+	}
+	if pool.Bits() > 24 {
+		return errors.New("prefix is longer than /24, no /24 subnet fits in it")
+	}
+	if !slices.ContainsFunc(privateRanges, func(r netip.Prefix) bool {
+		return r.Bits() <= pool.Bits() && r.Contains(pool.Addr())
+	}) {
+		return errors.New("not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+	}
+	c.SubnetPool = pool
+	return nil
+}
+
+func setHookTimeout(c *Config, value string) error {
+	n, err := parseCount(strings.TrimSuffix(value, "s"))
+	if err != nil || n < 1 || n > maxHookTimeoutSec {
+		return fmt.Errorf("not whole seconds from 1 to %d", maxHookTimeoutSec)
+	}
+	c.HookTimeout = time.Duration(n) * time.Second
+	return nil
+}
+
+// parseCount accepts only plain decimal digits: no sign, no spaces, no
+// base prefix, so that what the admin wrote is what applies.
+func parseCount(value string) (int, error) {
+	if value == "" || strings.Trim(value, "0123456789") != "" {
+		return 0, errors.New("not a whole number")
+	}
+	n, err := strconv.Atoi(value)
+	if err != nil {
+		return 0, errors.New("number too large")
+	}
+	return n, nil
+}
