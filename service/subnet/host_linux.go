@@ -1,0 +1,137 @@
+package subnet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ownBridgePrefix marks netgrant's own bridges; their subnets are reported
+// by the caller as networks, with better descriptions.
+const ownBridgePrefix = "ngbr"
+
+// broadestRouteBits: routes broader than a /8 are default routes in
+// disguise (OpenVPN's 0.0.0.0/1 + 128.0.0.0/1); a more specific bridge route
+// wins over them just as over 0.0.0.0/0, and counting them would leave no
+// private subnet free.
+const broadestRouteBits = 8
+
+// dumpAttempts bounds retries of netlink dumps that the kernel interrupted
+// because the table changed meanwhile.
+const dumpAttempts = 5
+
+// HostUses lists the host's IPv4 addresses and its unicast IPv4 routes in
+// all routing tables, except default routes and anything on netgrant's own
+// bridges.
+func HostUses() ([]Use, error) {
+	links, err := retry(netlink.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	addrs, err := retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
+	if err != nil {
+		return nil, fmt.Errorf("listing addresses: %w", err)
+	}
+	routes, err := retry(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing routes: %w", err)
+	}
+
+	var uses []Use
+	for _, a := range addrs {
+		name := names[a.LinkIndex]
+		if strings.HasPrefix(name, ownBridgePrefix) {
+			continue
+		}
+		if u, ok := addrUse(a, name); ok {
+			uses = append(uses, u)
+		}
+	}
+	for _, r := range routes {
+		if u, ok := routeUse(r, names); ok {
+			uses = append(uses, u)
+		}
+	}
+	return uses, nil
+}
+
+func addrUse(a netlink.Addr, dev string) (Use, bool) {
+	local, ok := toPrefix(a.IPNet)
+	if !ok {
+		return Use{}, false
+	}
+	// On a point-to-point address the length belongs to the peer, whose
+	// prefix comes with its own route; only the local address is ours.
+	if a.Peer != nil && !a.Peer.IP.Equal(a.IP) {
+		local = netip.PrefixFrom(local.Addr(), 32)
+	}
+	return Use{Prefix: local.Masked(), What: fmt.Sprintf("address %s on %s", local, dev)}, true
+}
+
+func routeUse(r netlink.Route, names map[int]string) (Use, bool) {
+	// Local and broadcast routes mirror addresses, reported already.
+	if r.Type != unix.RTN_UNICAST {
+		return Use{}, false
+	}
+	dst, ok := toPrefix(r.Dst)
+	if !ok || dst.Bits() < broadestRouteBits {
+		return Use{}, false
+	}
+	var devs []string
+	if r.LinkIndex != 0 {
+		devs = append(devs, names[r.LinkIndex])
+	}
+	for _, hop := range r.MultiPath {
+		devs = append(devs, names[hop.LinkIndex])
+	}
+	what := "route " + dst.Masked().String()
+	own := len(devs) > 0
+	for _, dev := range devs {
+		what += " dev " + dev
+		own = own && strings.HasPrefix(dev, ownBridgePrefix)
+	}
+	if own {
+		return Use{}, false
+	}
+	if r.Table != unix.RT_TABLE_MAIN {
+		what += fmt.Sprintf(" table %d", r.Table)
+	}
+	return Use{Prefix: dst.Masked(), What: what}, true
+}
+
+func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	addr, ok := netip.AddrFromSlice(n.IP.To4())
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, bits := n.Mask.Size()
+	if bits != 32 {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(addr, ones), true
+}
+
+func retry[T any](dump func() ([]T, error)) ([]T, error) {
+	var err error
+	for range dumpAttempts {
+		var list []T
+		if list, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return list, err
+		}
+	}
+	return nil, err
+}
