@@ -1,0 +1,292 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// Config describes a network's bridge.
+type Config struct {
+	Name    string           // ngbr<N>, chosen by the caller
+	MTU     int              // 68..65535
+	MAC     net.HardwareAddr // pinned, so the MAC never churns as ports come and go
+	Address netip.Prefix     // gateway address with the subnet's length, e.g. 10.97.3.1/24
+}
+
+const (
+	minMTU = 68
+	maxMTU = 65535
+	// maxBridges bounds FreeName's search; far beyond any real host.
+	maxBridges = 1 << 16
+)
+
+// Create makes the bridge described by cfg and brings it up: STP off,
+// forward delay 0 (ports forward at once, so a guest's first DHCP request
+// is not lost), the pinned MAC, no IPv6 addresses, the gateway address and
+// MTU. It fails if a link named cfg.Name exists, leaving that link alone;
+// on any other failure it removes what it made.
+func Create(cfg Config) (err error) {
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	// The kernel makes a bridge's MTU follow its ports' smallest, and fall
+	// back to 1500 when the last port leaves, unless the MTU was changed
+	// after creation. Creating with another MTU and then changing it pins it.
+	placeholderMTU := cfg.MTU + 1
+	if cfg.MTU == maxMTU {
+		placeholderMTU = cfg.MTU - 1
+	}
+	if err := add(cfg.Name, placeholderMTU, cfg.MAC); err != nil {
+		return fmt.Errorf("creating bridge %s: %w", cfg.Name, err)
+	}
+	link, err := netlink.LinkByName(cfg.Name)
+	if err != nil {
+		return fmt.Errorf("finding new bridge %s: %w", cfg.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = netlink.LinkDel(link)
+		}
+	}()
+
+	if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
+		return fmt.Errorf("setting MTU of %s: %w", cfg.Name, err)
+	}
+	if err := disableIPv6(link); err != nil {
+		return err
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{
+		IP:   cfg.Address.Addr().AsSlice(),
+		Mask: net.CIDRMask(cfg.Address.Bits(), 32),
+	}}
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("adding address %s to %s: %w", cfg.Address, cfg.Name, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bringing up %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+func (cfg Config) check() error {
+	switch {
+	case !IsBridgeName(cfg.Name):
+		return fmt.Errorf("bridge name %q is not of the form %s<N>", cfg.Name, namePrefix)
+	case cfg.MTU < minMTU || cfg.MTU > maxMTU:
+		return fmt.Errorf("bridge MTU %d is outside %d..%d", cfg.MTU, minMTU, maxMTU)
+	case len(cfg.MAC) != 6 || cfg.MAC[0]&0x01 != 0 || string(cfg.MAC) == "\x00\x00\x00\x00\x00\x00":
+		return fmt.Errorf("bridge MAC %q is not a unicast Ethernet address", cfg.MAC)
+	case !cfg.Address.Addr().Is4():
+		return fmt.Errorf("bridge address %s is not IPv4", cfg.Address)
+	}
+	return nil
+}
+
+// add creates the bridge, down, in one request so that STP and forward
+// delay, which the netlink package's Bridge type cannot express, are set
+// from the start.
+func add(name string, mtu int, mac net.HardwareAddr) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
+	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, mac))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_BR_STP_STATE, nl.Uint32Attr(0))
+	data.AddRtAttr(nl.IFLA_BR_FORWARD_DELAY, nl.Uint32Attr(0))
+	req.AddData(info)
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// disableIPv6 keeps the bridge free of link-local and autoconfigured
+// addresses, which would make the host reachable from guests over IPv6 past
+// the IPv4-only firewall. A link without IPv6 (IPv6 off on the host, or an
+// MTU below 1280) has no conf directory and needs nothing.
+func disableIPv6(link netlink.Link) error {
+	name := link.Attrs().Name
+	conf := filepath.Join("/proc/sys/net/ipv6/conf", name)
+	if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := netlink.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+		return fmt.Errorf("turning off IPv6 address generation on %s: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(conf, "disable_ipv6"), []byte("1\n"), 0); err != nil {
+		return fmt.Errorf("disabling IPv6 on %s: %w", name, err)
+	}
+	return nil
+}
+
+// Delete removes the bridge name; one already gone is not an error, so
+// crash recovery can call it blindly. It refuses links that are not
+// netgrant's bridges.
+func Delete(name string) error {
+	if !IsBridgeName(name) {
+		return fmt.Errorf("refusing to delete %q: not a netgrant bridge name", name)
+	}
+	link, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("finding bridge %s: %w", name, err)
+	}
+	if link.Type() != "bridge" {
+		return fmt.Errorf("refusing to delete %s: it is a %s, not a bridge", name, link.Type())
+	}
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("deleting bridge %s: %w", name, err)
+	}
+	return nil
+}
+
+// Attach makes port a port of bridge, moving it off any other bridge, and
+// gives it the bridge's MTU.
+func Attach(port, bridge string) (err error) {
+	br, err := bridgeByName(bridge)
+	if err != nil {
+		return err
+	}
+	link, err := netlink.LinkByName(port)
+	if err != nil {
+		return fmt.Errorf("finding port %s: %w", port, err)
+	}
+	if oldMTU := link.Attrs().MTU; oldMTU != br.Attrs().MTU {
+		if err := netlink.LinkSetMTU(link, br.Attrs().MTU); err != nil {
+			return fmt.Errorf("setting MTU of %s to %s's: %w", port, bridge, err)
+		}
+		defer func() {
+			if err != nil {
+				_ = netlink.LinkSetMTU(link, oldMTU)
+			}
+		}()
+	}
+	if err := netlink.LinkSetMaster(link, br); err != nil {
+		return fmt.Errorf("attaching %s to %s: %w", port, bridge, err)
+	}
+	return nil
+}
+
+// Detach takes port off whatever bridge it is on; a port that is gone or
+// on no bridge is left as it is.
+func Detach(port string) error {
+	link, err := netlink.LinkByName(port)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("finding port %s: %w", port, err)
+	}
+	if link.Attrs().MasterIndex == 0 {
+		return nil
+	}
+	if err := netlink.LinkSetNoMaster(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("detaching %s: %w", port, err)
+	}
+	return nil
+}
+
+// MTU reports the MTU of the link name.
+func MTU(name string) (int, error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("finding %s: %w", name, err)
+	}
+	return link.Attrs().MTU, nil
+}
+
+// IsBridge reports whether name is an existing bridge.
+func IsBridge(name string) (bool, error) {
+	link, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("finding %s: %w", name, err)
+	}
+	return link.Type() == "bridge", nil
+}
+
+// Exists reports whether a link named name exists.
+func Exists(name string) (bool, error) {
+	_, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("finding %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// FreeName returns the lowest ngbr<N> that is neither a link's name (or
+// alternative name) in the kernel nor in taken.
+func FreeName(taken map[string]bool) (string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return "", fmt.Errorf("listing links: %w", err)
+	}
+	inUse := make(map[string]bool, len(links))
+	for _, l := range links {
+		inUse[l.Attrs().Name] = true
+		for _, alt := range l.Attrs().AltNames {
+			inUse[alt] = true
+		}
+	}
+	for n := range maxBridges {
+		name := namePrefix + strconv.Itoa(n)
+		if !inUse[name] && !taken[name] {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("no free bridge name below %s%d", namePrefix, maxBridges)
+}
+
+const ipForward = "/proc/sys/net/ipv4/ip_forward"
+
+// EnableForwarding turns on IPv4 forwarding, which outbound networks need.
+// It never turns it off: other software on the host may rely on it.
+func EnableForwarding() error {
+	current, err := os.ReadFile(ipForward)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", ipForward, err)
+	}
+	// Skipping the write when already on also works where /proc/sys is
+	// read-only, as in some containers.
+	if strings.TrimSpace(string(current)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(ipForward, []byte("1\n"), 0); err != nil {
+		return fmt.Errorf("enabling IPv4 forwarding: %w", err)
+	}
+	return nil
+}
+
+func bridgeByName(name string) (netlink.Link, error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("finding bridge %s: %w", name, err)
+	}
+	if link.Type() != "bridge" {
+		return nil, fmt.Errorf("%s is not a bridge", name)
+	}
+	return link, nil
+}
+
+func isNotFound(err error) bool {
+	var notFound netlink.LinkNotFoundError
+	return errors.As(err, &notFound)
+}

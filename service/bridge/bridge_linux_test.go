@@ -1,0 +1,325 @@
+package bridge
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netgrant/netgrant/test/nstest"
+	"github.com/vishvananda/netlink"
+)
+
+func TestMain(m *testing.M) { nstest.Main(m) }
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
+}
+
+func link(t *testing.T, name string) netlink.Link {
+	t.Helper()
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func sysfs(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func create(t *testing.T, name string, mtu int, addr string) Config {
+	t.Helper()
+	cfg := Config{Name: name, MTU: mtu, MAC: MACFor(name), Address: netip.MustParsePrefix(addr)}
+	if err := Create(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Delete(name) })
+	return cfg
+}
+
+// addLink makes a link with ip(8), gone when t ends.
+func addLink(t *testing.T, name string, args ...string) {
+	t.Helper()
+	ip(t, append([]string{"link", "add", name}, args...)...)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name).Run() })
+}
+
+// vethPort makes an up veth pair, its port end carrying mac (random if
+// empty), so that a bridge it joins gets carrier.
+func vethPort(t *testing.T, name, mac string) {
+	t.Helper()
+	var args []string
+	if mac != "" {
+		args = []string{"address", mac}
+	}
+	addLink(t, name, append(args, "type", "veth", "peer", "name", name+"p")...)
+	ip(t, "link", "set", name, "up")
+	ip(t, "link", "set", name+"p", "up")
+}
+
+func TestCreate(t *testing.T) {
+	nstest.Require(t)
+	cfg := create(t, "ngbr0", 9000, "10.97.3.1/24")
+
+	br := link(t, "ngbr0")
+	if _, ok := br.(*netlink.Bridge); !ok {
+		t.Fatalf("ngbr0 is a %s, want a bridge", br.Type())
+	}
+	if isBr, err := IsBridge("ngbr0"); !isBr || err != nil {
+		t.Errorf("IsBridge(ngbr0) = %v, %v", isBr, err)
+	}
+	if br.Attrs().Flags&net.FlagUp == 0 {
+		t.Error("ngbr0 is down")
+	}
+	if br.Attrs().MTU != 9000 {
+		t.Errorf("ngbr0 MTU = %d, want 9000", br.Attrs().MTU)
+	}
+	if got := br.Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
+		t.Errorf("ngbr0 MAC = %s, want %s", got, cfg.MAC)
+	}
+	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) != 1 || addrs[0].IPNet.String() != "10.97.3.1/24" {
+		t.Errorf("ngbr0 IPv4 addresses = %v, want 10.97.3.1/24", addrs)
+	}
+	if got := sysfs(t, "/sys/class/net/ngbr0/bridge/stp_state"); got != "0" {
+		t.Errorf("stp_state = %s, want 0", got)
+	}
+	if got := sysfs(t, "/sys/class/net/ngbr0/bridge/forward_delay"); got != "0" {
+		t.Errorf("forward_delay = %s, want 0", got)
+	}
+}
+
+func TestNoIPv6Address(t *testing.T) {
+	nstest.Require(t)
+	create(t, "ngbr0", 1500, "10.97.3.1/24")
+	vethPort(t, "port0", "")
+
+	// A bridge configures IPv6 when it gets carrier, which its first
+	// forwarding port gives it; the kernel reports that operstate change
+	// only after addrconf has run.
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		t.Fatal(err)
+	}
+	if err := Attach("port0", "ngbr0"); err != nil {
+		t.Fatal(err)
+	}
+	waitOperUp(t, updates, "ngbr0")
+
+	addrs, err := netlink.AddrList(link(t, "ngbr0"), netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) != 0 {
+		t.Errorf("ngbr0 has IPv6 addresses %v, want none", addrs)
+	}
+}
+
+func waitOperUp(t *testing.T, updates <-chan netlink.LinkUpdate, name string) {
+	t.Helper()
+	if link(t, name).Attrs().OperState == netlink.OperUp {
+		return
+	}
+	hang := time.After(30 * time.Second)
+	for {
+		select {
+		case u := <-updates:
+			if u.Attrs().Name == name && u.Attrs().OperState == netlink.OperUp {
+				return
+			}
+		case <-hang:
+			t.Fatalf("%s never got carrier", name)
+		}
+	}
+}
+
+func TestMACPinned(t *testing.T) {
+	nstest.Require(t)
+	cfg := create(t, "ngbr0", 1500, "10.97.3.1/24")
+	// Unpinned, a bridge takes the lowest MAC among its ports.
+	vethPort(t, "port0", "00:00:00:00:00:01")
+
+	if err := Attach("port0", "ngbr0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := link(t, "ngbr0").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
+		t.Errorf("with port: ngbr0 MAC = %s, want %s", got, cfg.MAC)
+	}
+	if err := Detach("port0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := link(t, "ngbr0").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
+		t.Errorf("after port left: ngbr0 MAC = %s, want %s", got, cfg.MAC)
+	}
+}
+
+func TestAttachMovesPortAndKeepsMTUs(t *testing.T) {
+	nstest.Require(t)
+	create(t, "ngbr0", 9000, "10.97.3.1/24")
+	create(t, "ngbr1", 1400, "10.97.4.1/24")
+	vethPort(t, "port0", "")
+
+	steps := []struct {
+		bridge string
+		mtu    int
+	}{{"ngbr0", 9000}, {"ngbr1", 1400}}
+	for _, s := range steps {
+		if err := Attach("port0", s.bridge); err != nil {
+			t.Fatal(err)
+		}
+		port := link(t, "port0")
+		if port.Attrs().MasterIndex != link(t, s.bridge).Attrs().Index {
+			t.Errorf("port0 is not on %s after Attach", s.bridge)
+		}
+		if port.Attrs().MTU != s.mtu {
+			t.Errorf("port0 MTU on %s = %d, want %d", s.bridge, port.Attrs().MTU, s.mtu)
+		}
+	}
+	if err := Detach("port0"); err != nil {
+		t.Fatal(err)
+	}
+	if link(t, "port0").Attrs().MasterIndex != 0 {
+		t.Error("port0 still on a bridge after Detach")
+	}
+	// Bridges keep their own MTU when ports come and go.
+	for name, want := range map[string]int{"ngbr0": 9000, "ngbr1": 1400} {
+		if got, err := MTU(name); got != want || err != nil {
+			t.Errorf("MTU(%s) = %d, %v after its ports left; want %d", name, got, err, want)
+		}
+	}
+	if err := Detach("port0"); err != nil {
+		t.Errorf("Detach of a detached port: %v", err)
+	}
+	if err := Detach("gone0"); err != nil {
+		t.Errorf("Detach of a missing port: %v", err)
+	}
+}
+
+func TestAttachRefusesNonBridge(t *testing.T) {
+	nstest.Require(t)
+	vethPort(t, "port0", "")
+	vethPort(t, "port1", "")
+	if err := Attach("port0", "port1"); err == nil {
+		t.Fatal("Attach onto a veth succeeded")
+	}
+	if link(t, "port0").Attrs().MasterIndex != 0 {
+		t.Error("port0 got a master")
+	}
+}
+
+func TestDelete(t *testing.T) {
+	nstest.Require(t)
+	create(t, "ngbr0", 1500, "10.97.3.1/24")
+	for i := range 2 {
+		if err := Delete("ngbr0"); err != nil {
+			t.Fatalf("Delete #%d: %v", i+1, err)
+		}
+		if exists, err := Exists("ngbr0"); exists || err != nil {
+			t.Fatalf("after Delete #%d: Exists(ngbr0) = %v, %v", i+1, exists, err)
+		}
+	}
+}
+
+func TestDeleteSparesOtherLinks(t *testing.T) {
+	nstest.Require(t)
+	addLink(t, "br0", "type", "bridge")
+	vethPort(t, "ngbr5", "")
+	for _, name := range []string{"br0", "ngbr5"} {
+		if err := Delete(name); err == nil {
+			t.Errorf("Delete(%s) succeeded", name)
+		}
+		if exists, err := Exists(name); !exists || err != nil {
+			t.Errorf("Exists(%s) = %v, %v after a refused Delete", name, exists, err)
+		}
+	}
+}
+
+func TestCreateOnExistingName(t *testing.T) {
+	nstest.Require(t)
+	addLink(t, "ngbr0", "address", "02:00:00:00:00:42", "type", "bridge")
+	err := Create(Config{Name: "ngbr0", MTU: 1500, MAC: MACFor("x"), Address: netip.MustParsePrefix("10.97.3.1/24")})
+	if !errors.Is(err, os.ErrExist) {
+		t.Fatalf("Create on an existing name: %v, want an error wrapping EEXIST", err)
+	}
+	l, err := netlink.LinkByName("ngbr0")
+	if err != nil {
+		t.Fatalf("the existing ngbr0 is gone: %v", err)
+	}
+	if got := l.Attrs().HardwareAddr.String(); got != "02:00:00:00:00:42" {
+		t.Errorf("the existing ngbr0 was changed: MAC %s", got)
+	}
+	if addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4); len(addrs) != 0 {
+		t.Errorf("the existing ngbr0 got addresses %v", addrs)
+	}
+}
+
+func TestCreateRejectsBadConfig(t *testing.T) {
+	good := Config{Name: "ngbr0", MTU: 1500, MAC: MACFor("x"), Address: netip.MustParsePrefix("10.97.3.1/24")}
+	tests := map[string]func(*Config){
+		"name":          func(c *Config) { c.Name = "br0" },
+		"MTU too small": func(c *Config) { c.MTU = 67 },
+		"MTU too large": func(c *Config) { c.MTU = 65536 },
+		"multicast MAC": func(c *Config) { c.MAC = net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 1} },
+		"zero MAC":      func(c *Config) { c.MAC = make(net.HardwareAddr, 6) },
+		"short MAC":     func(c *Config) { c.MAC = c.MAC[:4] },
+		"IPv6 address":  func(c *Config) { c.Address = netip.MustParsePrefix("fd00::1/64") },
+	}
+	for what, spoil := range tests {
+		cfg := good
+		spoil(&cfg)
+		if err := Create(cfg); err == nil {
+			t.Errorf("Create with bad %s succeeded", what)
+			_ = Delete(cfg.Name)
+		}
+	}
+}
+
+func TestFreeName(t *testing.T) {
+	nstest.Require(t)
+	addLink(t, "ngbr0", "type", "bridge")
+	addLink(t, "ngbr2", "type", "bridge")
+	vethPort(t, "ngbr3", "")
+
+	got, err := FreeName(map[string]bool{"ngbr1": true, "ngbr5": true})
+	if err != nil || got != "ngbr4" {
+		t.Fatalf("FreeName = %q, %v; want ngbr4", got, err)
+	}
+	got, err = FreeName(nil)
+	if err != nil || got != "ngbr1" {
+		t.Fatalf("FreeName(nil) = %q, %v; want ngbr1", got, err)
+	}
+}
+
+func TestEnableForwarding(t *testing.T) {
+	nstest.Require(t)
+	if err := os.WriteFile(ipForward, []byte("0\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := EnableForwarding(); err != nil {
+			t.Fatal(err)
+		}
+		if got := sysfs(t, ipForward); got != "1" {
+			t.Fatalf("ip_forward = %s after EnableForwarding, want 1", got)
+		}
+	}
+}
