@@ -1,0 +1,495 @@
+package firewall
+
+import (
+	"errors"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netgrant/netgrant/test/nstest"
+)
+
+func TestMain(m *testing.M) { nstest.Main(m) }
+
+var (
+	net0 = Network{
+		Bridge:   "ngbr0",
+		Subnet:   netip.MustParsePrefix("10.97.0.0/24"),
+		Gateway:  netip.MustParseAddr("10.97.0.1"),
+		Outbound: true,
+	}
+	net1 = Network{
+		Bridge:   "ngbr1",
+		Subnet:   netip.MustParsePrefix("10.97.1.0/24"),
+		Gateway:  netip.MustParseAddr("10.97.1.1"),
+		Outbound: true,
+	}
+	hostOnly = Network{
+		Bridge:  "ngbr2",
+		Subnet:  netip.MustParsePrefix("10.97.2.0/28"),
+		Gateway: netip.MustParseAddr("10.97.2.1"),
+	}
+)
+
+func iptablesRun(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("iptables", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+// save returns iptables-save's output without comments and counters.
+func save(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		t.Fatalf("iptables-save: %v", err)
+	}
+	var lines []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			lines = append(lines, counters.ReplaceAllString(line, ""))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// addForeignRules writes rules as other tools (Docker, an admin) would.
+func addForeignRules(t testing.TB) {
+	t.Helper()
+	iptablesRun(t, "-P", "FORWARD", "DROP")
+	iptablesRun(t, "-A", "INPUT", "-s", "198.51.100.7", "-j", "DROP")
+	iptablesRun(t, "-N", "FOREIGN-FORWARD")
+	iptablesRun(t, "-A", "FORWARD", "-j", "FOREIGN-FORWARD")
+	iptablesRun(t, "-A", "FOREIGN-FORWARD", "-i", "eth9", "-m", "comment", "--comment", "not ours", "-j", "ACCEPT")
+	iptablesRun(t, "-t", "nat", "-A", "POSTROUTING", "-o", "eth9", "-j", "MASQUERADE")
+}
+
+// clean empties the tables of the test's namespace, adds foreign rules
+// and returns the baseline everything of netgrant's must go back to.
+func clean(t testing.TB) string {
+	t.Helper()
+	for _, table := range []string{"filter", "nat"} {
+		iptablesRun(t, "-t", table, "-F")
+		iptablesRun(t, "-t", table, "-X")
+	}
+	iptablesRun(t, "-P", "FORWARD", "ACCEPT")
+	addForeignRules(t)
+	return save(t)
+}
+
+func newFirewall(t testing.TB) *IPTables {
+	t.Helper()
+	fw, err := NewIPTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fw
+}
+
+// lines returns `iptables -S` of one chain.
+func lines(t testing.TB, table, chain string) []string {
+	t.Helper()
+	return strings.Split(strings.TrimSpace(iptablesRun(t, "-t", table, "-S", chain)), "\n")
+}
+
+func mustAdd(t testing.TB, fw Firewall, nets ...Network) {
+	t.Helper()
+	for _, n := range nets {
+		if err := fw.Add(n); err != nil {
+			t.Fatalf("adding %s: %v", n.Bridge, err)
+		}
+	}
+}
+
+func TestAddInstallsRules(t *testing.T) {
+	nstest.Require(t)
+	clean(t)
+	fw := newFirewall(t)
+	mustAdd(t, fw, net0)
+
+	for _, c := range []struct{ table, builtin, jump string }{
+		{"filter", "INPUT", "NETGRANT-INPUT"},
+		{"filter", "FORWARD", "NETGRANT-FORWARD"},
+		{"nat", "POSTROUTING", "NETGRANT-POSTROUTING"},
+	} {
+		got := lines(t, c.table, c.builtin)
+		if want := "-A " + c.builtin + " -j " + c.jump; len(got) < 2 || got[1] != want {
+			t.Errorf("%s starts with %q, want %q first", c.builtin, got, want)
+		}
+	}
+	all := save(t)
+	for _, want := range []string{
+		"-A INPUT -s 198.51.100.7/32 -j DROP",
+		":FORWARD DROP ",
+		"-A NETGRANT-INPUT -i ngbr0 -j NG-ngbr0-IN",
+		"-A NETGRANT-FORWARD -o ngbr0 -j NG-ngbr0-TO",
+		"-A NETGRANT-FORWARD -i ngbr0 -j NG-ngbr0-FROM",
+		"-A NETGRANT-POSTROUTING -s 10.97.0.0/24 -j NG-ngbr0-NAT",
+		"-A NG-ngbr0-IN -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+		"-A NG-ngbr0-IN -p udp -m udp --dport 67 -j ACCEPT",
+		"-A NG-ngbr0-IN -d 10.97.0.1/32 -p udp -m udp --dport 53 -j ACCEPT",
+		"-A NG-ngbr0-IN -d 10.97.0.1/32 -p tcp -m tcp --dport 53 -j ACCEPT",
+		"-A NG-ngbr0-IN -p icmp -j ACCEPT",
+		"-A NG-ngbr0-IN -p tcp -j REJECT --reject-with tcp-reset",
+		"-A NG-ngbr0-IN -j REJECT --reject-with icmp-host-prohibited",
+		"-A NG-ngbr0-TO -d 10.97.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+		"-A NG-ngbr0-TO -i ngbr0 -j ACCEPT",
+		"-A NG-ngbr0-TO -j REJECT --reject-with icmp-port-unreachable",
+		"-A NG-ngbr0-FROM -s 10.97.0.0/24 -j ACCEPT",
+		"-A NG-ngbr0-FROM -j REJECT --reject-with icmp-port-unreachable",
+		"-A NG-ngbr0-NAT -d 224.0.0.0/24 -j RETURN",
+		"-A NG-ngbr0-NAT -d 255.255.255.255/32 -j RETURN",
+		"-A NG-ngbr0-NAT ! -d 10.97.0.0/24 -p tcp -j MASQUERADE --to-ports 1024-65535",
+		"-A NG-ngbr0-NAT ! -d 10.97.0.0/24 -p udp -j MASQUERADE --to-ports 1024-65535",
+		"-A NG-ngbr0-NAT ! -d 10.97.0.0/24 -j MASQUERADE",
+	} {
+		if !strings.Contains(all, want+"\n") {
+			t.Errorf("iptables-save lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func TestHostOnlyNetworkNeitherForwardsOutNorMasquerades(t *testing.T) {
+	nstest.Require(t)
+	clean(t)
+	fw := newFirewall(t)
+	mustAdd(t, fw, hostOnly)
+
+	if got, want := lines(t, "filter", "NG-ngbr2-FROM"), []string{
+		"-N NG-ngbr2-FROM",
+		"-A NG-ngbr2-FROM -j REJECT --reject-with icmp-port-unreachable",
+	}; !slices.Equal(got, want) {
+		t.Errorf("NG-ngbr2-FROM = %q, want %q", got, want)
+	}
+	if nat := iptablesRun(t, "-t", "nat", "-S"); strings.Contains(nat, "NG-") || strings.Contains(nat, "10.97.2.") {
+		t.Errorf("host-only network has nat rules:\n%s", nat)
+	}
+	if in := lines(t, "filter", "NG-ngbr2-IN"); !slices.Contains(in, "-A NG-ngbr2-IN -d 10.97.2.1/32 -p udp -m udp --dport 53 -j ACCEPT") {
+		t.Errorf("host-only network does not let guests reach DNS: %q", in)
+	}
+}
+
+func TestRemoveRestoresBaseline(t *testing.T) {
+	nstest.Require(t)
+	baseline := clean(t)
+	fw := newFirewall(t)
+	mustAdd(t, fw, net0)
+	if err := fw.Remove(net0); err != nil {
+		t.Fatal(err)
+	}
+	if got := save(t); got != baseline {
+		t.Fatalf("after Remove:\n%s\nwant the baseline:\n%s", got, baseline)
+	}
+	if err := fw.Remove(net0); err != nil {
+		t.Fatalf("removing a removed network: %v", err)
+	}
+	if got := save(t); got != baseline {
+		t.Fatalf("after a second Remove:\n%s\nwant the baseline:\n%s", got, baseline)
+	}
+}
+
+// ours returns the lines of iptables-save that mention bridge.
+func ours(all, bridge string) []string {
+	var mine []string
+	for _, line := range strings.Split(all, "\n") {
+		if strings.Contains(line, bridge) {
+			mine = append(mine, line)
+		}
+	}
+	return mine
+}
+
+func TestRemoveOneNetworkKeepsTheOthers(t *testing.T) {
+	nstest.Require(t)
+	clean(t)
+	fw := newFirewall(t)
+	mustAdd(t, fw, net0, hostOnly, net1)
+
+	// Each network's check on traffic into its bridge must come before
+	// any network's accept of traffic out of its own.
+	fwd := lines(t, "filter", "NETGRANT-FORWARD")[1:]
+	lastTo, firstFrom := -1, len(fwd)
+	for i, l := range fwd {
+		if strings.Contains(l, " -o ") {
+			lastTo = i
+		} else if firstFrom == len(fwd) {
+			firstFrom = i
+		}
+	}
+	if len(fwd) != 6 || lastTo > firstFrom {
+		t.Fatalf("NETGRANT-FORWARD = %q, want the 3 -o jumps before the 3 -i jumps", fwd)
+	}
+
+	before := save(t)
+	if err := fw.Remove(net0); err != nil {
+		t.Fatal(err)
+	}
+	after := save(t)
+	if left := ours(after, "ngbr0"); len(left) > 0 {
+		t.Errorf("removed network left %q", left)
+	}
+	for _, bridge := range []string{"ngbr1", "ngbr2"} {
+		if got, want := ours(after, bridge), ours(before, bridge); !slices.Equal(got, want) {
+			t.Errorf("%s after removing ngbr0:\n%q\nwant\n%q", bridge, got, want)
+		}
+	}
+	if !strings.Contains(after, "-A FORWARD -j NETGRANT-FORWARD\n") {
+		t.Errorf("top-level jump gone while networks remain:\n%s", after)
+	}
+}
+
+func TestSyncRestoresFlushedRules(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wipe [][]string
+	}{
+		{"flush", [][]string{{"-F"}, {"-t", "nat", "-F"}}},
+		{"flush and delete chains", [][]string{{"-F"}, {"-X"}, {"-t", "nat", "-F"}, {"-t", "nat", "-X"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nstest.Require(t)
+			clean(t)
+			fw := newFirewall(t)
+			mustAdd(t, fw, net0, hostOnly)
+			want := save(t)
+
+			for _, args := range tc.wipe {
+				iptablesRun(t, args...)
+			}
+			if tc.name == "flush" {
+				iptablesRun(t, "-X", "FOREIGN-FORWARD")
+			}
+			// The other tools re-create their rules too, after ours.
+			addForeignRules(t)
+			if err := fw.Sync([]Network{net0, hostOnly}); err != nil {
+				t.Fatal(err)
+			}
+			if got := save(t); got != want {
+				t.Fatalf("after Sync:\n%s\nwant as before the wipe:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestSyncRepairsTamperedChains(t *testing.T) {
+	nstest.Require(t)
+	clean(t)
+	fw := newFirewall(t)
+	mustAdd(t, fw, net0, net1)
+	want := save(t)
+
+	// Out of order: ngbr1's check on traffic into its bridge now comes
+	// after ngbr0's accept of its guests' outbound traffic.
+	iptablesRun(t, "-D", "NETGRANT-FORWARD", "-o", "ngbr1", "-j", "NG-ngbr1-TO")
+	iptablesRun(t, "-A", "NETGRANT-FORWARD", "-o", "ngbr1", "-j", "NG-ngbr1-TO")
+	if err := fw.Sync([]Network{net0, net1}); err != nil {
+		t.Fatal(err)
+	}
+	fwd := lines(t, "filter", "NETGRANT-FORWARD")
+	if !strings.Contains(fwd[1], " -o ") || !strings.Contains(fwd[2], " -o ") {
+		t.Errorf("NETGRANT-FORWARD after Sync = %q, want -o jumps first", fwd)
+	}
+
+	iptablesRun(t, "-I", "NETGRANT-FORWARD", "-j", "ACCEPT")
+	iptablesRun(t, "-D", "NETGRANT-INPUT", "-i", "ngbr0", "-j", "NG-ngbr0-IN")
+	iptablesRun(t, "-I", "NG-ngbr0-IN", "-j", "ACCEPT")
+	iptablesRun(t, "-t", "nat", "-D", "NG-ngbr1-NAT", "-d", "224.0.0.0/24", "-j", "RETURN")
+	iptablesRun(t, "-D", "INPUT", "-j", "NETGRANT-INPUT")
+	if err := fw.Sync([]Network{net0, net1}); err != nil {
+		t.Fatal(err)
+	}
+	got := save(t)
+	if got != want {
+		// The order of jumps within their group may differ from Add's.
+		if !slices.Equal(sorted(got), sorted(want)) {
+			t.Fatalf("after Sync:\n%s\nwant:\n%s", got, want)
+		}
+	}
+}
+
+func sorted(s string) []string {
+	l := strings.Split(s, "\n")
+	slices.Sort(l)
+	return l
+}
+
+func TestSyncRemovesStaleNetworks(t *testing.T) {
+	nstest.Require(t)
+	baseline := clean(t)
+	fw := newFirewall(t)
+	mustAdd(t, fw, net1)
+	want := save(t)
+
+	clean(t)
+	mustAdd(t, fw, net0, net1, hostOnly)
+	if err := fw.Sync([]Network{net1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := save(t); got != want {
+		t.Fatalf("after Sync with ngbr1 alone:\n%s\nwant:\n%s", got, want)
+	}
+	if err := fw.Sync(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := save(t); got != baseline {
+		t.Fatalf("after Sync with no networks:\n%s\nwant the baseline:\n%s", got, baseline)
+	}
+}
+
+func TestAddTakesOverLeftovers(t *testing.T) {
+	nstest.Require(t)
+	clean(t)
+	fw := newFirewall(t)
+	mustAdd(t, fw, net0)
+	want := save(t)
+
+	// As if the removal of an earlier network on ngbr0 had failed halfway.
+	iptablesRun(t, "-D", "NETGRANT-INPUT", "-i", "ngbr0", "-j", "NG-ngbr0-IN")
+	iptablesRun(t, "-F", "NG-ngbr0-IN")
+	iptablesRun(t, "-X", "NG-ngbr0-IN")
+	iptablesRun(t, "-A", "NG-ngbr0-TO", "-j", "ACCEPT")
+	mustAdd(t, fw, net0)
+	if got := save(t); got != want {
+		t.Fatalf("after Add over leftovers:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestAddRejectsInvalidNetworks(t *testing.T) {
+	nstest.Require(t)
+	baseline := clean(t)
+	fw := newFirewall(t)
+	for _, n := range []Network{
+		{Bridge: "ngbr0123456789012", Subnet: net0.Subnet, Gateway: net0.Gateway},
+		{Bridge: "ngbr+", Subnet: net0.Subnet, Gateway: net0.Gateway},
+		{Bridge: "ng br", Subnet: net0.Subnet, Gateway: net0.Gateway},
+		{Bridge: "ngbr0", Subnet: netip.MustParsePrefix("fd00::/64"), Gateway: netip.MustParseAddr("fd00::1")},
+		{Bridge: "ngbr0", Subnet: net0.Subnet, Gateway: netip.MustParseAddr("10.98.0.1")},
+		{Bridge: "ngbr0", Subnet: netip.MustParsePrefix("0.0.0.0/0"), Gateway: net0.Gateway},
+	} {
+		if err := fw.Add(n); err == nil {
+			t.Errorf("Add(%+v) succeeded", n)
+		}
+	}
+	if err := fw.Sync([]Network{net0, net0}); err == nil {
+		t.Error("Sync with a bridge listed twice succeeded")
+	}
+	if got := save(t); got != baseline {
+		t.Fatalf("after failed calls:\n%s\nwant the baseline:\n%s", got, baseline)
+	}
+}
+
+var errInjected = errors.New("injected failure")
+
+// failingCmd fails the failAt-th call and passes all others to iptables.
+type failingCmd struct {
+	iptablesCmd
+	calls, failAt int
+}
+
+func (f *failingCmd) fail() bool {
+	f.calls++
+	return f.calls == f.failAt
+}
+
+func (f *failingCmd) NewChain(table, chain string) error {
+	if f.fail() {
+		return errInjected
+	}
+	return f.iptablesCmd.NewChain(table, chain)
+}
+
+func (f *failingCmd) Append(table, chain string, spec ...string) error {
+	if f.fail() {
+		return errInjected
+	}
+	return f.iptablesCmd.Append(table, chain, spec...)
+}
+
+func (f *failingCmd) Insert(table, chain string, pos int, spec ...string) error {
+	if f.fail() {
+		return errInjected
+	}
+	return f.iptablesCmd.Insert(table, chain, pos, spec...)
+}
+
+func (f *failingCmd) Exists(table, chain string, spec ...string) (bool, error) {
+	if f.fail() {
+		return false, errInjected
+	}
+	return f.iptablesCmd.Exists(table, chain, spec...)
+}
+
+func TestAddRollsBackOnFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		other []Network // present before the failing Add
+	}{
+		{"first network", nil},
+		{"next to another", []Network{hostOnly}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nstest.Require(t)
+			for failAt := 1; ; failAt++ {
+				clean(t)
+				fw := newFirewall(t)
+				mustAdd(t, fw, tc.other...)
+				want := save(t)
+
+				cmd := &failingCmd{iptablesCmd: fw.ipt, failAt: failAt}
+				fw.ipt = cmd
+				err := fw.Add(net0)
+				if cmd.calls < failAt {
+					if err != nil {
+						t.Fatalf("Add without injected failure: %v", err)
+					}
+					if failAt < 20 {
+						t.Fatalf("Add made only %d failable calls", failAt-1)
+					}
+					return
+				}
+				if !errors.Is(err, errInjected) {
+					t.Fatalf("Add failing at call %d returned %v", failAt, err)
+				}
+				if got := save(t); got != want {
+					t.Fatalf("after Add failed at call %d:\n%s\nwant as before:\n%s", failAt, got, want)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkAddRemove(b *testing.B) {
+	nstest.Require(b)
+	clean(b)
+	fw := newFirewall(b)
+	mustAdd(b, fw, net1) // the usual case: other networks exist
+	b.ResetTimer()
+	for range b.N {
+		mustAdd(b, fw, net0)
+		if err := fw.Remove(net0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSyncIntact(b *testing.B) {
+	nstest.Require(b)
+	clean(b)
+	fw := newFirewall(b)
+	nets := []Network{net0, net1, hostOnly}
+	mustAdd(b, fw, nets...)
+	b.ResetTimer()
+	for range b.N {
+		if err := fw.Sync(nets); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package firewall
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netgrant/netgrant/test/nstest"
+	"golang.org/x/sys/unix"
+)
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// inNetns runs f with the calling thread in the named network namespace,
+// so sockets f opens live there.
+func inNetns(t *testing.T, name string, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	target, err := os.Open("/run/netns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		// A thread that cannot go back stays locked and dies with its goroutine.
+		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	f()
+}
+
+func dialFrom(t *testing.T, netns, network, local, remote string) (net.Conn, error) {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	inNetns(t, netns, func() {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		if local != "" {
+			if d.LocalAddr, err = net.ResolveTCPAddr(network, local); err != nil {
+				return
+			}
+		}
+		conn, err = d.Dial(network, remote)
+	})
+	return conn, err
+}
+
+func ping(netns, addr string) error {
+	return exec.Command("ip", "netns", "exec", netns, "busybox", "ping", "-c", "1", "-W", "3", addr).Run()
+}
+
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l
+}
+
+// setUpTopology builds, in the test's namespace (the host, 198.51.100.1
+// upstream, 10.97.0.1 on ngbr0), a guest 10.97.0.2 behind ngbr0 and an
+// upstream machine 198.51.100.2 that routes 10.97.0.0/24 to the host.
+func setUpTopology(t *testing.T) {
+	// A tmpfs keeps ip-netns' files in this mount namespace, off the host.
+	if err := unix.Mount("tmpfs", "/run", "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount("/run", unix.MNT_DETACH) })
+	for _, ns := range []string{"guest", "upstream"} {
+		ip(t, "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	ip(t, "link", "add", "ngbr0", "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "ngbr0").Run() })
+	ip(t, "addr", "add", "10.97.0.1/24", "dev", "ngbr0")
+	ip(t, "link", "set", "ngbr0", "up")
+	ip(t, "link", "add", "vguest", "type", "veth", "peer", "name", "eth0", "netns", "guest")
+	ip(t, "link", "set", "vguest", "master", "ngbr0", "up")
+	ip(t, "-n", "guest", "addr", "add", "10.97.0.2/24", "dev", "eth0")
+	ip(t, "-n", "guest", "link", "set", "eth0", "up")
+	ip(t, "-n", "guest", "link", "set", "lo", "up")
+	ip(t, "-n", "guest", "route", "add", "default", "via", "10.97.0.1")
+	ip(t, "link", "add", "vup", "type", "veth", "peer", "name", "eth0", "netns", "upstream")
+	ip(t, "addr", "add", "198.51.100.1/24", "dev", "vup")
+	ip(t, "link", "set", "vup", "up")
+	ip(t, "-n", "upstream", "addr", "add", "198.51.100.2/24", "dev", "eth0")
+	ip(t, "-n", "upstream", "link", "set", "eth0", "up")
+	ip(t, "-n", "upstream", "link", "set", "lo", "up")
+	ip(t, "-n", "upstream", "route", "add", "10.97.0.0/24", "via", "198.51.100.1")
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0) })
+}
+
+func TestTraffic(t *testing.T) {
+	nstest.Require(t)
+	for _, table := range []string{"filter", "nat"} {
+		iptablesRun(t, "-t", table, "-F")
+		iptablesRun(t, "-t", table, "-X")
+	}
+	iptablesRun(t, "-P", "FORWARD", "ACCEPT")
+	setUpTopology(t)
+
+	var guestListener net.Listener
+	inNetns(t, "guest", func() { guestListener = listen(t, "10.97.0.2:9002") })
+	// Without netgrant's rules upstream reaches the guest, so a refusal
+	// later is the firewall's doing.
+	conn, err := dialFrom(t, "upstream", "tcp4", "", guestListener.Addr().String())
+	if err != nil {
+		t.Fatalf("without rules, upstream cannot reach the guest: %v", err)
+	}
+	conn.Close()
+
+	clean(t) // FORWARD policy DROP, as Docker sets it
+	fw := newFirewall(t)
+	mustAdd(t, fw, net0)
+
+	t.Run("guest reaches upstream, masqueraded", func(t *testing.T) {
+		if err := ping("guest", "198.51.100.2"); err != nil {
+			t.Errorf("guest cannot ping upstream: %v", err)
+		}
+		var upstream net.Listener
+		inNetns(t, "upstream", func() {
+			var err error
+			if upstream, err = net.Listen("tcp4", "198.51.100.2:9000"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		defer upstream.Close()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := upstream.Accept()
+			if err == nil {
+				accepted <- c
+			}
+			close(accepted)
+		}()
+		// From a privileged port, which masquerading must not pass on.
+		conn, err := dialFrom(t, "guest", "tcp4", "10.97.0.2:80", "198.51.100.2:9000")
+		if err != nil {
+			t.Fatalf("guest cannot connect upstream: %v", err)
+		}
+		defer conn.Close()
+		c, ok := <-accepted
+		if !ok {
+			t.Fatal("upstream accepted nothing")
+		}
+		defer c.Close()
+		peer := c.RemoteAddr().(*net.TCPAddr)
+		if peer.IP.String() != "198.51.100.1" || peer.Port < 1024 {
+			t.Errorf("upstream sees the guest as %v, want 198.51.100.1 with a port >= 1024", peer)
+		}
+	})
+
+	t.Run("guest is refused other host services", func(t *testing.T) {
+		listen(t, "0.0.0.0:9001")
+		for _, addr := range []string{"198.51.100.1:9001", "10.97.0.1:9001"} {
+			_, err := dialFrom(t, "guest", "tcp4", "", addr)
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("guest connecting to the host's %s: %v, want connection refused", addr, err)
+			}
+		}
+	})
+
+	t.Run("guest reaches DNS and ICMP on the gateway", func(t *testing.T) {
+		dns := listen(t, "10.97.0.1:53")
+		conn, err := dialFrom(t, "guest", "tcp4", "", dns.Addr().String())
+		if err != nil {
+			t.Errorf("guest cannot reach DNS over TCP: %v", err)
+		} else {
+			conn.Close()
+		}
+
+		pc, err := net.ListenPacket("udp4", "10.97.0.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		conn, err = dialFrom(t, "guest", "udp4", "", "10.97.0.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte("query")); err != nil {
+			t.Fatal(err)
+		}
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		if n, from, err := pc.ReadFrom(buf); err != nil || string(buf[:n]) != "query" {
+			t.Errorf("DNS over UDP got %q from %v, %v; want the guest's query", buf[:n], from, err)
+		}
+
+		if err := ping("guest", "10.97.0.1"); err != nil {
+			t.Errorf("guest cannot ping the gateway: %v", err)
+		}
+	})
+
+	t.Run("upstream cannot reach the guest", func(t *testing.T) {
+		_, err := dialFrom(t, "upstream", "tcp4", "", guestListener.Addr().String())
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("upstream connecting to the guest: %v, want connection refused", err)
+		}
+	})
+
+	t.Run("Sync leaves intact rules and their counters alone", func(t *testing.T) {
+		before := ruleCounters(t)
+		if !strings.Contains(before, "-j NG-ngbr0-NAT") {
+			t.Fatalf("no traffic counted:\n%s", before)
+		}
+		if err := fw.Sync([]Network{net0}); err != nil {
+			t.Fatal(err)
+		}
+		if after := ruleCounters(t); after != before {
+			t.Errorf("counters after Sync:\n%s\nwant as before:\n%s", after, before)
+		}
+	})
+}
+
+// ruleCounters returns the rules of iptables-save that counted packets.
+func ruleCounters(t *testing.T) string {
+	out, err := exec.Command("iptables-save", "-c").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "[") && !strings.HasPrefix(line, "[0:0]") {
+			counted = append(counted, line)
+		}
+	}
+	return strings.Join(counted, "\n")
+}
