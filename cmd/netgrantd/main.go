@@ -1,0 +1,106 @@
+// netgrantd is the netgrant system service: it owns org.netgrant.NetGrant1
+// on the system bus and creates taps and NAT networks for the users polkit
+// allows.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/netgrant/netgrant/dbus"
+	"github.com/netgrant/netgrant/service"
+	"github.com/netgrant/netgrant/service/config"
+	"github.com/netgrant/netgrant/service/firewall"
+	"github.com/netgrant/netgrant/service/hooks"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0"
+
+func main() {
+	configPath := flag.String("config", "/etc/netgrant/netgrant.conf", "configuration `file`; a missing file means all defaults")
+	stateDir := flag.String("state-dir", "/run/netgrant", "`directory` for runtime state")
+	hooksDir := flag.String("hooks-dir", "/etc/netgrant/hooks.d", "`directory` of up/down hook executables")
+	debug := flag.Bool("debug", false, "log debug messages")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "netgrantd: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	log := newLogger(*debug)
+	if err := run(log, *configPath, *stateDir, *hooksDir); err != nil {
+		log.Error(err.Error())
+		daemon.SdNotify(false, "STATUS=Failed: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	fw, err := firewall.NewIPTables()
+	if err != nil {
+		return fmt.Errorf("setting up the firewall: %w", err)
+	}
+
+	srv := dbus.NewServer(log, version)
+	conn, err := srv.Connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	manager := service.New(service.Options{
+		Config:   cfg,
+		StateDir: stateDir,
+		Hooks:    &hooks.Runner{Dir: hooksDir, Timeout: cfg.HookTimeout, Log: log},
+		Firewall: fw,
+		Log:      log,
+		Observer: srv,
+		ObjectID: dbus.ObjectID,
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := manager.Run(ctx); err != nil {
+		return fmt.Errorf("watching links: %w", err)
+	}
+	if err := srv.Serve(manager); err != nil {
+		return err
+	}
+	log.Info("netgrantd ready", "bus_name", dbus.BusName, "version", version)
+	daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=Serving "+dbus.BusName)
+
+	<-ctx.Done()
+	log.Info("stopping")
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	manager.Shutdown()
+	return nil
+}
+
+// newLogger logs to the journal when systemd started us with the journal
+// as our output stream, and as text to stderr otherwise.
+func newLogger(debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	if h, err := newJournalHandler(level); err == nil {
+		return slog.New(h)
+	} else if !errors.Is(err, errNoJournal) {
+		fmt.Fprintln(os.Stderr, "netgrantd: journal unavailable, logging to stderr:", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,160 @@
+package dbus
+
+import (
+	"log/slog"
+	"sort"
+	"strings"
+	"testing"
+
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
+
+	"github.com/netgrant/netgrant/service"
+)
+
+// The installed introspection XML is what clients generate code from: every
+// method and property it lists must be what the daemon really answers, with
+// the same types, and nothing more.
+func TestIntrospectionMatchesExportedMethods(t *testing.T) {
+	s := NewServer(slog.Default(), "test")
+	exported := map[string]iface{
+		ManagerInterface: s.managerMethods(),
+		NetworkInterface: s.networkMethods(),
+		TapInterface:     s.tapMethods(),
+	}
+	for name, methods := range exported {
+		xmlIface, ok := ownInterfaces[name]
+		if !ok {
+			t.Errorf("interface %s is exported but missing from the XML", name)
+			continue
+		}
+		declared := map[string]bool{}
+		for _, m := range xmlIface.Methods {
+			declared[m.Name] = true
+			impl, ok := methods[m.Name]
+			if !ok {
+				t.Errorf("%s.%s is in the XML but not exported", name, m.Name)
+				continue
+			}
+			in, out := argSignatures(m)
+			if in != impl.in || out != impl.out {
+				t.Errorf("%s.%s: XML says (%s)→(%s), exported (%s)→(%s)", name, m.Name, in, out, impl.in, impl.out)
+			}
+		}
+		for m := range methods {
+			if !declared[m] {
+				t.Errorf("%s.%s is exported but missing from the XML", name, m)
+			}
+		}
+	}
+}
+
+func TestIntrospectionMatchesProperties(t *testing.T) {
+	exported := map[string]map[string]godbus.Variant{
+		ManagerInterface: {"Version": godbus.MakeVariant("")},
+		NetworkInterface: networkProps(service.NetworkInfo{Leases: []service.Lease{{}}}),
+		TapInterface:     tapProps(service.TapInfo{}),
+	}
+	for name, props := range exported {
+		declared := map[string]string{}
+		for _, p := range ownInterfaces[name].Properties {
+			declared[p.Name] = p.Type
+			if p.Access != "read" {
+				t.Errorf("%s.%s is %q; every netgrant property is read-only", name, p.Name, p.Access)
+			}
+		}
+		var got, want []string
+		for k, v := range props {
+			got = append(got, k+" "+v.Signature().String())
+		}
+		for k, typ := range declared {
+			want = append(want, k+" "+typ)
+		}
+		sort.Strings(got)
+		sort.Strings(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s properties:\n exported %v\n XML      %v", name, got, want)
+		}
+	}
+}
+
+func argSignatures(m introspect.Method) (in, out string) {
+	for _, a := range m.Args {
+		if a.Direction == "out" {
+			out += a.Type
+		} else {
+			in += a.Type
+		}
+	}
+	return in, out
+}
+
+func TestPathLabelEncoding(t *testing.T) {
+	for name, want := range map[string]string{
+		"my-net": "my_2dnet", "lab": "lab", "a_b": "a_5fb", "ngtap0": "ngtap0", "x.y": "x_2ey",
+	} {
+		if got := EncodePathLabel(name); got != want {
+			t.Errorf("EncodePathLabel(%q) = %q, want %q", name, got, want)
+		}
+		if back, ok := DecodePathLabel(want); !ok || back != name {
+			t.Errorf("DecodePathLabel(%q) = %q, %v", want, back, ok)
+		}
+	}
+	for _, bad := range []string{"a_2", "a_zz", "a_2D", "_2dx_"} {
+		if _, ok := DecodePathLabel(bad); ok {
+			t.Errorf("DecodePathLabel(%q) accepted a label EncodePathLabel cannot produce", bad)
+		}
+	}
+}
+
+func TestOptionDecodingIsStrict(t *testing.T) {
+	v := godbus.MakeVariant
+	for _, tc := range []struct {
+		opts    map[string]godbus.Variant
+		wantKey string
+	}{
+		{map[string]godbus.Variant{"queue": v(uint32(2))}, `"queue"`},
+		{map[string]godbus.Variant{"queues": v(int32(2))}, `"queues"`},
+		{map[string]godbus.Variant{"vnet_hdr": v("yes")}, `"vnet_hdr"`},
+		{map[string]godbus.Variant{"mtu": v(uint64(1500))}, `"mtu"`},
+		{map[string]godbus.Variant{"mac": v([]byte{1, 2})}, `"mac"`},
+	} {
+		_, err := decodeTapRequest(tc.opts)
+		if service.KindOf(err) != service.InvalidArgument || !strings.Contains(err.Error(), tc.wantKey) {
+			t.Errorf("decodeTapRequest(%v) = %v, want InvalidArgument naming %s", tc.opts, err, tc.wantKey)
+		}
+	}
+	req, err := decodeTapRequest(map[string]godbus.Variant{"queues": v(uint32(4)), "vnet_hdr": v(false)})
+	if err != nil || req.Queues != 4 || req.VnetHdr {
+		t.Errorf("decodeTapRequest(queues 4, vnet_hdr false) = %+v, %v", req, err)
+	}
+	if req, _ := decodeTapRequest(nil); req.Queues != 1 || !req.VnetHdr {
+		t.Errorf("defaults: %+v, want 1 queue with vnet_hdr", req)
+	}
+	if _, err := decodeNetworkRequest("n", map[string]godbus.Variant{"subnet": v(uint32(1))}); service.KindOf(err) != service.InvalidArgument {
+		t.Errorf("subnet given as u: %v, want InvalidArgument", err)
+	}
+	if err := attachOptions.check("AttachBridge", map[string]godbus.Variant{"x": v("")}); service.KindOf(err) != service.InvalidArgument {
+		t.Errorf("AttachBridge with an option: %v, want InvalidArgument", err)
+	}
+}
+
+func TestErrorNames(t *testing.T) {
+	for kind, name := range map[service.Kind]string{
+		service.InvalidArgument:                  "org.netgrant.NetGrant1.Error.InvalidArgument",
+		service.QuotaExceeded:                    "org.netgrant.NetGrant1.Error.QuotaExceeded",
+		service.AccessDenied:                     "org.freedesktop.DBus.Error.AccessDenied",
+		service.InteractiveAuthorizationRequired: "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+	} {
+		if got := toDBusError(service.Errorf(kind, "x")).Name; got != name {
+			t.Errorf("kind %d maps to %s, want %s", kind, got, name)
+		}
+	}
+	if got := toDBusError(errPlain{}).Name; got != "org.netgrant.NetGrant1.Error.Failed" {
+		t.Errorf("an unclassified error maps to %s, want Failed", got)
+	}
+}
+
+type errPlain struct{}
+
+func (errPlain) Error() string { return "plain" }

@@ -1,0 +1,199 @@
+// Package service is netgrant's core: the taps and networks users hold, who
+// may act on them, their quotas, and their setup and teardown. It knows
+// nothing of D-Bus; the dbus package translates calls into these methods.
+package service
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/netgrant/netgrant/service/config"
+	"github.com/netgrant/netgrant/service/firewall"
+	"github.com/netgrant/netgrant/service/hooks"
+)
+
+// Polkit action ids, as the API names them.
+const (
+	ActionCreateTap        = "org.netgrant.create-tap"
+	ActionUseNetwork       = "org.netgrant.use-network"
+	ActionAttachBridge     = "org.netgrant.attach-bridge"
+	ActionCreateNATNetwork = "org.netgrant.create-nat-network"
+	ActionPersist          = "org.netgrant.persist"
+	ActionManage           = "org.netgrant.manage"
+)
+
+// AuthCheck is one polkit action to check, with its details.
+type AuthCheck struct {
+	Action  string
+	Details map[string]string
+}
+
+// Authorizer decides the checks of one call for its caller. It returns nil
+// when every check passed, else an *Error of kind AccessDenied or
+// InteractiveAuthorizationRequired.
+type Authorizer interface {
+	Authorize(ctx context.Context, checks []AuthCheck) error
+}
+
+// Caller is who makes a call: a uid/gid and the connection that will hold
+// what the call creates.
+type Caller struct {
+	UID, GID uint32
+	Holder   string
+	Auth     Authorizer
+}
+
+// Observer hears of every object appearing, changing and going away, so the
+// D-Bus layer can export objects and emit signals. Calls come with the
+// manager's lock held: an Observer must not call back into the Manager.
+type Observer interface {
+	TapAdded(TapInfo)
+	TapChanged(TapInfo)
+	TapRemoved(name string)
+	NetworkAdded(NetworkInfo)
+	NetworkChanged(NetworkInfo)
+	NetworkRemoved(name string)
+}
+
+// Options configure a Manager.
+type Options struct {
+	Config   config.Config
+	StateDir string
+	Hooks    *hooks.Runner
+	Firewall firewall.Firewall
+	Log      *slog.Logger
+	Observer Observer
+	// ObjectID names a tap ("tap") or network ("network") for the `object`
+	// detail of org.netgrant.manage, the way clients address it.
+	ObjectID func(kind, name string) string
+}
+
+// Manager owns every tap and network netgrant created.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	taps     map[string]*tapRes
+	networks map[string]*netRes
+}
+
+// New returns a Manager with nothing in it.
+func New(opts Options) *Manager {
+	return &Manager{
+		opts:     opts,
+		log:      opts.Log,
+		taps:     map[string]*tapRes{},
+		networks: map[string]*netRes{},
+	}
+}
+
+// Run follows the kernel's removal of taps until ctx ends. It returns once
+// the watch is in place.
+func (m *Manager) Run(ctx context.Context) error {
+	return watchTapRemovals(ctx, m.tapGone)
+}
+
+// authorize checks what a call needs, concurrently, before any side effect.
+func (m *Manager) authorize(ctx context.Context, c Caller, checks []AuthCheck) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	return c.Auth.Authorize(ctx, checks)
+}
+
+func (m *Manager) manageCheck(kind, name string) AuthCheck {
+	return AuthCheck{Action: ActionManage, Details: map[string]string{"object": m.opts.ObjectID(kind, name)}}
+}
+
+func uidString(uid uint32) string { return strconv.FormatUint(uint64(uid), 10) }
+
+// Taps lists every tap, sorted by name.
+func (m *Manager) Taps() []TapInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]TapInfo, 0, len(m.taps))
+	for _, t := range m.taps {
+		out = append(out, m.tapInfo(t))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Tap returns one tap's current state.
+func (m *Manager) Tap(name string) (TapInfo, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.taps[name]
+	if !ok {
+		return TapInfo{}, false
+	}
+	return m.tapInfo(t), true
+}
+
+// Networks lists every network, sorted by name.
+func (m *Manager) Networks() []NetworkInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]NetworkInfo, 0, len(m.networks))
+	for _, n := range m.networks {
+		out = append(out, m.networkInfo(n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Network returns one network's current state.
+func (m *Manager) Network(name string) (NetworkInfo, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.networks[name]
+	if !ok {
+		return NetworkInfo{}, false
+	}
+	return m.networkInfo(n), true
+}
+
+// GetNetwork is Network with the API's NotFound error.
+func (m *Manager) GetNetwork(name string) (NetworkInfo, error) {
+	if info, ok := m.Network(name); ok {
+		return info, nil
+	}
+	return NetworkInfo{}, Errorf(NotFound, "there is no network %q", name)
+}
+
+// Shutdown tears down every network and deletes every tap, running their
+// down hooks.
+func (m *Manager) Shutdown() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.networks {
+		m.teardownNetwork(n)
+	}
+	for _, t := range m.taps {
+		m.removeTap(t)
+	}
+}
+
+func (m *Manager) firewallNetworks() []firewall.Network {
+	out := make([]firewall.Network, 0, len(m.networks))
+	for _, n := range m.networks {
+		out = append(out, n.firewall())
+	}
+	return out
+}
+
+func (m *Manager) hookEnvForNetwork(n *netRes) hooks.Env {
+	return hooks.Env{IfName: n.bridge, Bridge: n.bridge, Network: n.name, Subnet: n.plan.Prefix.String(), UID: n.owner}
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}

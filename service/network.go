@@ -1,0 +1,431 @@
+package service
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/netgrant/netgrant/service/bridge"
+	"github.com/netgrant/netgrant/service/dnsmasq"
+	"github.com/netgrant/netgrant/service/firewall"
+	"github.com/netgrant/netgrant/service/hooks"
+	"github.com/netgrant/netgrant/service/subnet"
+)
+
+// NetworkRequest is a CreateNATNetwork call, decoded. Nil options were not
+// given: they take their defaults on create and match anything on join.
+type NetworkRequest struct {
+	Name       string
+	Subnet     *string
+	DHCP       *bool
+	DNS        *bool
+	Outbound   *bool
+	MTU        *uint32
+	Persistent *bool
+}
+
+// Lease is one DHCP lease dnsmasq granted on a network.
+type Lease struct {
+	MAC, IPv4, Hostname string
+}
+
+// NetworkInfo is a network as clients see it.
+type NetworkInfo struct {
+	Name       string
+	Bridge     string
+	Subnet     string
+	Gateway    string
+	DHCPStart  string
+	DHCPEnd    string
+	DHCP       bool
+	DNS        bool
+	Outbound   bool
+	Persistent bool
+	MTU        uint32
+	Owner      uint32
+	Holders    uint32
+	Taps       []string
+	Leases     []Lease
+}
+
+type netRes struct {
+	name       string
+	owner      uint32
+	bridge     string
+	plan       subnet.Plan
+	dhcp       bool
+	dns        bool
+	outbound   bool
+	mtu        uint32
+	persistent bool
+	holders    map[string]bool
+	taps       map[string]bool
+	dnsmasq    *dnsmasq.Instance
+	undo       undoStack
+
+	leaseMu sync.Mutex
+	leases  []dnsmasq.Lease
+}
+
+func (n *netRes) firewall() firewall.Network {
+	return firewall.Network{Bridge: n.bridge, Subnet: n.plan.Prefix, Gateway: n.plan.Gateway, Outbound: n.outbound}
+}
+
+func (n *netRes) currentLeases() []dnsmasq.Lease {
+	n.leaseMu.Lock()
+	defer n.leaseMu.Unlock()
+	return n.leases
+}
+
+func (n *netRes) leaseIPv4(mac string) string {
+	for _, l := range n.currentLeases() {
+		if l.MAC == mac {
+			return l.IP
+		}
+	}
+	return ""
+}
+
+func (m *Manager) networkInfo(n *netRes) NetworkInfo {
+	info := NetworkInfo{
+		Name: n.name, Bridge: n.bridge, Subnet: n.plan.Prefix.String(), Gateway: n.plan.Gateway.String(),
+		DHCP: n.dhcp, DNS: n.dns, Outbound: n.outbound, Persistent: n.persistent, MTU: n.mtu,
+		Owner: n.owner, Holders: uint32(len(n.holders)), Taps: []string{}, Leases: []Lease{},
+	}
+	if n.dhcp {
+		info.DHCPStart, info.DHCPEnd = addrString(n.plan.DHCPStart), addrString(n.plan.DHCPEnd)
+	}
+	for name := range n.taps {
+		info.Taps = append(info.Taps, name)
+	}
+	sort.Strings(info.Taps)
+	for _, l := range n.currentLeases() {
+		info.Leases = append(info.Leases, Lease{MAC: l.MAC, IPv4: l.IP, Hostname: l.Hostname})
+	}
+	return info
+}
+
+func (r NetworkRequest) validate() (subnetGiven netip.Prefix, err error) {
+	if !ValidNetworkName(r.Name) {
+		return netip.Prefix{}, Errorf(InvalidArgument, "name: %q is not a valid network name: use 1 to 32 letters, digits, '-' or '_', starting with a letter or digit", r.Name)
+	}
+	if r.MTU != nil && !validMTU(*r.MTU) {
+		return netip.Prefix{}, Errorf(InvalidArgument, "option mtu: %d is out of range 68..65535", *r.MTU)
+	}
+	if r.Subnet != nil {
+		p, err := subnet.Validate(*r.Subnet)
+		if err != nil {
+			return netip.Prefix{}, Wrap(InvalidArgument, err, "option subnet")
+		}
+		return p, nil
+	}
+	return netip.Prefix{}, nil
+}
+
+func boolOr(p *bool, def bool) bool {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// sameAs reports whether every option given in r matches n, naming the
+// first that does not.
+func (r NetworkRequest) sameAs(n *netRes) (string, bool) {
+	switch {
+	case r.Subnet != nil && *r.Subnet != n.plan.Prefix.String():
+		return "subnet " + n.plan.Prefix.String(), false
+	case r.DHCP != nil && *r.DHCP != n.dhcp:
+		return "dhcp", false
+	case r.DNS != nil && *r.DNS != n.dns:
+		return "dns", false
+	case r.Outbound != nil && *r.Outbound != n.outbound:
+		return "outbound", false
+	case r.MTU != nil && *r.MTU != n.mtu:
+		return "mtu", false
+	case r.Persistent != nil && *r.Persistent != n.persistent:
+		return "persistent", false
+	}
+	return "", true
+}
+
+// joinable returns the network r would join, nil if none exists, or an
+// Exists error if it exists but cannot be joined by uid.
+func (m *Manager) joinable(uid uint32, r NetworkRequest) (*netRes, error) {
+	n, ok := m.networks[r.Name]
+	if !ok {
+		return nil, nil
+	}
+	if n.owner != uid {
+		return nil, Errorf(Exists, "network %q already exists and belongs to another user: choose another name", r.Name)
+	}
+	if differs, same := r.sameAs(n); !same {
+		return nil, Errorf(Exists, "network %q already exists with a different %s: give the same options (or none) to join it, or choose another name", r.Name, differs)
+	}
+	return n, nil
+}
+
+// planNetwork chooses the subnet of a new network and checks it is free.
+func (m *Manager) planNetwork(given netip.Prefix) (subnet.Plan, error) {
+	uses, err := subnet.HostUses()
+	if err != nil {
+		return subnet.Plan{}, Wrap(Failed, err, "reading the host's addresses and routes")
+	}
+	for _, n := range m.networks {
+		uses = append(uses, subnet.Use{Prefix: n.plan.Prefix, What: "network \"" + n.name + "\""})
+	}
+	if given.IsValid() {
+		if use, clash := subnet.Conflict(given, uses); clash {
+			return subnet.Plan{}, Errorf(SubnetConflict, "subnet %s overlaps %s: choose another subnet", given, use.What)
+		}
+		return subnet.NewPlan(given), nil
+	}
+	p, err := subnet.Pick(m.opts.Config.SubnetPool, uses)
+	if err != nil {
+		return subnet.Plan{}, Wrap(SubnetConflict, err, "no free subnet in the pool %s ([Networks] SubnetPool=): give a subnet", m.opts.Config.SubnetPool)
+	}
+	return subnet.NewPlan(p), nil
+}
+
+func (m *Manager) networksOf(uid uint32) int {
+	count := 0
+	for _, n := range m.networks {
+		if n.owner == uid {
+			count++
+		}
+	}
+	return count
+}
+
+// prepareCreate does every check of a new network that needs no side
+// effect, returning its plan.
+func (m *Manager) prepareCreate(c Caller, r NetworkRequest, given netip.Prefix) (subnet.Plan, error) {
+	if limit := m.opts.Config.NetworksPerUser; m.networksOf(c.UID) >= limit {
+		return subnet.Plan{}, Errorf(QuotaExceeded, "user %d already has %d networks, the limit ([Limits] NetworksPerUser=%d): delete one first", c.UID, limit, limit)
+	}
+	if boolOr(r.DHCP, true) || boolOr(r.DNS, true) {
+		if err := dnsmasq.Available(); err != nil {
+			return subnet.Plan{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
+		}
+	}
+	return m.planNetwork(given)
+}
+
+// CreateNATNetwork creates network r.Name, or joins it if it exists, is
+// the caller's and matches every option given. Either way c.Holder holds it.
+func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkRequest) (NetworkInfo, error) {
+	given, err := r.validate()
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	m.mu.Lock()
+	existing, err := m.joinable(c.UID, r)
+	var plan subnet.Plan
+	if err == nil && existing != nil {
+		plan = existing.plan
+	} else if err == nil {
+		plan, err = m.prepareCreate(c, r, given)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	checks := []AuthCheck{{Action: ActionCreateNATNetwork, Details: map[string]string{"network": r.Name, "subnet": plan.Prefix.String()}}}
+	if existing == nil && boolOr(r.Persistent, false) {
+		checks = append(checks, AuthCheck{Action: ActionPersist, Details: map[string]string{"network": r.Name}})
+	}
+	if err := m.authorize(ctx, c, checks); err != nil {
+		return NetworkInfo{}, err
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if existing != nil {
+		n, err := m.joinable(c.UID, r)
+		if err != nil {
+			return NetworkInfo{}, err
+		}
+		if n != existing {
+			return NetworkInfo{}, Errorf(Exists, "network %q was replaced while authorizing: call again", r.Name)
+		}
+		n.holders[c.Holder] = true
+		info := m.networkInfo(n)
+		m.opts.Observer.NetworkChanged(info)
+		return info, nil
+	}
+	if _, ok := m.networks[r.Name]; ok {
+		return NetworkInfo{}, Errorf(Exists, "network %q was created by another call meanwhile: call again to join it", r.Name)
+	}
+	again, err := m.prepareCreate(c, r, given)
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	if again.Prefix != plan.Prefix {
+		return NetworkInfo{}, Errorf(SubnetConflict, "subnet %s was taken by another network meanwhile: call again", plan.Prefix)
+	}
+	n := &netRes{
+		name: r.Name, owner: c.UID, plan: plan,
+		dhcp: boolOr(r.DHCP, true), dns: boolOr(r.DNS, true), outbound: boolOr(r.Outbound, true),
+		persistent: boolOr(r.Persistent, false), mtu: 1500,
+		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{},
+	}
+	if r.MTU != nil {
+		n.mtu = *r.MTU
+	}
+	if err := m.setupNetwork(n); err != nil {
+		return NetworkInfo{}, err
+	}
+	m.networks[n.name] = n
+	info := m.networkInfo(n)
+	m.opts.Observer.NetworkAdded(info)
+	return info, nil
+}
+
+func (m *Manager) setupNetwork(n *netRes) (err error) {
+	defer func() {
+		if err != nil {
+			n.undo.unwind(m.log)
+		}
+	}()
+	taken := map[string]bool{}
+	for _, other := range m.networks {
+		taken[other.bridge] = true
+	}
+	if n.bridge, err = bridge.FreeName(taken); err != nil {
+		return Wrap(Failed, err, "choosing a bridge name")
+	}
+	br := n.bridge
+	n.undo.push("delete bridge "+br, func() error { return bridge.Delete(br) })
+	gateway := netip.PrefixFrom(n.plan.Gateway, n.plan.Prefix.Bits())
+	if err := bridge.Create(bridge.Config{Name: br, MTU: int(n.mtu), MAC: bridge.MACFor(n.name), Address: gateway}); err != nil {
+		return Wrap(Failed, err, "creating bridge %s", br)
+	}
+	if n.outbound {
+		if err := bridge.EnableForwarding(); err != nil {
+			return Wrap(Failed, err, "enabling IPv4 forwarding")
+		}
+	}
+	fw := n.firewall()
+	n.undo.push("remove firewall rules of "+br, func() error { return m.opts.Firewall.Remove(fw) })
+	if err := m.opts.Firewall.Add(fw); err != nil {
+		return Wrap(Failed, err, "adding firewall rules")
+	}
+	if n.dhcp || n.dns {
+		dir := filepath.Join(m.opts.StateDir, "networks", n.name)
+		n.undo.push("remove "+dir, func() error { return os.RemoveAll(dir) })
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return Wrap(Failed, err, "creating the network's state directory")
+		}
+		inst, err := dnsmasq.Start(dnsmasq.Config{
+			Network: n.name, Bridge: br, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
+			DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
+			Dir: dir, Log: m.log.With("network", n.name),
+		}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
+		if err != nil {
+			return Wrap(Failed, err, "starting dnsmasq")
+		}
+		n.dnsmasq = inst
+		n.undo.push("stop dnsmasq of "+n.name, inst.Stop)
+	}
+	return m.runUp(&n.undo, hooks.NetworkUp, hooks.NetworkDown, func() hooks.Env { return m.hookEnvForNetwork(n) })
+}
+
+// leasesChanged runs on dnsmasq's goroutine, which teardown may be waiting
+// for with the manager locked: so it only stores the leases, and publishes
+// them from a goroutine of its own.
+func (m *Manager) leasesChanged(n *netRes, leases []dnsmasq.Lease) {
+	n.leaseMu.Lock()
+	n.leases = leases
+	n.leaseMu.Unlock()
+	go func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.networks[n.name] != n {
+			return
+		}
+		m.opts.Observer.NetworkChanged(m.networkInfo(n))
+		for name := range n.taps {
+			if t, ok := m.taps[name]; ok {
+				m.opts.Observer.TapChanged(m.tapInfo(t))
+			}
+		}
+	}()
+}
+
+// teardownNetwork removes n completely: down hooks, dnsmasq, firewall,
+// bridge. Its taps stay, detached.
+func (m *Manager) teardownNetwork(n *netRes) {
+	delete(m.networks, n.name)
+	n.undo.unwind(m.log)
+	for name := range n.taps {
+		if t, ok := m.taps[name]; ok && t.network == n.name {
+			t.network, t.bridge = "", ""
+			m.opts.Observer.TapChanged(m.tapInfo(t))
+		}
+	}
+	m.opts.Observer.NetworkRemoved(n.name)
+}
+
+// dropHold removes holder's hold on n, tearing n down if it was the last.
+func (m *Manager) dropHold(n *netRes, holder string) {
+	delete(n.holders, holder)
+	if len(n.holders) == 0 && !n.persistent {
+		m.log.Info("last holder left: tearing down network", "network", n.name)
+		m.teardownNetwork(n)
+		return
+	}
+	m.opts.Observer.NetworkChanged(m.networkInfo(n))
+}
+
+// HolderGone drops every hold of a connection that left the bus.
+func (m *Manager) HolderGone(holder string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.networks {
+		if n.holders[holder] {
+			m.dropHold(n, holder)
+		}
+	}
+}
+
+// ReleaseNetwork drops c's hold on a network.
+func (m *Manager) ReleaseNetwork(c Caller, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.networks[name]
+	if !ok {
+		return Errorf(NotFound, "there is no network %q", name)
+	}
+	if !n.holders[c.Holder] {
+		return Errorf(NotFound, "this connection does not hold network %q", name)
+	}
+	m.dropHold(n, c.Holder)
+	return nil
+}
+
+// DeleteNetwork tears a network down now, whoever holds it.
+func (m *Manager) DeleteNetwork(ctx context.Context, c Caller, name string) error {
+	m.mu.Lock()
+	n, ok := m.networks[name]
+	var checks []AuthCheck
+	if ok && n.owner != c.UID {
+		checks = append(checks, m.manageCheck("network", name))
+	}
+	m.mu.Unlock()
+	if !ok {
+		return Errorf(NotFound, "there is no network %q", name)
+	}
+	if err := m.authorize(ctx, c, checks); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.networks[name] != n {
+		return Errorf(NotFound, "network %q is already gone", name)
+	}
+	m.teardownNetwork(n)
+	return nil
+}

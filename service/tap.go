@@ -1,0 +1,400 @@
+package service
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/netgrant/netgrant/service/bridge"
+	"github.com/netgrant/netgrant/service/hooks"
+	"github.com/netgrant/netgrant/service/tap"
+)
+
+// TapRequest is a CreateTap call's options, decoded. Zero values mean "not
+// given": MTU 0 takes the bridge's (or 1500), MAC "" is generated.
+type TapRequest struct {
+	Network string
+	Bridge  string
+	Queues  uint32
+	VnetHdr bool
+	MAC     string
+	MTU     uint32
+}
+
+// TapInfo is a tap as clients see it.
+type TapInfo struct {
+	Name    string
+	Owner   uint32
+	MAC     string
+	MTU     uint32
+	Queues  uint32
+	VnetHdr bool
+	Bridge  string
+	Network string
+	IPv4    string
+}
+
+type tapRes struct {
+	name    string
+	index   int
+	owner   uint32
+	mac     net.HardwareAddr
+	mtu     uint32
+	queues  uint32
+	vnetHdr bool
+	bridge  string
+	network string
+	undo    undoStack
+}
+
+// tapTarget is where a tap is to be plugged: a netgrant network or an
+// allowed host bridge (or nowhere).
+type tapTarget struct {
+	network *netRes
+	bridge  string
+}
+
+func (m *Manager) tapInfo(t *tapRes) TapInfo {
+	info := TapInfo{
+		Name: t.name, Owner: t.owner, MAC: t.mac.String(), MTU: t.mtu,
+		Queues: t.queues, VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network,
+	}
+	if n, ok := m.networks[t.network]; ok {
+		info.IPv4 = n.leaseIPv4(info.MAC)
+	}
+	return info
+}
+
+func (r TapRequest) validate() error {
+	if r.Network != "" && r.Bridge != "" {
+		return Errorf(InvalidArgument, "options network and bridge exclude each other: give one")
+	}
+	if r.Network != "" && !ValidNetworkName(r.Network) {
+		return Errorf(InvalidArgument, "option network: %q is not a valid network name", r.Network)
+	}
+	if r.Bridge != "" && !validIfName(r.Bridge) {
+		return Errorf(InvalidArgument, "option bridge: %q is not a valid interface name", r.Bridge)
+	}
+	if r.Queues < 1 || r.Queues > 16 {
+		return Errorf(InvalidArgument, "option queues: %d is out of range 1..16", r.Queues)
+	}
+	if r.MTU != 0 && !validMTU(r.MTU) {
+		return Errorf(InvalidArgument, "option mtu: %d is out of range 68..65535", r.MTU)
+	}
+	if r.MAC != "" {
+		if _, err := parseGuestMAC(r.MAC); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveTarget finds where network/bridge point and the checks that
+// plugging a tap of uid there needs. A host bridge that is a netgrant
+// network's bridge counts as that network.
+func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, []AuthCheck, error) {
+	if br != "" {
+		for _, n := range m.networks {
+			if n.bridge == br {
+				network = n.name
+			}
+		}
+	}
+	switch {
+	case network != "":
+		n, ok := m.networks[network]
+		if !ok {
+			return tapTarget{}, nil, Errorf(NotFound, "there is no network %q: create it with CreateNATNetwork first", network)
+		}
+		checks := []AuthCheck{{Action: ActionUseNetwork, Details: map[string]string{"network": n.name, "owner": uidString(n.owner)}}}
+		if n.owner != uid {
+			checks = append(checks, m.manageCheck("network", n.name))
+		}
+		return tapTarget{network: n}, checks, nil
+	case br != "":
+		if !m.opts.Config.BridgeAllowed(br) {
+			return tapTarget{}, nil, Errorf(BridgeNotAllowed, "bridge %q is not listed in [Bridges] Allow= of the netgrant configuration; an administrator must add it", br)
+		}
+		isBridge, err := bridge.IsBridge(br)
+		if err != nil {
+			return tapTarget{}, nil, Wrap(Failed, err, "looking up bridge %q", br)
+		}
+		if !isBridge {
+			return tapTarget{}, nil, Errorf(NotFound, "there is no bridge %q on this host", br)
+		}
+		return tapTarget{bridge: br}, []AuthCheck{{Action: ActionAttachBridge, Details: map[string]string{"bridge": br}}}, nil
+	}
+	return tapTarget{}, nil, nil
+}
+
+func (t tapTarget) bridgeName() string {
+	if t.network != nil {
+		return t.network.bridge
+	}
+	return t.bridge
+}
+
+func (m *Manager) tapsOf(uid uint32) int {
+	count := 0
+	for _, t := range m.taps {
+		if t.owner == uid {
+			count++
+		}
+	}
+	return count
+}
+
+func (m *Manager) checkTapQuota(uid uint32) error {
+	if limit := m.opts.Config.TapsPerUser; m.tapsOf(uid) >= limit {
+		return Errorf(QuotaExceeded, "user %d already has %d taps, the limit ([Limits] TapsPerUser=%d): close one first", uid, limit, limit)
+	}
+	return nil
+}
+
+// CreateTap makes a tap for c and returns its queue fds, which the caller
+// must close once it has handed them on.
+func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapInfo, []*os.File, error) {
+	if err := req.validate(); err != nil {
+		return TapInfo{}, nil, err
+	}
+	m.mu.Lock()
+	_, targetChecks, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
+	if err == nil {
+		err = m.checkTapQuota(c.UID)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return TapInfo{}, nil, err
+	}
+	checks := append([]AuthCheck{{Action: ActionCreateTap}}, targetChecks...)
+	if err := m.authorize(ctx, c, checks); err != nil {
+		return TapInfo{}, nil, err
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// The world may have changed while polkit was asking: check again, but
+	// never ask again.
+	target, _, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
+	if err != nil {
+		return TapInfo{}, nil, err
+	}
+	if err := m.checkTapQuota(c.UID); err != nil {
+		return TapInfo{}, nil, err
+	}
+	t, files, err := m.setupTap(c, req, target)
+	if err != nil {
+		return TapInfo{}, nil, err
+	}
+	m.taps[t.name] = t
+	info := m.tapInfo(t)
+	m.opts.Observer.TapAdded(info)
+	if target.network != nil {
+		target.network.taps[t.name] = true
+		m.opts.Observer.NetworkChanged(m.networkInfo(target.network))
+	}
+	return info, files, nil
+}
+
+func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRes, _ []*os.File, err error) {
+	t := &tapRes{owner: c.UID, queues: req.Queues, vnetHdr: req.VnetHdr, mtu: req.MTU, bridge: target.bridgeName()}
+	if target.network != nil {
+		t.network = target.network.name
+	}
+	if req.MAC != "" {
+		t.mac, _ = parseGuestMAC(req.MAC)
+	} else {
+		t.mac = m.freeGuestMAC()
+	}
+	if t.mtu == 0 {
+		t.mtu = 1500
+		if t.bridge != "" {
+			mtu, err := bridge.MTU(t.bridge)
+			if err != nil {
+				return nil, nil, Wrap(Failed, err, "reading the MTU of bridge %s", t.bridge)
+			}
+			t.mtu = uint32(mtu)
+		}
+	}
+
+	dev, err := tap.Create(tap.Config{
+		Queues: int(t.queues), VnetHdr: t.vnetHdr, UID: c.UID, GID: c.GID,
+		MTU: int(t.mtu), LinkMAC: tap.LinkMAC(t.mac),
+	})
+	if err != nil {
+		return nil, nil, Wrap(Failed, err, "creating the tap device")
+	}
+	t.name, t.index = dev.Name, dev.Index
+	t.undo.push("delete tap "+dev.Name, func() error { return tap.Delete(dev.Name, dev.Index) })
+	defer func() {
+		if err != nil {
+			for _, f := range dev.Files {
+				f.Close()
+			}
+			t.undo.unwind(m.log)
+		}
+	}()
+
+	if t.bridge != "" {
+		if err := bridge.Attach(t.name, t.bridge); err != nil {
+			return nil, nil, Wrap(Failed, err, "attaching %s to bridge %s", t.name, t.bridge)
+		}
+		if req.MTU != 0 {
+			if err := tap.SetMTU(t.name, t.index, int(req.MTU)); err != nil {
+				return nil, nil, Wrap(Failed, err, "applying option mtu")
+			}
+		}
+	}
+	if err := m.runUp(&t.undo, hooks.TapUp, hooks.TapDown, func() hooks.Env { return m.hookEnvForTap(t) }); err != nil {
+		return nil, nil, err
+	}
+	return t, dev.Files, nil
+}
+
+// runUp pushes the down hooks first, so that a half-failed up still gets its
+// downscripts, then runs the up hooks.
+func (m *Manager) runUp(u *undoStack, up, down hooks.Event, env func() hooks.Env) error {
+	u.push(string(down)+" hooks", func() error {
+		m.opts.Hooks.Down(context.Background(), down, env())
+		return nil
+	})
+	if err := m.opts.Hooks.Up(context.Background(), up, env()); err != nil {
+		return Wrap(Failed, err, "%s hook failed", up)
+	}
+	return nil
+}
+
+func (m *Manager) hookEnvForTap(t *tapRes) hooks.Env {
+	env := hooks.Env{IfName: t.name, Bridge: t.bridge, Network: t.network, MAC: t.mac.String(), UID: t.owner}
+	if n, ok := m.networks[t.network]; ok {
+		env.Subnet = n.plan.Prefix.String()
+	}
+	return env
+}
+
+// freeGuestMAC draws guest MACs until one is not in use by another tap.
+func (m *Manager) freeGuestMAC() net.HardwareAddr {
+	for {
+		mac := tap.GuestMAC()
+		inUse := false
+		for _, t := range m.taps {
+			if strings.EqualFold(t.mac.String(), mac.String()) {
+				inUse = true
+			}
+		}
+		if !inUse {
+			return mac
+		}
+	}
+}
+
+// tapGone handles the kernel removing a tap, normally because its last fd
+// was closed.
+func (m *Manager) tapGone(name string, index int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.taps[name]; ok && t.index == index {
+		m.removeTap(t)
+	}
+}
+
+func (m *Manager) removeTap(t *tapRes) {
+	delete(m.taps, t.name)
+	t.undo.unwind(m.log)
+	m.opts.Observer.TapRemoved(t.name)
+	if n, ok := m.networks[t.network]; ok {
+		delete(n.taps, t.name)
+		m.opts.Observer.NetworkChanged(m.networkInfo(n))
+	}
+}
+
+// findOwnTap returns a tap and the checks acting on it needs from uid.
+func (m *Manager) findOwnTap(uid uint32, name string) (*tapRes, []AuthCheck, error) {
+	t, ok := m.taps[name]
+	if !ok {
+		return nil, nil, Errorf(NotFound, "there is no netgrant tap %q", name)
+	}
+	if t.owner != uid {
+		return t, []AuthCheck{m.manageCheck("tap", name)}, nil
+	}
+	return t, nil, nil
+}
+
+// DeleteTap deletes a tap now, whoever holds its fds.
+func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
+	m.mu.Lock()
+	_, checks, err := m.findOwnTap(c.UID, name)
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := m.authorize(ctx, c, checks); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.taps[name]
+	if !ok {
+		return Errorf(NotFound, "tap %q is already gone", name)
+	}
+	m.removeTap(t)
+	return nil
+}
+
+// AttachBridge plugs a tap into a netgrant network's bridge or an allowed
+// host bridge, moving it off any bridge it was on.
+func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string) error {
+	if !validIfName(ifname) {
+		return Errorf(InvalidArgument, "ifname: %q is not a valid interface name", ifname)
+	}
+	if !validIfName(br) {
+		return Errorf(InvalidArgument, "bridge: %q is not a valid interface name", br)
+	}
+	m.mu.Lock()
+	t, checks, err := m.findOwnTap(c.UID, ifname)
+	var targetChecks []AuthCheck
+	if err == nil {
+		_, targetChecks, err = m.resolveTarget(c.UID, "", br)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := m.authorize(ctx, c, append(checks, targetChecks...)); err != nil {
+		return err
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.taps[ifname]; !ok || cur != t {
+		return Errorf(NotFound, "tap %q went away", ifname)
+	}
+	target, _, err := m.resolveTarget(c.UID, "", br)
+	if err != nil {
+		return err
+	}
+	mtu, err := bridge.MTU(target.bridgeName())
+	if err != nil {
+		return Wrap(Failed, err, "reading the MTU of bridge %s", target.bridgeName())
+	}
+	if err := bridge.Attach(t.name, target.bridgeName()); err != nil {
+		return Wrap(Failed, err, "attaching %s to %s", t.name, target.bridgeName())
+	}
+	if old, ok := m.networks[t.network]; ok {
+		delete(old.taps, t.name)
+		m.opts.Observer.NetworkChanged(m.networkInfo(old))
+	}
+	t.bridge, t.network, t.mtu = target.bridgeName(), "", uint32(mtu)
+	if target.network != nil {
+		t.network = target.network.name
+		target.network.taps[t.name] = true
+		m.opts.Observer.NetworkChanged(m.networkInfo(target.network))
+	}
+	m.opts.Observer.TapChanged(m.tapInfo(t))
+	return nil
+}
+
+func watchTapRemovals(ctx context.Context, gone func(name string, index int)) error {
+	return tap.WatchRemovals(ctx, gone)
+}
