@@ -1,0 +1,89 @@
+package polkit
+
+import (
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const policyFile = "../data/org.netgrant.policy"
+
+// apiDefaults is the table in API.md, "Authorization": any, inactive, active.
+var apiDefaults = map[string][3]string{
+	"org.netgrant.create-tap":         {"auth_admin", "auth_admin", "yes"},
+	"org.netgrant.use-network":        {"auth_admin", "auth_admin", "yes"},
+	"org.netgrant.attach-bridge":      {"auth_admin", "auth_admin_keep", "auth_admin_keep"},
+	"org.netgrant.create-nat-network": {"auth_admin", "auth_admin", "yes"},
+	"org.netgrant.persist":            {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
+	"org.netgrant.manage":             {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
+}
+
+type policyConfig struct {
+	Vendor  string `xml:"vendor"`
+	Actions []struct {
+		ID          string `xml:"id,attr"`
+		Description string `xml:"description"`
+		Message     string `xml:"message"`
+		Defaults    struct {
+			Any      string `xml:"allow_any"`
+			Inactive string `xml:"allow_inactive"`
+			Active   string `xml:"allow_active"`
+		} `xml:"defaults"`
+	} `xml:"action"`
+}
+
+func TestPolicyMatchesTheAPI(t *testing.T) {
+	data, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policy policyConfig
+	if err := xml.Unmarshal(data, &policy); err != nil {
+		t.Fatalf("parsing %s: %v", policyFile, err)
+	}
+	if policy.Vendor != "netgrant" {
+		t.Errorf("vendor %q, want netgrant", policy.Vendor)
+	}
+	seen := map[string]bool{}
+	for _, action := range policy.Actions {
+		want, ok := apiDefaults[action.ID]
+		if !ok {
+			t.Errorf("action %s is not in the API", action.ID)
+			continue
+		}
+		if seen[action.ID] {
+			t.Errorf("action %s declared twice", action.ID)
+		}
+		seen[action.ID] = true
+		got := [3]string{action.Defaults.Any, action.Defaults.Inactive, action.Defaults.Active}
+		if got != want {
+			t.Errorf("%s defaults (any/inactive/active) %v, want %v", action.ID, got, want)
+		}
+		// polkit shows these in the authentication dialog.
+		if strings.TrimSpace(action.Description) == "" || !strings.HasPrefix(action.Message, "Authentication is required to ") {
+			t.Errorf("%s: description %q, message %q: the dialog would not tell the user what is asked", action.ID, action.Description, action.Message)
+		}
+	}
+	for id := range apiDefaults {
+		if !seen[id] {
+			t.Errorf("action %s of the API is missing", id)
+		}
+	}
+}
+
+// polkitd ignores a whole file it cannot parse, which would deny every call.
+func TestPolicyIsValidForPolkit(t *testing.T) {
+	const dtd = "/usr/share/polkit-1/policyconfig-1.dtd"
+	if _, err := os.Stat(dtd); err != nil {
+		t.Skip("polkit's DTD is not installed")
+	}
+	if _, err := exec.LookPath("xmllint"); err != nil {
+		t.Skip("xmllint is not installed (libxml2-utils)")
+	}
+	out, err := exec.Command("xmllint", "--noout", "--dtdvalid", dtd, policyFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xmllint: %v\n%s", err, out)
+	}
+}
