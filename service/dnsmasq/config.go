@@ -1,0 +1,134 @@
+// Package dnsmasq runs and supervises the dnsmasq that gives one netgrant
+// NAT network DHCP and DNS, and tracks the leases it grants.
+package dnsmasq
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+)
+
+// Config describes the dnsmasq of one network.
+type Config struct {
+	Network            string // netgrant network name, for logs
+	Bridge             string // the network's bridge; it must exist and carry Gateway
+	Gateway            netip.Addr
+	Prefix             netip.Prefix
+	DHCP               bool
+	DHCPStart, DHCPEnd netip.Addr
+	DNS                bool
+	Dir                string // existing state directory; dnsmasq's files go here
+	Log                *slog.Logger
+}
+
+const leaseTime = "1h"
+
+func (c Config) pidFile() string   { return filepath.Join(c.Dir, "dnsmasq.pid") }
+func (c Config) leaseFile() string { return filepath.Join(c.Dir, "leases") }
+
+func (c Config) validate() error {
+	switch {
+	case c.Bridge == "":
+		return errors.New("no bridge")
+	case c.Dir == "":
+		return errors.New("no state directory")
+	case !c.DHCP && !c.DNS:
+		return errors.New("neither DHCP nor DNS requested")
+	case !c.Gateway.Is4() || !c.Prefix.Addr().Is4() || !c.Prefix.Contains(c.Gateway):
+		return fmt.Errorf("gateway %s is not an IPv4 address in %s", c.Gateway, c.Prefix)
+	}
+	if c.DHCP {
+		if !c.Prefix.Contains(c.DHCPStart) || !c.Prefix.Contains(c.DHCPEnd) || c.DHCPEnd.Less(c.DHCPStart) {
+			return fmt.Errorf("DHCP range %s-%s is not inside %s", c.DHCPStart, c.DHCPEnd, c.Prefix)
+		}
+	}
+	return nil
+}
+
+// args is dnsmasq's command line for c. Nothing comes from the system's
+// dnsmasq configuration, so a dnsmasq package's own service cannot change
+// what guests get.
+func (c Config) args() []string {
+	args := []string{
+		"--keep-in-foreground", // we are its parent and supervise it
+		"--conf-file=/dev/null",
+		// Sockets only on the bridge: DNS on the gateway address (and the
+		// bridge's own IPv6 link-local address, if it has one), DHCP bound
+		// to the bridge device. --interface is what makes dnsmasq bind its
+		// DHCP socket to the device; without it every network's dnsmasq
+		// shares 0.0.0.0:67 and a renewal may reach the wrong one.
+		"--bind-interfaces",
+		"--interface=" + c.Bridge,
+		"--listen-address=" + c.Gateway.String(),
+		"--except-interface=lo",
+		"--pid-file=" + c.pidFile(),
+		"--log-facility=-",
+	}
+	// Sockets are bound as root; then dnsmasq runs as nobody.
+	args = append(args, "--user=nobody")
+	if g := unprivilegedGroup(); g != "" {
+		args = append(args, "--group="+g)
+	}
+	if c.DNS {
+		// The host's /etc/hosts is about the host (its own name maps to a
+		// loopback address there); guests get upstream answers and the
+		// names of their DHCP peers only.
+		args = append(args, "--strict-order", "--no-hosts")
+	} else {
+		args = append(args, "--port=0")
+	}
+	if c.DHCP {
+		mask := net.IP(net.CIDRMask(c.Prefix.Bits(), 32)).String()
+		args = append(args,
+			fmt.Sprintf("--dhcp-range=%s,%s,%s,%s", c.DHCPStart, c.DHCPEnd, mask, leaseTime),
+			fmt.Sprintf("--dhcp-lease-max=%d", rangeSize(c.DHCPStart, c.DHCPEnd)),
+			"--dhcp-leasefile="+c.leaseFile(),
+			"--dhcp-authoritative",
+			"--dhcp-no-override",
+		)
+	}
+	return args
+}
+
+func rangeSize(start, end netip.Addr) uint32 {
+	s, e := start.As4(), end.As4()
+	be := func(b [4]byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+	return be(e) - be(s) + 1
+}
+
+// unprivilegedGroup names the distribution's group for nobody (Debian's
+// "nogroup", Fedora's "nobody"); dnsmasq refuses to start with a group that
+// does not exist, and its built-in default ("dip") grants dial-out rights.
+func unprivilegedGroup() string {
+	for _, g := range []string{"nogroup", "nobody"} {
+		if _, err := user.LookupGroup(g); err == nil {
+			return g
+		}
+	}
+	return ""
+}
+
+// binary finds dnsmasq, also in the sbin directories a daemon's PATH may lack.
+func binary() (string, error) {
+	if p, err := exec.LookPath("dnsmasq"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/dnsmasq", "/sbin/dnsmasq"} {
+		if p, err := exec.LookPath(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("dnsmasq is not installed: install the dnsmasq-base package")
+}
+
+// Available reports nil if the dnsmasq binary can be found, else an error
+// saying what to install.
+func Available() error {
+	_, err := binary()
+	return err
+}

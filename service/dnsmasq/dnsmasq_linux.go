@@ -1,0 +1,282 @@
+package dnsmasq
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	// readyTimeout bounds how long dnsmasq may take to bind its sockets
+	// and write its pid file.
+	readyTimeout = 5 * time.Second
+	// stopGrace is how long dnsmasq gets to exit on SIGTERM.
+	stopGrace = 3 * time.Second
+	// Restart backoff: it doubles from minBackoff up to maxBackoff, and
+	// starts again from minBackoff once a dnsmasq ran for stableAfter.
+	minBackoff  = 500 * time.Millisecond
+	maxBackoff  = 30 * time.Second
+	stableAfter = time.Minute
+)
+
+var errStopped = errors.New("stopped")
+
+// Instance is a supervised dnsmasq.
+type Instance struct {
+	cfg     Config
+	bin     string
+	leases  *leaseWatcher
+	stop    chan struct{}
+	stopped chan struct{} // closed when the supervisor has finished
+	once    sync.Once
+	stopErr error // written by the supervisor before stopped is closed
+
+	mu   sync.Mutex
+	proc *process
+}
+
+// Start launches dnsmasq for cfg and supervises it: when it dies it is
+// started again, with a backoff. onLeases is called, never concurrently
+// with itself, with all live leases each time a guest gets, changes or
+// loses a lease; a renewal that only moves a lease's expiry is not reported.
+// Start returns once dnsmasq serves, or an error and nothing left running.
+func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("dnsmasq for network %s: %w", cfg.Network, err)
+	}
+	bin, err := binary()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	// Watch before dnsmasq starts, so no lease it writes goes unnoticed.
+	leases, err := watchLeases(cfg.leaseFile(), onLeases)
+	if err != nil {
+		return nil, err
+	}
+	i := &Instance{
+		cfg:     cfg,
+		bin:     bin,
+		leases:  leases,
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	p, err := i.launch()
+	if err != nil {
+		leases.Close()
+		return nil, err
+	}
+	i.proc = p
+	go i.supervise(p)
+	return i, nil
+}
+
+// Stop ends supervision and dnsmasq (SIGTERM, then SIGKILL after a grace
+// period) and waits for it to exit. Its files stay in Dir. The error says
+// dnsmasq had to be killed.
+func (i *Instance) Stop() error {
+	i.once.Do(func() {
+		close(i.stop)
+		<-i.stopped
+		i.leases.Close()
+	})
+	return i.stopErr
+}
+
+// Leases returns the live leases.
+func (i *Instance) Leases() []Lease { return i.leases.Leases() }
+
+// PID is the process id of the running dnsmasq (0 while it is restarting).
+func (i *Instance) PID() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.proc == nil {
+		return 0
+	}
+	return i.proc.cmd.Process.Pid
+}
+
+func (i *Instance) supervise(p *process) {
+	defer close(i.stopped)
+	backoff := minBackoff
+	for {
+		select {
+		case <-i.stop:
+			i.stopErr = p.terminate()
+			return
+		case <-p.exited:
+		}
+		p.drainStderr()
+		i.mu.Lock()
+		i.proc = nil
+		i.mu.Unlock()
+		i.cfg.Log.Warn(fmt.Sprintf("dnsmasq for network %s exited (%s): restarting", i.cfg.Network, p.status()),
+			"pid", p.cmd.Process.Pid, "stderr", p.lastLine())
+		if time.Since(p.started) >= stableAfter {
+			backoff = minBackoff
+		}
+		for {
+			select {
+			case <-i.stop:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, maxBackoff)
+			var err error
+			p, err = i.launch()
+			if err == nil {
+				break
+			}
+			if errors.Is(err, errStopped) {
+				return
+			}
+			i.cfg.Log.Warn(fmt.Sprintf("restarting dnsmasq for network %s failed: %v", i.cfg.Network, err))
+		}
+		i.mu.Lock()
+		i.proc = p
+		i.mu.Unlock()
+	}
+}
+
+// launch starts dnsmasq and waits until it serves. On failure nothing is
+// left running and the error carries dnsmasq's last word.
+func (i *Instance) launch() (*process, error) {
+	// A pid file left by an earlier dnsmasq would fake readiness.
+	if err := os.Remove(i.cfg.pidFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale pid file: %w", err)
+	}
+	p, err := startProcess(i.bin, i.cfg.args(), i.cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(i.cfg.pidFile(), i.stop); err != nil {
+		p.terminate()
+		if errors.Is(err, errStopped) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("dnsmasq for network %s: %w", i.cfg.Network, err)
+	}
+	return p, nil
+}
+
+// process is one run of dnsmasq.
+type process struct {
+	cmd     *exec.Cmd
+	started time.Time
+	exited  chan struct{} // closed once cmd.Wait returned
+	stderr  chan struct{} // closed once stderr reached EOF
+
+	mu   sync.Mutex
+	last string
+}
+
+func startProcess(bin string, args []string, log *slog.Logger) (*process, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating pipe: %w", err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = w
+	// Its own process group, so that the TCP DNS children it forks are
+	// killed with it and no terminal signal reaches it behind our back.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("starting dnsmasq: %w", err)
+	}
+	p := &process{cmd: cmd, started: time.Now(), exited: make(chan struct{}), stderr: make(chan struct{})}
+	go p.forwardStderr(r, log)
+	go func() {
+		cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// forwardStderr logs what dnsmasq says at debug level and keeps the last
+// line for error messages.
+func (p *process) forwardStderr(r *os.File, log *slog.Logger) {
+	defer close(p.stderr)
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		log.Debug("dnsmasq: " + line)
+		p.mu.Lock()
+		p.last = line
+		p.mu.Unlock()
+	}
+}
+
+func (p *process) lastLine() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+func (p *process) status() string {
+	return p.cmd.ProcessState.String()
+}
+
+// waitReady waits until dnsmasq has written its pid into pidFile: it does
+// so only after binding every socket and opening the lease file.
+func (p *process) waitReady(pidFile string, stop <-chan struct{}) error {
+	want := []byte(strconv.Itoa(p.cmd.Process.Pid))
+	deadline := time.NewTimer(readyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if data, err := os.ReadFile(pidFile); err == nil && bytes.Equal(bytes.TrimSpace(data), want) {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			p.drainStderr()
+			return fmt.Errorf("exited (%s): %s", p.status(), p.lastLine())
+		case <-deadline.C:
+			return fmt.Errorf("not serving after %v: %s", readyTimeout, p.lastLine())
+		case <-stop:
+			return errStopped
+		case <-tick.C:
+		}
+	}
+}
+
+// terminate asks dnsmasq to exit, kills its process group if it does not
+// within stopGrace, and waits for it.
+func (p *process) terminate() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case <-p.exited:
+	case <-time.After(stopGrace):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+		err = fmt.Errorf("dnsmasq (pid %d) ignored SIGTERM and was killed", p.cmd.Process.Pid)
+	}
+	p.drainStderr()
+	return err
+}
+
+// drainStderr waits, after dnsmasq exited, for the rest of what it wrote,
+// so its last line is known and nothing is logged after Stop returns. TCP
+// children of a killed dnsmasq may hold the pipe open: hence the bound.
+func (p *process) drainStderr() {
+	select {
+	case <-p.stderr:
+	case <-time.After(time.Second):
+	}
+}
