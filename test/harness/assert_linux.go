@@ -1,0 +1,86 @@
+package harness
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Links are the names of the sandbox's network links starting with prefix,
+// sorted.
+func Links(t testing.TB, prefix string) []string {
+	t.Helper()
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatalf("harness: listing links: %v", err)
+	}
+	var names []string
+	for _, i := range ifaces {
+		if strings.HasPrefix(i.Name, prefix) {
+			names = append(names, i.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// IPTablesSave is the sandbox's IPv4 filter and nat tables as
+// iptables-save prints them, without its comment lines (they hold a
+// timestamp) so two dumps can be compared.
+func IPTablesSave(t testing.TB) string {
+	t.Helper()
+	var b strings.Builder
+	for _, table := range []string{"filter", "nat"} {
+		out, err := exec.Command("iptables-save", "-t", table).CombinedOutput()
+		if err != nil {
+			t.Fatalf("harness: iptables-save -t %s: %v: %s", table, err, out)
+		}
+		for _, line := range strings.SplitAfter(string(out), "\n") {
+			if !strings.HasPrefix(line, "#") {
+				b.WriteString(line)
+			}
+		}
+	}
+	return b.String()
+}
+
+// ProcessesNamed are the pids of the sandbox's live (not zombie) processes
+// whose command name (as in /proc/PID/comm, at most 15 bytes) is name.
+func ProcessesNamed(name string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != name {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The state follows the command name, which may contain spaces.
+		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(fields) > 0 && fields[0] == "Z" {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// OpenFDs is the number of fds process pid has open, or -1 if it is gone.
+func OpenFDs(pid int) int {
+	entries, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	if err != nil {
+		return -1
+	}
+	return len(entries)
+}
