@@ -407,6 +407,9 @@ func (e *Env) stopDaemon(kill bool) {
 	}
 }
 
+// DaemonBinary is the netgrantd the harness built and runs.
+func DaemonBinary() string { return netgrantdBuilt }
+
 // DaemonPID is netgrantd's pid (0 without a daemon).
 func (e *Env) DaemonPID() int {
 	if e.daemon == nil {
