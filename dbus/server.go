@@ -175,19 +175,21 @@ func (a *authorizer) Authorize(ctx context.Context, checks []service.AuthCheck) 
 		pk[i] = polkit.Check{Action: c.Action, Details: c.Details}
 		actions[i] = c.Action
 	}
-	result, err := a.srv.polkit.CheckAll(ctx, a.call.sender, pk, a.call.interactive())
-	what := actionVerbs[checks[0].Action]
+	result, decisive, err := a.srv.polkit.CheckAll(ctx, a.call.sender, pk, a.call.interactive())
+	what := actionVerbs[decisive.Action]
 	switch {
-	case err != nil:
-		a.srv.log.Warn("polkit check failed: treating it as a denial", "caller", a.call.sender, "actions", actions, "err", err)
-		return service.Errorf(service.AccessDenied, "not authorized to %s: polkit could not be asked (%v)", what, err)
 	case result == polkit.Authorized:
 		return nil
 	case result == polkit.Challenge:
 		return service.Errorf(service.InteractiveAuthorizationRequired,
-			"authentication is required to %s (polkit %s): call again allowing interactive authorization, with a polkit agent running", what, strings.Join(actions, ", "))
+			"authentication is required to %s (polkit %s): call again allowing interactive authorization, with a polkit agent running", what, decisive.Action)
+	case err != nil:
+		a.srv.log.Warn("polkit check failed: treating it as a denial", "caller", a.call.sender, "actions", actions, "err", err)
+		return service.Errorf(service.AccessDenied, "not authorized to %s: polkit could not be asked (%v)", what, err)
+	case decisive.Action == service.ActionManage:
+		return service.Errorf(service.NotOwner, "%s belongs to another user: acting on it needs polkit %s", decisive.Details["object"], service.ActionManage)
 	}
-	return service.Errorf(service.AccessDenied, "not authorized to %s (polkit %s)", what, strings.Join(actions, ", "))
+	return service.Errorf(service.AccessDenied, "not authorized to %s (polkit %s)", what, decisive.Action)
 }
 
 func (s *Server) managerMethods() iface {

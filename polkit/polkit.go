@@ -132,14 +132,17 @@ func (a *Authority) cancel(cancellationID string) {
 
 // CheckAll runs the checks concurrently and returns the weakest result:
 // Denied if any is denied, else Challenge if any is a challenge, else
-// Authorized (also for no checks at all). The error is the one that came
+// Authorized (also for no checks at all), with the check that decided it
+// (the first denied, else the first challenged; zero when authorized) so a
+// caller can say which action was refused. The error is the one that came
 // with the first denial. Once one check is denied the others are cancelled,
 // so the user is not asked for a password that could not help.
-func (a *Authority) CheckAll(ctx context.Context, busName string, checks []Check, interactive bool) (Result, error) {
+func (a *Authority) CheckAll(ctx context.Context, busName string, checks []Check, interactive bool) (Result, Check, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	type outcome struct {
+		check  Check
 		result Result
 		err    error
 	}
@@ -147,11 +150,12 @@ func (a *Authority) CheckAll(ctx context.Context, busName string, checks []Check
 	for _, c := range checks {
 		go func() {
 			r, err := a.Check(ctx, busName, c, interactive)
-			outcomes <- outcome{r, err}
+			outcomes <- outcome{c, r, err}
 		}()
 	}
 
 	weakest := Authorized
+	var decisive Check
 	var firstErr error
 	for range checks {
 		o := <-outcomes
@@ -160,11 +164,11 @@ func (a *Authority) CheckAll(ctx context.Context, busName string, checks []Check
 			// Later outcomes come from checks cancelled because of the
 			// first denial; their errors say nothing new.
 		case o.result == Denied:
-			weakest, firstErr = Denied, o.err
+			weakest, decisive, firstErr = Denied, o.check, o.err
 			cancel()
-		case o.result == Challenge:
-			weakest = Challenge
+		case o.result == Challenge && weakest == Authorized:
+			weakest, decisive = Challenge, o.check
 		}
 	}
-	return weakest, firstErr
+	return weakest, decisive, firstErr
 }

@@ -279,7 +279,7 @@ func TestCheckAllAsksConcurrently(t *testing.T) {
 		arrived.Wait()
 		return authorizationResult{IsAuthorized: true}, nil
 	})
-	result, err := New(client).CheckAll(context.Background(), ":1.7", []Check{
+	result, _, err := New(client).CheckAll(context.Background(), ":1.7", []Check{
 		{Action: "org.netgrant.create-tap"},
 		{Action: "org.netgrant.use-network", Details: map[string]string{"network": "lab", "owner": "1000"}},
 	}, true)
@@ -295,15 +295,16 @@ func TestCheckAllReturnsTheWeakestResult(t *testing.T) {
 		"no":        {},
 	}
 	for _, tc := range []struct {
-		actions []string
-		want    Result
-		wantErr bool
+		actions  []string
+		want     Result
+		decisive string
+		wantErr  bool
 	}{
 		{actions: nil, want: Authorized},
 		{actions: []string{"yes", "yes"}, want: Authorized},
-		{actions: []string{"yes", "challenge"}, want: Challenge},
-		{actions: []string{"challenge", "no", "yes"}, want: Denied},
-		{actions: []string{"yes", "broken"}, want: Denied, wantErr: true},
+		{actions: []string{"yes", "challenge"}, want: Challenge, decisive: "challenge"},
+		{actions: []string{"challenge", "no", "yes"}, want: Denied, decisive: "no"},
+		{actions: []string{"yes", "broken"}, want: Denied, decisive: "broken", wantErr: true},
 	} {
 		t.Run(strings.Join(append([]string{"checks"}, tc.actions...), "_"), func(t *testing.T) {
 			client, _ := withFakeAuthority(t, func(_ *fakeAuthority, r checkRequest) (authorizationResult, *dbus.Error) {
@@ -316,9 +317,9 @@ func TestCheckAllReturnsTheWeakestResult(t *testing.T) {
 			for _, action := range tc.actions {
 				checks = append(checks, Check{Action: action})
 			}
-			result, err := New(client).CheckAll(context.Background(), ":1.7", checks, false)
-			if result != tc.want || (err != nil) != tc.wantErr {
-				t.Fatalf("got %v, %v; want %v, error %v", result, err, tc.want, tc.wantErr)
+			result, decisive, err := New(client).CheckAll(context.Background(), ":1.7", checks, false)
+			if result != tc.want || (err != nil) != tc.wantErr || decisive.Action != tc.decisive {
+				t.Fatalf("got %v decided by %q, %v; want %v by %q, error %v", result, decisive.Action, err, tc.want, tc.decisive, tc.wantErr)
 			}
 		})
 	}
@@ -331,7 +332,7 @@ func TestCheckAllWithdrawsPendingPromptsAfterADenial(t *testing.T) {
 		}
 		return f.blockUntilCancelled(r)
 	})
-	result, err := New(client).CheckAll(context.Background(), ":1.7", []Check{
+	result, _, err := New(client).CheckAll(context.Background(), ":1.7", []Check{
 		{Action: "org.netgrant.create-tap"},
 		{Action: "org.netgrant.use-network"},
 	}, true)

@@ -343,7 +343,7 @@ func TestDeleteByOwnerOrManager(t *testing.T) {
 	ifname := info["ifname"].Value().(string)
 
 	del := harness.Call{Path: path, Interface: "org.netgrant.NetGrant1.Tap", Method: "Delete"}
-	if r := mallory.Do(del); r.ErrorName != "org.freedesktop.DBus.Error.AccessDenied" {
+	if r := mallory.Do(del); r.ErrorName != "org.netgrant.NetGrant1.Error.NotOwner" {
 		t.Fatalf("Delete of ngalice's tap by ngmallory answered %q %q", r.ErrorName, r.ErrorMessage)
 	}
 	if r := bob.Do(del); r.ErrorName != "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" {
