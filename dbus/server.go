@@ -167,15 +167,30 @@ var actionVerbs = map[string]string{
 	service.ActionManage:           "manage another user's objects",
 }
 
-// Authorize asks polkit for every check at once, as the caller's bus name.
+// Authorize asks polkit as the caller's bus name. Acting on another user's
+// object is settled first, on its own, so that a caller polkit refuses both
+// ownership and the action always hears NotOwner; the remaining checks are
+// asked concurrently.
 func (a *authorizer) Authorize(ctx context.Context, checks []service.AuthCheck) error {
-	pk := make([]polkit.Check, len(checks))
-	actions := make([]string, len(checks))
-	for i, c := range checks {
-		pk[i] = polkit.Check{Action: c.Action, Details: c.Details}
-		actions[i] = c.Action
+	var manage, rest []polkit.Check
+	for _, c := range checks {
+		pc := polkit.Check{Action: c.Action, Details: c.Details}
+		if c.Action == service.ActionManage {
+			manage = append(manage, pc)
+		} else {
+			rest = append(rest, pc)
+		}
 	}
-	result, decisive, err := a.srv.polkit.CheckAll(ctx, a.call.sender, pk, a.call.interactive())
+	for _, group := range [][]polkit.Check{manage, rest} {
+		if err := a.authorizeAll(ctx, group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *authorizer) authorizeAll(ctx context.Context, checks []polkit.Check) error {
+	result, decisive, err := a.srv.polkit.CheckAll(ctx, a.call.sender, checks, a.call.interactive())
 	what := actionVerbs[decisive.Action]
 	switch {
 	case result == polkit.Authorized:
@@ -184,7 +199,7 @@ func (a *authorizer) Authorize(ctx context.Context, checks []service.AuthCheck) 
 		return service.Errorf(service.InteractiveAuthorizationRequired,
 			"authentication is required to %s (polkit %s): call again allowing interactive authorization, with a polkit agent running", what, decisive.Action)
 	case err != nil:
-		a.srv.log.Warn("polkit check failed: treating it as a denial", "caller", a.call.sender, "actions", actions, "err", err)
+		a.srv.log.Warn("polkit check failed: treating it as a denial", "caller", a.call.sender, "action", decisive.Action, "err", err)
 		return service.Errorf(service.AccessDenied, "not authorized to %s: polkit could not be asked (%v)", what, err)
 	case decisive.Action == service.ActionManage:
 		return service.Errorf(service.NotOwner, "%s belongs to another user: acting on it needs polkit %s", decisive.Details["object"], service.ActionManage)

@@ -12,6 +12,7 @@ package harness
 //	{"op":"write","fd":ID,"data":HEX}               → {}
 //	{"op":"read","fd":ID,"timeout_ms":N}            → {"data":HEX} or {"timeout":true}
 //	{"op":"tungetiff","fd":ID}                      → {"ifname":S,"flags":N}
+//	{"op":"pass","fd":ID}                           → {} and a copy of the fd sent over fd 3
 //	{"op":"exit"}                                   → {} and the client exits
 //
 // Any failure of the command itself answers {"err": "..."}.
@@ -41,6 +42,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 )
 
 type request struct {
@@ -74,6 +76,8 @@ type Client struct {
 	out  *bufio.Reader
 	log  *lineLog
 	done chan struct{}
+	// passFD receives copies of the client's fds (see Pass).
+	passFD int
 }
 
 // Client starts a client as user (one of the test users) connected to the
@@ -99,7 +103,13 @@ func (e *Env) Client(t testing.TB, userName string) *Client {
 	cmd.Env = []string{clientEnv + "=1", "DBUS_SYSTEM_BUS_ADDRESS=" + BusAddress, "PATH=" + os.Getenv("PATH"), "HOME=/nonexistent", "USER=" + userName}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
-	c := &Client{User: userName, UID: uint32(uid), t: t, cmd: cmd, log: &lineLog{t: t, prefix: "client " + userName + ": "}, done: make(chan struct{})}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	passing := os.NewFile(uintptr(pair[1]), "client passing socket")
+	cmd.ExtraFiles = []*os.File{passing}
+	c := &Client{User: userName, UID: uint32(uid), t: t, cmd: cmd, log: &lineLog{t: t, prefix: "client " + userName + ": "}, done: make(chan struct{}), passFD: pair[0]}
 	cmd.Stderr = c.log
 	c.in, err = cmd.StdinPipe()
 	if err != nil {
@@ -113,6 +123,8 @@ func (e *Env) Client(t testing.TB, userName string) *Client {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("harness: starting client: %v", err)
 	}
+	passing.Close()
+	t.Cleanup(func() { unix.Close(c.passFD) })
 	go func() {
 		cmd.Wait()
 		close(c.done)
@@ -347,4 +359,25 @@ func (c *Client) TunGetIff(id int) (ifname string, flags uint16) {
 	c.t.Helper()
 	resp := c.roundTrip(request{Op: "tungetiff", FD: id})
 	return resp.IfName, resp.Flags
+}
+
+// Pass gets a copy of a held fd from the client, as a user hands a tap fd
+// to the QEMU it starts. The caller closes it.
+func (c *Client) Pass(id int) *os.File {
+	c.t.Helper()
+	c.roundTrip(request{Op: "pass", FD: id})
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(c.passFD, make([]byte, 1), oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		c.t.Fatalf("harness: receiving fd %d from the client: %v", id, err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		c.t.Fatalf("harness: receiving fd %d from the client: %v", id, err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		c.t.Fatalf("harness: receiving fd %d from the client: %v", id, err)
+	}
+	return os.NewFile(uintptr(fds[0]), "tap fd")
 }
