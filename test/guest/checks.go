@@ -29,7 +29,8 @@ type Checks struct {
 	// ResolveName is looked up with nslookup at the lease's DNS server, else
 	// the gateway ("resolve"; detail: the addresses found, comma-separated).
 	ResolveName string
-	// Connect opens a TCP connection to each "host:port" ("connect:host:port";
+	// Connect opens a TCP connection to each "host:port", or "host:port@src"
+	// to connect from local port src ("connect:" + the entry;
 	// detail: "connected <first line the peer sent>", or nc's error).
 	Connect []string
 	// ListenPort, if not 0, serves Banner on this TCP port until power-off

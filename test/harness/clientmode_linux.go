@@ -2,23 +2,19 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
 
-	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/netgrant/netgrant/client"
 )
 
 // The client's connection is the client package's: it receives fds, which
-// godbus (v5.2.4) cannot do, and sends the test's messages as the test
-// encoded them, wrong types included.
+// godbus (v5.2.4) cannot do, and sends the test's messages byte for byte.
 
 // clientState is the client side of the protocol described in client.go.
 type clientState struct {
@@ -135,17 +131,9 @@ func (s *clientState) call(encoded string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	msg, err := dbus.DecodeMessage(bytes.NewReader(raw))
-	if err != nil {
-		return response{}, fmt.Errorf("decoding the call: %w", err)
-	}
-	reply, fds, err := s.bus.Send(msg)
+	reply, fds, err := s.bus.SendRaw(raw)
 	if err != nil {
 		return response{}, err
-	}
-	var buf bytes.Buffer
-	if err := reply.EncodeTo(&buf, binary.LittleEndian); err != nil {
-		return response{}, fmt.Errorf("encoding the reply: %w", err)
 	}
 	ids := []int{}
 	for _, f := range fds {
@@ -153,5 +141,5 @@ func (s *clientState) call(encoded string) (response, error) {
 		ids = append(ids, s.nextFD)
 		s.nextFD++
 	}
-	return response{Reply: hex.EncodeToString(buf.Bytes()), FDs: ids}, nil
+	return response{Reply: hex.EncodeToString(reply), FDs: ids}, nil
 }

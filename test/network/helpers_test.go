@@ -224,3 +224,8 @@ func listenIn(t *testing.T, netns, addr string) net.Listener {
 	t.Cleanup(func() { l.Close() })
 	return l
 }
+
+func osexecOutput(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,154 @@
+package network_test
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netgrant/netgrant/test/guest"
+	"github.com/netgrant/netgrant/test/harness"
+)
+
+// TestGuestOnNATNetwork boots a real guest on a tap from CreateTap{network}
+// and checks what a VM user would: it gets a lease, resolves names through
+// the gateway, reaches the outside masqueraded, cannot reach the host's own
+// services or be reached from outside, and the host can reach it.
+func TestGuestOnNATNetwork(t *testing.T) {
+	kit := guest.Prepare(t)
+	env := harness.Start(t, harness.Options{Rules: rules})
+	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24", DefaultRoute: true})
+	// The outside serves DNS for a test name, and the host's resolver
+	// points at it, as a LAN's would.
+	upstreamDNS := up.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2", "--pid-file=")
+	if err := upstreamDNS.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { upstreamDNS.Process.Kill(); upstreamDNS.Wait() })
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("nameserver 198.51.100.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(resolvConf, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount("/etc/resolv.conf", 0) })
+
+	// An upstream service that notes who connects.
+	seen := make(chan string, 4)
+	upstream := listenIn(t, "up", "198.51.100.2:8080")
+	go func() {
+		for {
+			conn, err := upstream.Accept()
+			if err != nil {
+				return
+			}
+			seen <- conn.RemoteAddr().String()
+			conn.Write([]byte("hello-from-upstream\n"))
+			conn.Close()
+		}
+	}()
+
+	alice := env.Client(t, harness.UserAlice)
+	netPath, info := mustCreateNetwork(t, alice, "e2e", nil)
+	gateway := info["gateway"].Value().(string)
+	// A service on the host, on the gateway address: guests must not reach it.
+	hostService, err := net.Listen("tcp", gateway+":2222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostService.Close()
+
+	tapPath, fds, tapInfo, err := alice.CreateTap(opts{"network": v("e2e")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := tapInfo["mac"].Value().(string)
+	tapFile := alice.Pass(fds[0])
+	vm := guest.Boot(t, kit, tapFile, mac, guest.Checks{
+		PingGateway: true,
+		ResolveName: "upstream.test",
+		Connect:     []string{"198.51.100.2:8080@80", gateway + ":2222"},
+		ListenPort:  7000,
+		StayUp:      2 * time.Minute,
+	})
+	tapFile.Close()
+	results, err := vm.Results(3 * time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := vm.Lease()
+	t.Logf("guest lease %s, results %v", lease, results)
+
+	if ip := net.ParseIP(lease).To4(); ip == nil || ip[0] != 10 || ip[1] != 97 || ip[2] != 0 || ip[3] < 2 || ip[3] > 254 {
+		t.Fatalf("guest lease %q is not in the range 10.97.0.2-10.97.0.254", lease)
+	}
+	if r := results["ping"]; !r.OK {
+		t.Errorf("guest cannot ping the gateway: %s", r.Detail)
+	}
+	if r := results["resolve"]; !r.OK || !strings.Contains(r.Detail, "198.51.100.2") {
+		t.Errorf("guest resolving upstream.test through the gateway: %+v", r)
+	}
+	if r := results["connect:198.51.100.2:8080@80"]; !r.OK || !strings.Contains(r.Detail, "hello-from-upstream") {
+		t.Errorf("guest connecting upstream: %+v", r)
+	}
+	select {
+	case from := <-seen:
+		host, port, _ := net.SplitHostPort(from)
+		if n, _ := strconv.Atoi(port); host != "198.51.100.1" || n < 1024 {
+			t.Errorf("upstream saw the guest's connection from %s, want the host's 198.51.100.1 and a port >= 1024 (the guest used port 80)", from)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("upstream never saw the guest's connection")
+	}
+	if r := results["connect:" + gateway + ":2222"]; r.OK {
+		t.Errorf("guest reached a TCP service on the host's gateway address: %+v", r)
+	}
+
+	// The host reaches the guest; the outside does not, even with a route.
+	if out, err := osexecOutput("busybox", "ping", "-c", "1", "-W", "3", lease); err != nil {
+		t.Errorf("host cannot ping the guest: %v: %s", err, out)
+	}
+	conn, err := net.DialTimeout("tcp", lease+":7000", 10*time.Second)
+	if err != nil {
+		t.Errorf("host cannot connect to the guest: %v", err)
+	} else {
+		banner, _ := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if !strings.Contains(banner, guest.Banner) {
+			t.Errorf("guest's service answered %q", banner)
+		}
+	}
+	up.Run(t, "ip", "route", "add", "10.97.0.0/24", "via", "198.51.100.1")
+	var outsideErr error
+	inNetns(t, "up", func() {
+		var c net.Conn
+		c, outsideErr = net.DialTimeout("tcp", lease+":7000", 5*time.Second)
+		if outsideErr == nil {
+			c.Close()
+		}
+	})
+	if outsideErr == nil {
+		t.Error("the upstream host opened a connection to the guest")
+	}
+
+	// The lease shows on the network and on the tap.
+	waitFor(t, "the lease to show in Network.Leases", func() bool {
+		for _, l := range property(t, env, netPath, networkIface, "Leases").([][]any) {
+			if l[0] == mac && l[1] == lease {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "Tap.IPv4 to show the lease", func() bool {
+		return property(t, env, tapPath, tapIface, "IPv4") == lease
+	})
+}
