@@ -108,7 +108,7 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("upstream never saw the guest's connection")
 	}
-	if r := results["connect:" + gateway + ":2222"]; r.OK {
+	if r := results["connect:"+gateway+":2222"]; r.OK {
 		t.Errorf("guest reached a TCP service on the host's gateway address: %+v", r)
 	}
 
