@@ -25,6 +25,9 @@ type Server struct {
 	polkit  *polkit.Authority
 	log     *slog.Logger
 	version string
+	// busID tells this bus from one that came before it, whose unique
+	// names a new bus hands out again.
+	busID string
 
 	mu    sync.Mutex
 	props map[godbus.ObjectPath]objectProps // what clients were last told
@@ -53,13 +56,18 @@ func (s *Server) Connect() (*godbus.Conn, error) {
 	return conn, nil
 }
 
-// Serve starts answering for manager: it watches holders leave the bus and
-// then takes the bus name. It fails if another process owns the name.
+// Serve starts answering for manager: it watches holders leave the bus,
+// lets the manager adopt what a previous daemon left, and then takes the
+// bus name. It fails if another process owns the name.
 func (s *Server) Serve(manager *service.Manager) error {
 	s.manager = manager
-	if err := s.watchHolders(); err != nil {
+	if err := s.conn.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&s.busID); err != nil {
+		return fmt.Errorf("asking the bus for its id: %w", err)
+	}
+	if err := s.watchBus(); err != nil {
 		return err
 	}
+	manager.Recover(s.holderAlive)
 	reply, err := s.conn.RequestName(BusName, godbus.NameFlagDoNotQueue)
 	if err != nil {
 		return fmt.Errorf("requesting bus name %s: %w", BusName, err)
@@ -70,8 +78,27 @@ func (s *Server) Serve(manager *service.Manager) error {
 	return nil
 }
 
-// watchHolders drops the holds of every connection that leaves the bus.
-func (s *Server) watchHolders() error {
+// holder names a connection for the service, across daemon restarts.
+func (s *Server) holder(uniqueName string) string { return s.busID + "/" + uniqueName }
+
+// holderAlive reports whether a holder recorded by this or an earlier
+// daemon is still connected to this very bus.
+func (s *Server) holderAlive(holder string) bool {
+	busID, name, ok := strings.Cut(holder, "/")
+	if !ok || busID != s.busID {
+		return false
+	}
+	var present bool
+	err := s.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, name).Store(&present)
+	return err == nil && present
+}
+
+const firewalldInterface = "org.fedoraproject.FirewallD1"
+
+// watchBus drops the holds of every connection that leaves the bus, and
+// puts netgrant's firewall rules back when firewalld reloads (which
+// flushes them).
+func (s *Server) watchBus() error {
 	err := s.conn.AddMatchSignal(
 		godbus.WithMatchSender("org.freedesktop.DBus"),
 		godbus.WithMatchInterface("org.freedesktop.DBus"),
@@ -80,17 +107,27 @@ func (s *Server) watchHolders() error {
 	if err != nil {
 		return fmt.Errorf("watching bus names: %w", err)
 	}
+	err = s.conn.AddMatchSignal(godbus.WithMatchInterface(firewalldInterface), godbus.WithMatchMember("Reloaded"))
+	if err != nil {
+		return fmt.Errorf("watching firewalld: %w", err)
+	}
 	signals := make(chan *godbus.Signal, 256)
 	s.conn.Signal(signals)
 	go func() {
 		for sig := range signals {
-			if sig.Name != "org.freedesktop.DBus.NameOwnerChanged" || len(sig.Body) != 3 {
-				continue
-			}
-			name, _ := sig.Body[0].(string)
-			newOwner, _ := sig.Body[2].(string)
-			if strings.HasPrefix(name, ":") && newOwner == "" {
-				s.manager.HolderGone(name)
+			switch sig.Name {
+			case "org.freedesktop.DBus.NameOwnerChanged":
+				if len(sig.Body) != 3 {
+					continue
+				}
+				name, _ := sig.Body[0].(string)
+				newOwner, _ := sig.Body[2].(string)
+				if strings.HasPrefix(name, ":") && newOwner == "" {
+					s.manager.HolderGone(s.holder(name))
+				}
+			case firewalldInterface + ".Reloaded":
+				s.log.Info("firewalld reloaded: restoring netgrant's rules")
+				s.manager.RestoreFirewall()
 			}
 		}
 	}()
@@ -150,7 +187,7 @@ func (s *Server) caller(c *call) (service.Caller, error) {
 			gid = uint32(g)
 		}
 	}
-	return service.Caller{UID: uid, GID: gid, Holder: c.sender, Auth: &authorizer{srv: s, call: c}}, nil
+	return service.Caller{UID: uid, GID: gid, Holder: s.holder(c.sender), Auth: &authorizer{srv: s, call: c}}, nil
 }
 
 type authorizer struct {
@@ -292,9 +329,8 @@ func (s *Server) createNATNetwork(c *call) ([]any, error) {
 	}
 	// The caller may have left while we worked, before its hold existed
 	// for NameOwnerChanged to drop.
-	var present bool
-	if err := s.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, c.sender).Store(&present); err == nil && !present {
-		s.manager.HolderGone(c.sender)
+	if !s.holderAlive(caller.Holder) {
+		s.manager.HolderGone(caller.Holder)
 	}
 	return []any{NetworkPath(info.Name), networkInfoMap(info)}, nil
 }

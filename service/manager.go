@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/netgrant/netgrant/service/config"
+	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
 )
@@ -80,6 +81,8 @@ type Manager struct {
 	mu       sync.Mutex
 	taps     map[string]*tapRes
 	networks map[string]*netRes
+	// dnsmasqs are the running dnsmasq instances by directory.
+	dnsmasqs map[string]*dnsmasq.Instance
 }
 
 // New returns a Manager with nothing in it.
@@ -89,6 +92,7 @@ func New(opts Options) *Manager {
 		log:      opts.Log,
 		taps:     map[string]*tapRes{},
 		networks: map[string]*netRes{},
+		dnsmasqs: map[string]*dnsmasq.Instance{},
 	}
 }
 
@@ -166,17 +170,13 @@ func (m *Manager) GetNetwork(name string) (NetworkInfo, error) {
 	return NetworkInfo{}, Errorf(NotFound, "there is no network %q", name)
 }
 
-// Shutdown tears down every network and deletes every tap, running their
-// down hooks.
+// Shutdown waits for the call in progress and then leaves everything as it
+// is: a restart or upgrade must not take the network from running VMs, and
+// the next daemon adopts what is still held (see Recover). The lock stays
+// taken, so no call starts any more work before the process exits.
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, n := range m.networks {
-		m.teardownNetwork(n)
-	}
-	for _, t := range m.taps {
-		m.removeTap(t)
-	}
+	m.log.Info("stopping: held taps and networks stay for the next start", "taps", len(m.taps), "networks", len(m.networks))
 }
 
 func (m *Manager) firewallNetworks() []firewall.Network {

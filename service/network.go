@@ -63,8 +63,7 @@ type netRes struct {
 	persistent bool
 	holders    map[string]bool
 	taps       map[string]bool
-	dnsmasq    *dnsmasq.Instance
-	undo       undoStack
+	rec        *record
 
 	leaseMu sync.Mutex
 	leases  []dnsmasq.Lease
@@ -252,6 +251,10 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 			return NetworkInfo{}, Errorf(Exists, "network %q was replaced while authorizing: call again", r.Name)
 		}
 		n.holders[c.Holder] = true
+		if err := m.saveNetwork(n); err != nil {
+			delete(n.holders, c.Holder)
+			return NetworkInfo{}, err
+		}
 		info := m.networkInfo(n)
 		m.opts.Observer.NetworkChanged(info)
 		return info, nil
@@ -285,9 +288,10 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 }
 
 func (m *Manager) setupNetwork(n *netRes) (err error) {
+	n.rec = m.newRecord("network", n.name)
 	defer func() {
 		if err != nil {
-			n.undo.unwind(m.log)
+			m.unwind(n.rec)
 		}
 	}()
 	taken := map[string]bool{}
@@ -297,11 +301,12 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	if n.bridge, err = bridge.FreeName(taken); err != nil {
 		return Wrap(Failed, err, "choosing a bridge name")
 	}
-	br := n.bridge
-	n.undo.push("delete bridge "+br, func() error { return bridge.Delete(br) })
+	if err := n.rec.push(opDeleteBridge, map[string]string{"name": n.bridge}); err != nil {
+		return Wrap(Failed, err, "recording the network")
+	}
 	gateway := netip.PrefixFrom(n.plan.Gateway, n.plan.Prefix.Bits())
-	if err := bridge.Create(bridge.Config{Name: br, MTU: int(n.mtu), MAC: bridge.MACFor(n.name), Address: gateway}); err != nil {
-		return Wrap(Failed, err, "creating bridge %s", br)
+	if err := bridge.Create(bridge.Config{Name: n.bridge, MTU: int(n.mtu), MAC: bridge.MACFor(n.name), Address: gateway}); err != nil {
+		return Wrap(Failed, err, "creating bridge %s", n.bridge)
 	}
 	if n.outbound {
 		if err := bridge.EnableForwarding(); err != nil {
@@ -309,28 +314,75 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 		}
 	}
 	fw := n.firewall()
-	n.undo.push("remove firewall rules of "+br, func() error { return m.opts.Firewall.Remove(fw) })
+	if err := n.rec.push(opRemoveFirewall, firewallArgs(fw)); err != nil {
+		return Wrap(Failed, err, "recording the network")
+	}
+	// Touching the firewall is the moment to put back what someone else
+	// flushed.
+	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
+		m.log.Warn("restoring firewall rules", "err", err)
+	}
 	if err := m.opts.Firewall.Add(fw); err != nil {
 		return Wrap(Failed, err, "adding firewall rules")
 	}
 	if n.dhcp || n.dns {
-		dir := filepath.Join(m.opts.StateDir, "networks", n.name)
-		n.undo.push("remove "+dir, func() error { return os.RemoveAll(dir) })
+		if err := m.startDnsmasq(n); err != nil {
+			return err
+		}
+	}
+	if err := m.runUp(n.rec, hooks.NetworkUp, hooks.NetworkDown, m.hookEnvForNetwork(n)); err != nil {
+		return err
+	}
+	n.rec.Complete = true
+	return m.saveNetwork(n)
+}
+
+func (m *Manager) dnsmasqDir(n *netRes) string {
+	return filepath.Join(m.opts.StateDir, "dnsmasq-"+n.name)
+}
+
+// startDnsmasq records and starts n's dnsmasq, whose files (leases among
+// them) live in a directory of its own, kept across restarts.
+func (m *Manager) startDnsmasq(n *netRes) error {
+	dir := m.dnsmasqDir(n)
+	if !n.rec.has(opRemoveDir) {
+		if err := n.rec.push(opRemoveDir, map[string]string{"path": dir}); err != nil {
+			return Wrap(Failed, err, "recording the network")
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return Wrap(Failed, err, "creating the network's state directory")
 		}
-		inst, err := dnsmasq.Start(dnsmasq.Config{
-			Network: n.name, Bridge: br, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
-			DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
-			Dir: dir, Log: m.log.With("network", n.name),
-		}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
-		if err != nil {
-			return Wrap(Failed, err, "starting dnsmasq")
+		if err := n.rec.push(opStopDnsmasq, map[string]string{"dir": dir}); err != nil {
+			return Wrap(Failed, err, "recording the network")
 		}
-		n.dnsmasq = inst
-		n.undo.push("stop dnsmasq of "+n.name, inst.Stop)
 	}
-	return m.runUp(&n.undo, hooks.NetworkUp, hooks.NetworkDown, func() hooks.Env { return m.hookEnvForNetwork(n) })
+	inst, err := dnsmasq.Start(dnsmasq.Config{
+		Network: n.name, Bridge: n.bridge, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
+		DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
+		Dir: dir, Log: m.log.With("network", n.name),
+	}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
+	if err != nil {
+		return Wrap(Failed, err, "starting dnsmasq")
+	}
+	m.dnsmasqs[dir] = inst
+	return nil
+}
+
+// saveNetwork records what adopting n after a restart needs.
+func (m *Manager) saveNetwork(n *netRes) error {
+	holders := make([]string, 0, len(n.holders))
+	for h := range n.holders {
+		holders = append(holders, h)
+	}
+	sort.Strings(holders)
+	n.rec.Network = &netSaved{
+		Owner: n.owner, Bridge: n.bridge, Subnet: n.plan.Prefix.String(), DHCP: n.dhcp, DNS: n.dns,
+		Outbound: n.outbound, MTU: n.mtu, Persistent: n.persistent, Holders: holders,
+	}
+	if err := n.rec.save(); err != nil {
+		return Wrap(Failed, err, "recording network %s", n.name)
+	}
+	return nil
 }
 
 // leasesChanged runs on dnsmasq's goroutine, which teardown may be waiting
@@ -359,10 +411,16 @@ func (m *Manager) leasesChanged(n *netRes, leases []dnsmasq.Lease) {
 // bridge. Its taps stay, detached.
 func (m *Manager) teardownNetwork(n *netRes) {
 	delete(m.networks, n.name)
-	n.undo.unwind(m.log)
+	m.unwind(n.rec)
+	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
+		m.log.Warn("restoring firewall rules", "err", err)
+	}
 	for name := range n.taps {
 		if t, ok := m.taps[name]; ok && t.network == n.name {
 			t.network, t.bridge = "", ""
+			if err := m.saveTap(t); err != nil {
+				m.log.Warn("recording a detached tap", "tap", t.name, "err", err)
+			}
 			m.opts.Observer.TapChanged(m.tapInfo(t))
 		}
 	}
@@ -376,6 +434,9 @@ func (m *Manager) dropHold(n *netRes, holder string) {
 		m.log.Info("last holder left: tearing down network", "network", n.name)
 		m.teardownNetwork(n)
 		return
+	}
+	if err := m.saveNetwork(n); err != nil {
+		m.log.Warn("recording a dropped hold", "network", n.name, "err", err)
 	}
 	m.opts.Observer.NetworkChanged(m.networkInfo(n))
 }

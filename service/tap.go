@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/netgrant/netgrant/service/bridge"
@@ -45,7 +46,7 @@ type tapRes struct {
 	vnetHdr bool
 	bridge  string
 	network string
-	undo    undoStack
+	rec     *record
 }
 
 // tapTarget is where a tap is to be plugged: a netgrant network or an
@@ -218,6 +219,9 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 		}
 	}
 
+	// The device is recorded only once it exists, which is safe: until the
+	// reply, its fds are the daemon's alone, and the kernel removes it when
+	// a crash closes them.
 	dev, err := tap.Create(tap.Config{
 		Queues: int(t.queues), VnetHdr: t.vnetHdr, UID: c.UID, GID: c.GID,
 		MTU: int(t.mtu), LinkMAC: tap.LinkMAC(t.mac),
@@ -226,15 +230,18 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 		return nil, nil, Wrap(Failed, err, "creating the tap device")
 	}
 	t.name, t.index = dev.Name, dev.Index
-	t.undo.push("delete tap "+dev.Name, func() error { return tap.Delete(dev.Name, dev.Index) })
+	t.rec = m.newRecord("tap", dev.Name)
 	defer func() {
 		if err != nil {
 			for _, f := range dev.Files {
 				f.Close()
 			}
-			t.undo.unwind(m.log)
+			m.unwind(t.rec)
 		}
 	}()
+	if err := t.rec.push(opDeleteTap, map[string]string{"name": dev.Name, "index": strconv.Itoa(dev.Index)}); err != nil {
+		return nil, nil, Wrap(Failed, err, "recording the tap")
+	}
 
 	if t.bridge != "" {
 		if err := bridge.Attach(t.name, t.bridge); err != nil {
@@ -246,20 +253,41 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 			}
 		}
 	}
-	if err := m.runUp(&t.undo, hooks.TapUp, hooks.TapDown, func() hooks.Env { return m.hookEnvForTap(t) }); err != nil {
+	if err := m.runUp(t.rec, hooks.TapUp, hooks.TapDown, m.hookEnvForTap(t)); err != nil {
+		return nil, nil, err
+	}
+	t.rec.Complete = true
+	if err := m.saveTap(t); err != nil {
 		return nil, nil, err
 	}
 	return t, dev.Files, nil
 }
 
-// runUp pushes the down hooks first, so that a half-failed up still gets its
-// downscripts, then runs the up hooks.
-func (m *Manager) runUp(u *undoStack, up, down hooks.Event, env func() hooks.Env) error {
-	u.push(string(down)+" hooks", func() error {
-		m.opts.Hooks.Down(context.Background(), down, env())
-		return nil
-	})
-	if err := m.opts.Hooks.Up(context.Background(), up, env()); err != nil {
+// saveTap records what adopting t after a restart needs.
+func (m *Manager) saveTap(t *tapRes) error {
+	t.rec.Tap = &tapSaved{
+		Index: t.index, Owner: t.owner, MAC: t.mac.String(), MTU: t.mtu, Queues: t.queues,
+		VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network,
+	}
+	// Down hooks see the tap as it is now, not as it was created.
+	for i, s := range t.rec.Steps {
+		if s.Op == opRunDownHooks {
+			t.rec.Steps[i].Args = hookArgs(hooks.TapDown, m.hookEnvForTap(t))
+		}
+	}
+	if err := t.rec.save(); err != nil {
+		return Wrap(Failed, err, "recording tap %s", t.name)
+	}
+	return nil
+}
+
+// runUp records the down hooks first, so that a half-failed up still gets
+// its downscripts, then runs the up hooks.
+func (m *Manager) runUp(r *record, up, down hooks.Event, env hooks.Env) error {
+	if err := r.push(opRunDownHooks, hookArgs(down, env)); err != nil {
+		return Wrap(Failed, err, "recording hooks")
+	}
+	if err := m.opts.Hooks.Up(context.Background(), up, env); err != nil {
 		return Wrap(Failed, err, "%s hook failed", up)
 	}
 	return nil
@@ -301,7 +329,7 @@ func (m *Manager) tapGone(name string, index int) {
 
 func (m *Manager) removeTap(t *tapRes) {
 	delete(m.taps, t.name)
-	t.undo.unwind(m.log)
+	m.unwind(t.rec)
 	m.opts.Observer.TapRemoved(t.name)
 	if n, ok := m.networks[t.network]; ok {
 		delete(n.taps, t.name)
@@ -392,7 +420,7 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		m.opts.Observer.NetworkChanged(m.networkInfo(target.network))
 	}
 	m.opts.Observer.TapChanged(m.tapInfo(t))
-	return nil
+	return m.saveTap(t)
 }
 
 func watchTapRemovals(ctx context.Context, gone func(name string, index int)) error {

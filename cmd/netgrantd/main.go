@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -83,11 +84,24 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
 	log.Info("netgrantd ready", "bus_name", dbus.BusName, "version", version)
 	daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=Serving "+dbus.BusName)
 
-	<-ctx.Done()
-	log.Info("stopping")
-	daemon.SdNotify(false, daemon.SdNotifyStopping)
-	manager.Shutdown()
-	return nil
+	stats := make(chan os.Signal, 1)
+	signal.Notify(stats, syscall.SIGUSR1)
+	for {
+		select {
+		case <-stats:
+			logRuntimeStats(log)
+		case <-ctx.Done():
+			daemon.SdNotify(false, daemon.SdNotifyStopping)
+			manager.Shutdown()
+			return nil
+		}
+	}
+}
+
+// logRuntimeStats answers SIGUSR1, so leaks can be watched from outside.
+func logRuntimeStats(log *slog.Logger) {
+	fds, _ := os.ReadDir("/proc/self/fd")
+	log.Info("runtime stats", "goroutines", runtime.NumGoroutine(), "fds", len(fds))
 }
 
 // newLogger logs to the journal when systemd started us with the journal

@@ -206,3 +206,10 @@ func SetMTU(name string, index, mtu int) error {
 	}
 	return nil
 }
+
+// Exists reports whether the tap name with device index is still there, as
+// when a restarted daemon looks for the taps it made.
+func Exists(name string, index int) bool {
+	link, err := netlink.LinkByIndex(index)
+	return err == nil && link.Attrs().Name == name && link.Type() == "tuntap"
+}

@@ -417,3 +417,18 @@ func TestSetMTU(t *testing.T) {
 		t.Fatal("SetMTU accepted a device index that is not the tap's")
 	}
 }
+
+func TestExists(t *testing.T) {
+	nstest.Require(t)
+	dev := create(t, Config{Queues: 1})
+	if !Exists(dev.Name, dev.Index) {
+		t.Fatalf("Exists(%s, %d) = false for a live tap", dev.Name, dev.Index)
+	}
+	if Exists(dev.Name, dev.Index+1000) || Exists("lo", 1) {
+		t.Fatal("Exists is true for a name and index that are not the tap's")
+	}
+	closeAll(dev)
+	if Exists(dev.Name, dev.Index) {
+		t.Fatalf("Exists(%s) = true after its last fd closed", dev.Name)
+	}
+}

@@ -1,0 +1,126 @@
+package service
+
+import (
+	"net/netip"
+
+	"github.com/netgrant/netgrant/service/bridge"
+	"github.com/netgrant/netgrant/service/subnet"
+	"github.com/netgrant/netgrant/service/tap"
+)
+
+// Recover takes back what a previous daemon left in the state directory:
+// networks that a live holder (alive says which are) or the persistent flag
+// still keeps, and taps whose device still exists, are adopted — objects
+// back, holders watched, taps tracked, dnsmasq restarted on its lease file;
+// everything else, including the half-done work of a call the previous
+// daemon died in, is undone. The firewall is then made to match exactly
+// the adopted networks. Call it once, before serving.
+func (m *Manager) Recover(alive func(holder string) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	records := m.loadRecords(m.log)
+	for _, r := range records {
+		if r.Kind == "network" {
+			m.adoptNetwork(r, alive)
+		}
+	}
+	for _, r := range records {
+		if r.Kind == "tap" {
+			m.adoptTap(r)
+		}
+	}
+	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
+		m.log.Warn("restoring firewall rules", "err", err)
+	}
+}
+
+func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
+	s := r.Network
+	if !r.Complete || s == nil {
+		m.log.Info("removing a network whose setup never finished", "network", r.Name)
+		m.unwind(r)
+		return
+	}
+	holders := map[string]bool{}
+	for _, h := range s.Holders {
+		if alive(h) {
+			holders[h] = true
+		}
+	}
+	if len(holders) == 0 && !s.Persistent {
+		m.log.Info("removing a network whose holders left while netgrantd was away", "network", r.Name)
+		m.unwind(r)
+		return
+	}
+	prefix, err := netip.ParsePrefix(s.Subnet)
+	isBridge, _ := bridge.IsBridge(s.Bridge)
+	if err != nil || !isBridge {
+		m.log.Warn("removing a network whose bridge is gone", "network", r.Name, "bridge", s.Bridge)
+		m.unwind(r)
+		return
+	}
+	n := &netRes{
+		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix),
+		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
+		holders: holders, taps: map[string]bool{}, rec: r,
+	}
+	if n.dhcp || n.dns {
+		if err := killOrphanDnsmasq(m.dnsmasqDir(n)); err != nil {
+			m.log.Warn("stopping the previous dnsmasq", "network", n.name, "err", err)
+		}
+		if err := m.startDnsmasq(n); err != nil {
+			m.log.Warn("removing a network whose dnsmasq would not start again", "network", n.name, "err", err)
+			m.unwind(r)
+			return
+		}
+	}
+	m.networks[n.name] = n
+	if err := m.saveNetwork(n); err != nil {
+		m.log.Warn("recording an adopted network", "network", n.name, "err", err)
+	}
+	m.log.Info("adopted network", "network", n.name, "holders", len(holders))
+	m.opts.Observer.NetworkAdded(m.networkInfo(n))
+}
+
+func (m *Manager) adoptTap(r *record) {
+	s := r.Tap
+	if !r.Complete || s == nil || !tap.Exists(r.Name, s.Index) {
+		m.log.Info("removing a tap that is gone or was never handed out", "tap", r.Name)
+		m.unwind(r)
+		return
+	}
+	mac, err := parseGuestMAC(s.MAC)
+	if err != nil {
+		m.log.Warn("removing a tap with an unreadable record", "tap", r.Name, "err", err)
+		m.unwind(r)
+		return
+	}
+	t := &tapRes{
+		name: r.Name, index: s.Index, owner: s.Owner, mac: mac, mtu: s.MTU, queues: s.Queues,
+		vnetHdr: s.VnetHdr, bridge: s.Bridge, network: s.Network, rec: r,
+	}
+	if n, ok := m.networks[t.network]; ok && n.bridge == t.bridge {
+		n.taps[t.name] = true
+	} else if t.network != "" {
+		t.network, t.bridge = "", ""
+	}
+	m.taps[t.name] = t
+	if err := m.saveTap(t); err != nil {
+		m.log.Warn("recording an adopted tap", "tap", t.name, "err", err)
+	}
+	m.log.Info("adopted tap", "tap", t.name)
+	m.opts.Observer.TapAdded(m.tapInfo(t))
+	if n, ok := m.networks[t.network]; ok {
+		m.opts.Observer.NetworkChanged(m.networkInfo(n))
+	}
+}
+
+// RestoreFirewall puts back netgrant's rules, as after a firewalld reload
+// flushed them.
+func (m *Manager) RestoreFirewall() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
+		m.log.Warn("restoring firewall rules", "err", err)
+	}
+}
