@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,6 +97,12 @@ type Env struct {
 
 var envRunning atomic.Bool
 
+// stateDir is netgrantd's state directory for every Env of a test binary.
+// A stopped netgrantd keeps what is still held, as a restart must; the
+// next Env's netgrantd starts on the same directory and removes what the
+// previous test's clients, gone now, held — as a real restart would.
+const stateDir = runDir + "/state"
+
 // Start brings up an Env for t; failures end t. It registers a cleanup
 // that stops everything, in reverse order, also when t fails.
 func Start(t testing.TB, opts Options) *Env {
@@ -108,7 +115,7 @@ func Start(t testing.TB, opts Options) *Env {
 	e := &Env{
 		t:          t,
 		opts:       opts,
-		StateDir:   filepath.Join(dir, "state"),
+		StateDir:   stateDir,
 		HooksDir:   filepath.Join(dir, "hooks.d"),
 		ConfigPath: filepath.Join(dir, "netgrant.conf"),
 	}
@@ -131,7 +138,7 @@ func Start(t testing.TB, opts Options) *Env {
 }
 
 func (e *Env) writeFiles(dir string) error {
-	if err := os.Mkdir(e.StateDir, 0o755); err != nil {
+	if err := os.MkdirAll(e.StateDir, 0o755); err != nil {
 		return err
 	}
 	if err := os.Mkdir(e.HooksDir, 0o755); err != nil {
@@ -380,6 +387,13 @@ func (e *Env) KillDaemon() {
 	e.stopDaemon(true)
 }
 
+// KillDaemonGracefully stops netgrantd with SIGTERM, as a restart or an
+// upgrade does, and waits until its name is free.
+func (e *Env) KillDaemonGracefully() {
+	e.t.Helper()
+	e.stopDaemon(false)
+}
+
 // StartDaemon starts netgrantd after KillDaemon (or with NoDaemon).
 func (e *Env) StartDaemon() {
 	e.t.Helper()
@@ -405,6 +419,36 @@ func (e *Env) stopDaemon(kill bool) {
 	if err := e.waitNoOwner(BusName); err != nil {
 		e.t.Fatalf("harness: %v", err)
 	}
+}
+
+// DaemonLog is what the running netgrantd logged so far.
+func (e *Env) DaemonLog() []string {
+	e.t.Helper()
+	if e.daemon == nil {
+		e.t.Fatal("harness: netgrantd is not running")
+	}
+	return e.daemon.log.Lines()
+}
+
+// DaemonStats asks netgrantd (SIGUSR1) for its goroutine and open fd
+// counts, as it logs them.
+func (e *Env) DaemonStats() (goroutines, fds int) {
+	e.t.Helper()
+	seen := len(e.DaemonLog())
+	if err := e.daemon.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		e.t.Fatalf("harness: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, line := range e.DaemonLog()[seen:] {
+			if strings.Contains(line, "runtime stats") {
+				if _, err := fmt.Sscanf(line[strings.Index(line, "goroutines="):], "goroutines=%d fds=%d", &goroutines, &fds); err == nil {
+					return goroutines, fds
+				}
+			}
+		}
+	}
+	e.t.Fatal("harness: netgrantd did not log its runtime stats")
+	return 0, 0
 }
 
 // DaemonBinary is the netgrantd the harness built and runs.

@@ -75,6 +75,7 @@ type lineLog struct {
 	mu     sync.Mutex
 	buf    []byte
 	closed bool
+	lines  []string
 }
 
 func (l *lineLog) Write(p []byte) (int, error) {
@@ -99,6 +100,7 @@ func (l *lineLog) write(line string) {
 }
 
 func (l *lineLog) emit(line string) {
+	l.lines = append(l.lines, line)
 	if l.closed {
 		fmt.Fprintln(os.Stderr, l.prefix+line)
 		return
@@ -115,4 +117,11 @@ func (l *lineLog) close() {
 		l.buf = nil
 	}
 	l.closed = true
+}
+
+// Lines is everything written so far, line by line.
+func (l *lineLog) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
 }

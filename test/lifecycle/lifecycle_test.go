@@ -1,0 +1,200 @@
+// Package lifecycle_test checks what netgrant promises about teardown:
+// downscript-style hooks on every path, recovery after the daemon is killed
+// or restarted, and firewall rules put back after someone flushed them.
+package lifecycle_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/test/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+const rules = `
+polkit.addRule(function(action, subject) {
+	if (action.id.indexOf("org.netgrant.") == 0 && (subject.user == "ngalice" || subject.user == "ngbob"))
+		return polkit.Result.YES;
+	return polkit.Result.NOT_HANDLED;
+});
+`
+
+const (
+	managerPath  = dbus.ObjectPath("/org/netgrant/NetGrant1")
+	networkIface = "org.netgrant.NetGrant1.Network"
+	tapIface     = "org.netgrant.NetGrant1.Tap"
+)
+
+type opts = map[string]dbus.Variant
+
+func v(x any) dbus.Variant { return dbus.MakeVariant(x) }
+
+// hookLog is where the test's hooks write one line per run: the hook's
+// name, its argument, the environment and whether the device was still
+// there when it ran.
+type hookLog string
+
+func newHookLog(t *testing.T) hookLog {
+	return hookLog(filepath.Join(t.TempDir(), "hooks.log"))
+}
+
+// script is a hook body that logs its run.
+func (l hookLog) script(name string) string {
+	return fmt.Sprintf(`#!/bin/sh
+present=gone
+[ -e "/sys/class/net/$NETGRANT_IFNAME" ] && present=present
+echo "%s $1 ifname=$NETGRANT_IFNAME bridge=$NETGRANT_BRIDGE network=$NETGRANT_NETWORK subnet=$NETGRANT_SUBNET mac=$NETGRANT_MAC uid=$NETGRANT_UID event=$NETGRANT_EVENT device=$present" >> %s
+`, name, l)
+}
+
+func (l hookLog) lines(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(string(l))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// runs returns "<hook> <event>" for each logged run with the given event.
+func (l hookLog) runs(t *testing.T, event string) []string {
+	var out []string
+	for _, line := range l.lines(t) {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[1] == event {
+			out = append(out, f[0]+" "+f[1])
+		}
+	}
+	return out
+}
+
+func (l hookLog) waitRuns(t *testing.T, event string, want ...string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("hooks %v on %s", want, event), func() bool {
+		return strings.Join(l.runs(t, event), ",") == strings.Join(want, ",")
+	})
+}
+
+func (l hookLog) clear(t *testing.T) {
+	if err := os.Remove(string(l)); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+}
+
+func createNetwork(c *harness.Client, name string, o opts) (dbus.ObjectPath, map[string]dbus.Variant, error) {
+	if o == nil {
+		o = opts{}
+	}
+	var path dbus.ObjectPath
+	var info map[string]dbus.Variant
+	r := c.Call("CreateNATNetwork", name, o)
+	if err := r.Err(); err != nil {
+		return "", nil, err
+	}
+	return path, info, r.Store(&path, &info)
+}
+
+func mustCreateNetwork(t *testing.T, c *harness.Client, name string, o opts) dbus.ObjectPath {
+	t.Helper()
+	path, _, err := createNetwork(c, name, o)
+	if err != nil {
+		t.Fatalf("CreateNATNetwork(%q) as %s: %v", name, c.User, err)
+	}
+	return path
+}
+
+func mustCreateTap(t *testing.T, c *harness.Client, o opts) (dbus.ObjectPath, []int, map[string]dbus.Variant) {
+	t.Helper()
+	path, fds, info, err := c.CreateTap(o)
+	if err != nil {
+		t.Fatalf("CreateTap(%v) as %s: %v", o, c.User, err)
+	}
+	return path, fds, info
+}
+
+func managedObjects(t *testing.T, env *harness.Env) []string {
+	t.Helper()
+	var managed map[dbus.ObjectPath]map[string]map[string]dbus.Variant
+	if err := env.Bus().Object("org.netgrant.NetGrant1", managerPath).Call("org.freedesktop.DBus.ObjectManager.GetManagedObjects", 0).Store(&managed); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for p := range managed {
+		paths = append(paths, string(p))
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+func property(t *testing.T, env *harness.Env, path dbus.ObjectPath, iface, name string) any {
+	t.Helper()
+	got, err := env.Bus().Object("org.netgrant.NetGrant1", path).GetProperty(iface + "." + name)
+	if err != nil {
+		t.Fatalf("reading %s of %s: %v", name, path, err)
+	}
+	return got.Value()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func stateEntries(t *testing.T, env *harness.Env) []string {
+	t.Helper()
+	entries, err := os.ReadDir(env.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// assertNothingLeft checks that no trace of netgrant remains.
+func assertNothingLeft(t *testing.T, env *harness.Env, iptablesBefore string) {
+	t.Helper()
+	waitFor(t, "everything to be torn down", func() bool {
+		return len(harness.Links(t, "ngbr")) == 0 && len(harness.Links(t, "ngtap")) == 0 &&
+			len(harness.ProcessesNamed("dnsmasq")) == 0 && len(stateEntries(t, env)) == 0
+	})
+	if after := harness.IPTablesSave(t); after != iptablesBefore {
+		t.Errorf("iptables differs from before:\n--- before\n%s--- after\n%s", iptablesBefore, after)
+	}
+	if objs := managedObjects(t, env); len(objs) != 0 {
+		t.Errorf("objects still exported: %v", objs)
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,159 @@
+package lifecycle_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/test/harness"
+)
+
+// restarts are the two ways netgrantd goes away while VMs run.
+var restarts = []struct {
+	name    string
+	restart func(env *harness.Env, whileDown func())
+}{
+	{"SIGKILL", func(env *harness.Env, whileDown func()) { env.KillDaemon(); whileDown(); env.StartDaemon() }},
+	{"SIGTERM", func(env *harness.Env, whileDown func()) {
+		// SIGTERM is what a package upgrade or systemctl restart sends.
+		env.KillDaemonGracefully()
+		whileDown()
+		env.StartDaemon()
+	}},
+}
+
+func TestRestartAdoptsWhatIsStillHeld(t *testing.T) {
+	for _, r := range restarts {
+		t.Run(r.name, func(t *testing.T) {
+			env := harness.Start(t, harness.Options{Rules: rules})
+			alice := env.Client(t, harness.UserAlice)
+			netPath := mustCreateNetwork(t, alice, "kept", opts{"subnet": v("10.97.4.0/24")})
+			tapPath, fds, info := mustCreateTap(t, alice, opts{"network": v("kept")})
+			ifname := info["ifname"].Value().(string)
+			bob := env.Client(t, harness.UserBob)
+			mustCreateNetwork(t, bob, "dropped", nil)
+			rulesBefore := harness.IPTablesSave(t)
+			dnsmasqBefore := harness.ProcessesNamed("dnsmasq")
+
+			r.restart(env, func() { bob.Kill() })
+
+			// What alice holds is back, working and watched.
+			objs := managedObjects(t, env)
+			if strings.Join(objs, " ") != string(netPath)+" "+string(tapPath) {
+				t.Fatalf("objects after the restart: %v, want %s and %s", objs, netPath, tapPath)
+			}
+			if h := property(t, env, netPath, networkIface, "Holders"); h != uint32(1) {
+				t.Errorf("Holders = %v after the restart, want 1", h)
+			}
+			if got := property(t, env, netPath, networkIface, "Taps").([]dbus.ObjectPath); len(got) != 1 || got[0] != tapPath {
+				t.Errorf("Network.Taps = %v after the restart", got)
+			}
+			if links := harness.Links(t, "ngbr"); len(links) != 1 {
+				t.Errorf("bridges after the restart: %v, want only the kept network's", links)
+			}
+			if pids := harness.ProcessesNamed("dnsmasq"); len(pids) != 1 {
+				t.Errorf("dnsmasq processes after the restart: %v (before: %v)", pids, dnsmasqBefore)
+			}
+			if name, flags := alice.TunGetIff(fds[0]); name != ifname || flags == 0 {
+				t.Errorf("the tap fd no longer works: %q %#x", name, flags)
+			}
+			// bob's network went with bob, firewall rules included.
+			if after := harness.IPTablesSave(t); strings.Contains(after, "10.97.0.0/24") || !strings.Contains(after, "10.97.4.0/24") {
+				t.Errorf("firewall after the restart:\n%s\nbefore:\n%s", after, rulesBefore)
+			}
+
+			// The new daemon watches the adopted holder and tap.
+			alice.CloseFD(fds[0])
+			waitFor(t, "the adopted tap to go with its fd", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
+			alice.Kill()
+			waitFor(t, "the adopted network to go with its holder", func() bool { return len(managedObjects(t, env)) == 0 })
+			assertNothingLeft(t, env, baselineRules(t))
+		})
+	}
+}
+
+// baselineRules is iptables with nothing of netgrant's: the sandbox starts
+// empty.
+func baselineRules(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(harness.IPTablesSave(t), "\n") {
+		if !strings.Contains(line, "NETGRANT") && !strings.Contains(line, "NG-") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// A call the daemon dies in leaves nothing once the next daemon started.
+func TestHalfDoneCallIsUndone(t *testing.T) {
+	log := newHookLog(t)
+	marker := log + ".started"
+	env := harness.Start(t, harness.Options{Rules: rules, Hooks: map[string]string{
+		"10-log":  log.script("10-log"),
+		"20-slow": `[ "$1" = network-up ] || exit 0; touch ` + string(marker) + `; sleep 5`,
+	}})
+	before := harness.IPTablesSave(t)
+	alice := env.Client(t, harness.UserAlice)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := createNetwork(alice, "halfway", nil)
+		done <- err
+	}()
+	waitFor(t, "the slow network-up hook to start", func() bool { return len(log.runs(t, "network-up")) == 1 && fileExists(string(marker)) })
+	if len(harness.Links(t, "ngbr")) != 1 || len(harness.ProcessesNamed("dnsmasq")) != 1 {
+		t.Fatal("the call had not set the network up when its hook ran")
+	}
+	env.KillDaemon()
+	if err := <-done; err == nil {
+		t.Fatal("the call the daemon died in succeeded")
+	}
+	env.StartDaemon()
+	log.waitRuns(t, "network-down", "10-log network-down")
+	assertNothingLeft(t, env, before)
+}
+
+func TestFirewallRulesComeBackAfterAFlush(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: rules})
+	alice := env.Client(t, harness.UserAlice)
+	mustCreateNetwork(t, alice, "lab", opts{"subnet": v("10.97.5.0/24")})
+	want := harness.IPTablesSave(t)
+	flush := func() {
+		run(t, "iptables", "-F")
+		run(t, "iptables", "-t", "nat", "-F")
+		if strings.Contains(harness.IPTablesSave(t), "10.97.5.0/24") {
+			t.Fatal("the flush left netgrant's rules")
+		}
+	}
+	hasLabRules := func() bool {
+		got := harness.IPTablesSave(t)
+		for _, line := range strings.Split(want, "\n") {
+			if !strings.Contains(got, line) {
+				return false
+			}
+		}
+		return true
+	}
+
+	// The next time netgrant touches the firewall.
+	flush()
+	mustCreateNetwork(t, alice, "second", nil)
+	if !hasLabRules() {
+		t.Errorf("creating another network did not restore lab's rules:\n%s", harness.IPTablesSave(t))
+	}
+
+	// firewalld's reload.
+	flush()
+	if err := env.Bus().Emit("/org/fedoraproject/FirewallD1", "org.fedoraproject.FirewallD1.Reloaded"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rules to come back after firewalld's Reloaded", hasLabRules)
+
+	// A restart.
+	flush()
+	env.RestartDaemon()
+	if !hasLabRules() {
+		t.Errorf("a restart did not restore lab's rules:\n%s", harness.IPTablesSave(t))
+	}
+}
