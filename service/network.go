@@ -288,7 +288,7 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 }
 
 func (m *Manager) setupNetwork(n *netRes) (err error) {
-	n.rec = m.newRecord("network", n.name)
+	n.rec = m.newRecord("network", n.name, n.name)
 	defer func() {
 		if err != nil {
 			m.unwind(n.rec)

@@ -230,7 +230,12 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 		return nil, nil, Wrap(Failed, err, "creating the tap device")
 	}
 	t.name, t.index = dev.Name, dev.Index
-	t.rec = m.newRecord("tap", dev.Name)
+	// The kernel hands a name out again as soon as the last fd of its tap
+	// closes, maybe before its removal was reported: that tap is gone.
+	if stale, ok := m.taps[dev.Name]; ok {
+		m.removeTap(stale)
+	}
+	t.rec = m.newRecord("tap", dev.Name, dev.Name+"-"+strconv.Itoa(dev.Index))
 	defer func() {
 		if err != nil {
 			for _, f := range dev.Files {

@@ -77,8 +77,10 @@ type netSaved struct {
 	Holders    []string `json:"holders"`
 }
 
-func (m *Manager) newRecord(kind, name string) *record {
-	return &record{Kind: kind, Name: name, path: filepath.Join(m.opts.StateDir, kind+"-"+name+".json")}
+// newRecord starts the record of a resource; id tells it from others of
+// its kind, even ones that had the same name before.
+func (m *Manager) newRecord(kind, name, id string) *record {
+	return &record{Kind: kind, Name: name, path: filepath.Join(m.opts.StateDir, kind+"-"+id+".json")}
 }
 
 // save writes the record atomically: a crash leaves the old or the new.

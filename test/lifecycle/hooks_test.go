@@ -130,3 +130,26 @@ func TestDownHooksRunOnEveryPath(t *testing.T) {
 	}
 	waitFor(t, "the orphaned network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
 }
+
+// The kernel gives a closed tap's name to the next tap at once, often
+// before the removal is reported: every tap must still get its downscript.
+func TestEveryTapGetsItsDownHooks(t *testing.T) {
+	log := newHookLog(t)
+	env := harness.Start(t, harness.Options{Rules: rules, Hooks: map[string]string{"10-log": log.script("10-log")}})
+	alice := env.Client(t, harness.UserAlice)
+	const taps = 30
+	var want []string
+	for i := 0; i < taps; i++ {
+		_, fds, _ := mustCreateTap(t, alice, nil)
+		alice.CloseFD(fds[0])
+		want = append(want, "10-log tap-down")
+	}
+	log.waitRuns(t, "tap-down", want...)
+	if n := len(log.runs(t, "tap-up")); n != taps {
+		t.Errorf("%d tap-up runs for %d taps", n, taps)
+	}
+	waitFor(t, "every tap object to go", func() bool { return len(managedObjects(t, env)) == 0 })
+	if entries := stateEntries(t, env); len(entries) != 0 {
+		t.Errorf("state directory keeps %v", entries)
+	}
+}
