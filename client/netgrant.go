@@ -1,0 +1,156 @@
+package client
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Names from the API.
+const (
+	BusName          = "org.netgrant.NetGrant1"
+	ManagerPath      = dbus.ObjectPath("/org/netgrant/NetGrant1")
+	ManagerInterface = "org.netgrant.NetGrant1.Manager"
+	NetworkInterface = "org.netgrant.NetGrant1.Network"
+	TapInterface     = "org.netgrant.NetGrant1.Tap"
+)
+
+// Objects maps each object path to its interfaces and their properties,
+// as ObjectManager.GetManagedObjects returns them.
+type Objects map[dbus.ObjectPath]map[string]map[string]dbus.Variant
+
+func flags(interactive bool) dbus.Flags {
+	if interactive {
+		return dbus.FlagAllowInteractiveAuthorization
+	}
+	return 0
+}
+
+// CreateTap creates a tap with opts (API.md lists the keys) and returns its
+// object, its queue fds and its info. interactive lets polkit ask for a
+// password.
+func (c *Conn) CreateTap(opts map[string]dbus.Variant, interactive bool) (dbus.ObjectPath, []*os.File, map[string]dbus.Variant, error) {
+	if opts == nil {
+		opts = map[string]dbus.Variant{}
+	}
+	body, fds, err := c.Call(BusName, ManagerPath, ManagerInterface, "CreateTap", flags(interactive), opts)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	var path dbus.ObjectPath
+	var indexes []dbus.UnixFDIndex
+	var info map[string]dbus.Variant
+	if err := dbus.Store(body, &path, &indexes, &info); err != nil {
+		closeFiles(fds)
+		return "", nil, nil, fmt.Errorf("CreateTap reply: %w", err)
+	}
+	queues := make([]*os.File, len(indexes))
+	for i, index := range indexes {
+		if int(index) >= len(fds) {
+			closeFiles(fds)
+			return "", nil, nil, fmt.Errorf("CreateTap reply: fd index %d, but %d fds arrived", index, len(fds))
+		}
+		queues[i] = fds[index]
+	}
+	return path, queues, info, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// CreateNATNetwork creates the network name, or joins it if it is the
+// caller's and opts match; either way this connection holds it until it
+// closes or calls Release.
+func (c *Conn) CreateNATNetwork(name string, opts map[string]dbus.Variant, interactive bool) (dbus.ObjectPath, map[string]dbus.Variant, error) {
+	if opts == nil {
+		opts = map[string]dbus.Variant{}
+	}
+	body, _, err := c.Call(BusName, ManagerPath, ManagerInterface, "CreateNATNetwork", flags(interactive), name, opts)
+	if err != nil {
+		return "", nil, err
+	}
+	var path dbus.ObjectPath
+	var info map[string]dbus.Variant
+	if err := dbus.Store(body, &path, &info); err != nil {
+		return "", nil, fmt.Errorf("CreateNATNetwork reply: %w", err)
+	}
+	return path, info, nil
+}
+
+// GetNetwork is the object of the network called name.
+func (c *Conn) GetNetwork(name string) (dbus.ObjectPath, error) {
+	body, _, err := c.Call(BusName, ManagerPath, ManagerInterface, "GetNetwork", 0, name)
+	if err != nil {
+		return "", err
+	}
+	var path dbus.ObjectPath
+	return path, dbus.Store(body, &path)
+}
+
+// AttachBridge attaches the caller's tap ifname to bridge.
+func (c *Conn) AttachBridge(ifname, bridge string, interactive bool) error {
+	_, _, err := c.Call(BusName, ManagerPath, ManagerInterface, "AttachBridge", flags(interactive), ifname, bridge, map[string]dbus.Variant{})
+	return err
+}
+
+// Release drops this connection's hold on a network.
+func (c *Conn) Release(network dbus.ObjectPath) error {
+	_, _, err := c.Call(BusName, network, NetworkInterface, "Release", 0)
+	return err
+}
+
+// DeleteNetwork tears a network down now.
+func (c *Conn) DeleteNetwork(network dbus.ObjectPath, interactive bool) error {
+	_, _, err := c.Call(BusName, network, NetworkInterface, "Delete", flags(interactive))
+	return err
+}
+
+// DeleteTap deletes a tap device now.
+func (c *Conn) DeleteTap(tap dbus.ObjectPath, interactive bool) error {
+	_, _, err := c.Call(BusName, tap, TapInterface, "Delete", flags(interactive))
+	return err
+}
+
+// GetManagedObjects is every network and tap with its properties.
+func (c *Conn) GetManagedObjects() (Objects, error) {
+	body, _, err := c.Call(BusName, ManagerPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", 0)
+	if err != nil {
+		return nil, err
+	}
+	var objects Objects
+	return objects, dbus.Store(body, &objects)
+}
+
+// GetAll is every property of iface on path.
+func (c *Conn) GetAll(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error) {
+	body, _, err := c.Call(BusName, path, "org.freedesktop.DBus.Properties", "GetAll", 0, iface)
+	if err != nil {
+		return nil, err
+	}
+	var props map[string]dbus.Variant
+	return props, dbus.Store(body, &props)
+}
+
+// TapPath is the object path of the tap called ifname.
+func TapPath(ifname string) dbus.ObjectPath {
+	return ManagerPath + "/tap/" + dbus.ObjectPath(encodePathLabel(ifname))
+}
+
+// encodePathLabel is systemd's bus path encoding, as the API specifies.
+func encodePathLabel(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "_%02x", c)
+	}
+	return b.String()
+}
