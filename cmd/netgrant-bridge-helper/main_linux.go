@@ -1,0 +1,127 @@
+// Command netgrant-bridge-helper is a drop-in for qemu-bridge-helper that
+// needs no setuid bit: it asks netgrantd (polkit decides) for a tap on the
+// bridge and hands its fd to QEMU or libvirt over the socket they pass.
+//
+// The protocol is qemu-bridge-helper's: arguments --br=BRIDGE, --fd=N (a
+// unix socket) and optionally --use-vnet (IFF_VNET_HDR); the tap fd is sent
+// over fd N with SCM_RIGHTS and a 1-byte payload, and the exit status says
+// whether it worked.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
+
+	"github.com/netgrant/netgrant/client"
+)
+
+var version = "devel"
+
+const usage = `Usage: netgrant-bridge-helper [--use-vnet] --br=BRIDGE --fd=UNIXFD
+
+QEMU's bridge helper protocol, without setuid: asks netgrantd for a tap
+device on BRIDGE (a netgrant network's bridge, or a host bridge the
+administrator allows; polkit decides who may) and sends its fd over the
+unix socket UNIXFD. --use-vnet gives the tap a virtio-net header.
+
+With QEMU:
+  qemu-system-x86_64 ... -netdev bridge,id=n0,br=BRIDGE,helper=/usr/lib/netgrant/netgrant-bridge-helper \
+      -device virtio-net-pci,netdev=n0
+With libvirt (qemu:///session), in ~/.config/libvirt/qemu.conf:
+  bridge_helper = "/usr/lib/netgrant/netgrant-bridge-helper"
+and <interface type='bridge'><source bridge='BRIDGE'/></interface>.
+`
+
+type options struct {
+	bridge  string
+	fd      int
+	useVnet bool
+}
+
+// parseArgs reads qemu-bridge-helper's arguments, in any order.
+func parseArgs(args []string) (options, error) {
+	opts := options{fd: -1}
+	for _, arg := range args {
+		switch {
+		case arg == "--use-vnet":
+			opts.useVnet = true
+		case strings.HasPrefix(arg, "--br="):
+			opts.bridge = strings.TrimPrefix(arg, "--br=")
+		case strings.HasPrefix(arg, "--fd="):
+			fd, err := strconv.Atoi(strings.TrimPrefix(arg, "--fd="))
+			if err != nil || fd < 0 {
+				return options{}, fmt.Errorf("bad %s: not a file descriptor", arg)
+			}
+			opts.fd = fd
+		default:
+			return options{}, fmt.Errorf("unknown argument %q", arg)
+		}
+	}
+	if opts.bridge == "" || opts.fd < 0 {
+		return options{}, fmt.Errorf("--br=BRIDGE and --fd=UNIXFD are required")
+	}
+	return opts, nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if len(args) == 1 && args[0] == "--version" {
+		fmt.Fprintln(stdout, "netgrant-bridge-helper", version)
+		return 0
+	}
+	opts, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "netgrant-bridge-helper: %v\n\n%s", err, usage)
+		return 1
+	}
+	if err := sendTap(opts); err != nil {
+		fmt.Fprintf(stderr, "netgrant-bridge-helper: cannot get a tap on bridge %s: %s\n", opts.bridge, client.Explain(err))
+		return 1
+	}
+	return 0
+}
+
+func sendTap(opts options) error {
+	conn, err := client.Connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stopAgent := conn.StartTTYAgent()
+	defer stopAgent()
+	_, fds, _, err := conn.CreateTap(map[string]dbus.Variant{
+		"bridge":   dbus.MakeVariant(opts.bridge),
+		"vnet_hdr": dbus.MakeVariant(opts.useVnet),
+	}, true)
+	if err != nil {
+		return err
+	}
+	// The tap lives as long as its fd: ours closes when we exit, QEMU's
+	// copy keeps it.
+	defer func() {
+		for _, f := range fds {
+			f.Close()
+		}
+	}()
+	if len(fds) != 1 {
+		return fmt.Errorf("netgrantd returned %d fds for a single-queue tap", len(fds))
+	}
+	rights := unix.UnixRights(int(fds[0].Fd()))
+	if err := unix.Sendmsg(opts.fd, []byte{0}, rights, nil, 0); err != nil {
+		return fmt.Errorf("sending the tap's fd over fd %d: %w", opts.fd, err)
+	}
+	return nil
+}

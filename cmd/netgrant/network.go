@@ -1,0 +1,180 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/client"
+)
+
+const usageNetworkCreate = `Usage: netgrant network create NAME [OPTIONS]
+
+Creates the private NAT network NAME: a bridge with the gateway address,
+DHCP and DNS for guests, masquerading to the outside. It is persistent: it
+stays until "netgrant network delete NAME" (polkit's org.netgrant.persist
+decides who may do that). With --hold it is not persistent, and lives only
+until this command is interrupted (Ctrl-C).
+
+Options:
+  --subnet CIDR      IPv4 subnet, /16 to /29, in a private range
+                     (default: a free /24 from the configured pool)
+  --isolated         no outbound traffic: the host and the guests only
+  --no-dhcp          no DHCP server on the network
+  --no-dns           no DNS forwarder on the gateway
+  --mtu N            the bridge's MTU (default 1500)
+  --hold             don't make it persistent; hold it until interrupted
+  --no-ask-password  ` + noAskPasswordHelp + `
+`
+
+const usageNetworkDelete = `Usage: netgrant network delete NAME
+
+Tears the network NAME down now, whoever holds it: its taps are detached
+(they keep working, unconnected), DHCP and firewall rules go away.
+
+Options:
+  --no-ask-password  ` + noAskPasswordHelp + `
+`
+
+const usageTapDelete = `Usage: netgrant tap delete IFNAME
+
+Deletes the tap device IFNAME now, though a VM may still hold its fds.
+
+Options:
+  --no-ask-password  ` + noAskPasswordHelp + `
+`
+
+func networkCreateCommand(args []string, stdout io.Writer) error {
+	const name = "network create"
+	fs := flagSet(name, usageNetworkCreate, stdout)
+	subnet := fs.String("subnet", "", "")
+	isolated := fs.Bool("isolated", false, "")
+	noDHCP := fs.Bool("no-dhcp", false, "")
+	noDNS := fs.Bool("no-dns", false, "")
+	mtu := fs.Uint("mtu", 0, "")
+	holdOnly := fs.Bool("hold", false, "")
+	noAsk := fs.Bool("no-ask-password", false, "")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := positionalArgs(name, rest, "NAME"); err != nil {
+		return err
+	}
+	opts := map[string]dbus.Variant{}
+	if *subnet != "" {
+		if _, _, err := net.ParseCIDR(*subnet); err != nil {
+			return usageError(name, "--subnet %q is no CIDR (like 10.97.5.0/24)", *subnet)
+		}
+		opts["subnet"] = dbus.MakeVariant(*subnet)
+	}
+	if *isolated {
+		opts["outbound"] = dbus.MakeVariant(false)
+	}
+	if *noDHCP {
+		opts["dhcp"] = dbus.MakeVariant(false)
+	}
+	if *noDNS {
+		opts["dns"] = dbus.MakeVariant(false)
+	}
+	if *mtu != 0 {
+		opts["mtu"] = dbus.MakeVariant(uint32(*mtu))
+	}
+	if !*holdOnly {
+		opts["persistent"] = dbus.MakeVariant(true)
+	}
+
+	s, err := connect(!*noAsk)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	path, info, err := s.conn.CreateNATNetwork(rest[0], opts, s.interactive)
+	if err != nil {
+		return err
+	}
+	s.stopAgent()
+	str := func(key string) string { v, _ := info[key].Value().(string); return v }
+	fmt.Fprintf(stdout, "Network %s: bridge %s, subnet %s, gateway %s", str("name"), str("bridge"), str("subnet"), str("gateway"))
+	if str("dhcp_start") != "" {
+		fmt.Fprintf(stdout, ", DHCP %s-%s", str("dhcp_start"), str("dhcp_end"))
+	}
+	fmt.Fprintln(stdout, ".")
+	if !*holdOnly {
+		fmt.Fprintf(stdout, "It is persistent: delete it with \"netgrant network delete %s\".\n", rest[0])
+		return nil
+	}
+	fmt.Fprintf(stdout, "Holding it until interrupted (Ctrl-C).\n")
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	<-signals
+	if err := s.conn.Release(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Released network %s.\n", rest[0])
+	return nil
+}
+
+func networkDeleteCommand(args []string, stdout io.Writer) error {
+	const name = "network delete"
+	fs := flagSet(name, usageNetworkDelete, stdout)
+	noAsk := fs.Bool("no-ask-password", false, "")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := positionalArgs(name, rest, "NAME"); err != nil {
+		return err
+	}
+	s, err := connect(!*noAsk)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	path, err := s.conn.GetNetwork(rest[0])
+	if err != nil {
+		return err
+	}
+	if err := s.conn.DeleteNetwork(path, s.interactive); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Deleted network %s.\n", rest[0])
+	return nil
+}
+
+func tapDeleteCommand(args []string, stdout io.Writer) error {
+	const name = "tap delete"
+	fs := flagSet(name, usageTapDelete, stdout)
+	noAsk := fs.Bool("no-ask-password", false, "")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := positionalArgs(name, rest, "IFNAME"); err != nil {
+		return err
+	}
+	s, err := connect(!*noAsk)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	// Deleting an unknown object answers a generic bus error; say it plainly.
+	objects, err := s.conn.GetManagedObjects()
+	if err != nil {
+		return err
+	}
+	path := client.TapPath(rest[0])
+	if _, ok := objects[path][client.TapInterface]; !ok {
+		return fmt.Errorf("there is no tap called %s (see \"netgrant list\")", rest[0])
+	}
+	if err := s.conn.DeleteTap(path, s.interactive); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Deleted tap %s.\n", rest[0])
+	return nil
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/godbus/dbus/v5"
+)
+
+const usageRun = `Usage: netgrant run [OPTIONS] [--] COMMAND [ARGS...]
+
+Creates tap devices (creating or joining the NAT networks they use), runs
+COMMAND with the taps' fds from fd 3 on, forwards signals to it and exits
+with its status. The networks are held by this command: one it created goes
+away when COMMAND exits, unless it is persistent or someone else holds it.
+A tap lives as long as COMMAND (or anything it passes the fds to) keeps them.
+
+Options:
+  --network NAME     create the NAT network NAME, or join it if it is yours
+                     and the options match; without --tap, COMMAND gets one
+                     tap on it
+  --subnet CIDR      the network's IPv4 subnet (default: a free /24)
+  --isolated         no outbound traffic: the host and the guests only
+  --bridge BRIDGE    without --tap: the tap joins this bridge (a host bridge
+                     the administrator allows, or a network's bridge)
+  --queues N         without --tap: queues (fds) of the tap, 1..16
+  --mac MAC          without --tap: the guest's MAC (default: generated)
+  --tap SPEC         a tap (repeatable, in order): KEY=VALUE,... with keys
+                     network, bridge, queues, mac, mtu, vnet_hdr (on|off),
+                     e.g. --tap network=demo,queues=2 --tap bridge=br0
+  --no-ask-password  ` + noAskPasswordHelp + `
+
+In COMMAND and its arguments:
+  {fd}      the first tap's fd (its first queue), for QEMU's tap,fd=
+  {fds}     all the first tap's fds, colon-separated, for QEMU's tap,fds=
+  {mac}     the MAC the guest must use on the first tap
+  {ifname}  the first tap's device name
+  {fd1} {fds1} {mac1} {ifname1}  the second tap's, and so on
+The environment has NETGRANT_TAP_FDS, NETGRANT_MAC and NETGRANT_IFNAME for
+the first tap, and NETGRANT_TAP_FDS1, NETGRANT_MAC1, ... for the others.
+
+Examples:
+  netgrant run --network demo -- qemu-system-x86_64 -m 1G disk.qcow2 \
+      -netdev tap,id=n0,fd={fd} -device virtio-net-pci,netdev=n0,mac={mac}
+  netgrant run --tap network=demo,queues=4 --tap bridge=br0 -- \
+      qemu-system-x86_64 ... \
+      -netdev tap,id=n0,fds={fds},vhost=off -device virtio-net-pci,netdev=n0,mq=on,mac={mac} \
+      -netdev tap,id=n1,fd={fd1} -device virtio-net-pci,netdev=n1,mac={mac1}
+`
+
+// forwardedSignals go on to the child. A terminal's Ctrl-C reaches the
+// child twice (the terminal signals the whole process group); programs
+// treat a second SIGINT like the first.
+var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+func runCommand(args []string, stdout io.Writer) error {
+	const name = "run"
+	fs := flagSet(name, usageRun, stdout)
+	network := fs.String("network", "", "")
+	subnet := fs.String("subnet", "", "")
+	isolated := fs.Bool("isolated", false, "")
+	bridge := fs.String("bridge", "", "")
+	queues := fs.Uint("queues", 0, "")
+	mac := fs.String("mac", "", "")
+	var taps tapList
+	fs.Var(&taps, "tap", "")
+	noAsk := fs.Bool("no-ask-password", false, "")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return usageError(name, "no command to run")
+	}
+	if *network == "" && (*subnet != "" || *isolated) {
+		return usageError(name, "--subnet and --isolated need --network")
+	}
+	if *subnet != "" {
+		if _, _, err := net.ParseCIDR(*subnet); err != nil {
+			return usageError(name, "--subnet %q is no CIDR (like 10.97.5.0/24)", *subnet)
+		}
+	}
+	if len(taps) > 0 && (*bridge != "" || *queues != 0 || *mac != "") {
+		return usageError(name, "with --tap, give bridge, queues and mac as --tap keys")
+	}
+	if len(taps) == 0 {
+		spec := tapSpec{network: *network, opts: map[string]dbus.Variant{}}
+		switch {
+		case *network != "" && *bridge != "":
+			return usageError(name, "--network and --bridge exclude each other without --tap")
+		case *network != "":
+			spec.opts["network"] = dbus.MakeVariant(*network)
+		case *bridge != "":
+			spec.opts["bridge"] = dbus.MakeVariant(*bridge)
+		}
+		if *queues != 0 {
+			spec.opts["queues"] = dbus.MakeVariant(uint32(*queues))
+		}
+		if *mac != "" {
+			spec.opts["mac"] = dbus.MakeVariant(*mac)
+		}
+		taps = tapList{spec}
+	}
+
+	netOpts := map[string]dbus.Variant{}
+	if *subnet != "" {
+		netOpts["subnet"] = dbus.MakeVariant(*subnet)
+	}
+	if *isolated {
+		netOpts["outbound"] = dbus.MakeVariant(false)
+	}
+	return runWithTaps(*network, netOpts, taps, argv, !*noAsk)
+}
+
+func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, argv []string, askPassword bool) error {
+	s, err := connect(askPassword)
+	if err != nil {
+		return err
+	}
+	// The connection stays open until the child exits: it holds the networks.
+	defer s.close()
+
+	held := map[string]bool{}
+	hold := func(name string, opts map[string]dbus.Variant) error {
+		if name == "" || held[name] {
+			return nil
+		}
+		if _, _, err := s.conn.CreateNATNetwork(name, opts, s.interactive); err != nil {
+			return err
+		}
+		held[name] = true
+		return nil
+	}
+	if err := hold(network, netOpts); err != nil {
+		return err
+	}
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	var results []tapResult
+	for _, spec := range taps {
+		if err := hold(spec.network, nil); err != nil {
+			return err
+		}
+		_, fds, info, err := s.conn.CreateTap(spec.opts, s.interactive)
+		if err != nil {
+			return err
+		}
+		r := tapResult{}
+		r.mac, _ = info["mac"].Value().(string)
+		r.ifname, _ = info["ifname"].Value().(string)
+		for _, f := range fds {
+			// ExtraFiles[i] becomes fd 3+i in the child.
+			r.fds = append(r.fds, 3+len(files))
+			files = append(files, f)
+		}
+		results = append(results, r)
+	}
+	// The child gets the terminal to itself.
+	s.stopAgent()
+
+	argv, err = substitute(argv, results)
+	if err != nil {
+		return &exitError{code: 2, msg: "netgrant run: " + err.Error()}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = files
+	cmd.Env = append(os.Environ(), tapEnv(results)...)
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, forwardedSignals...)
+	defer signal.Stop(signals)
+	if err := cmd.Start(); err != nil {
+		return &exitError{code: 127, msg: "netgrant run: cannot start " + argv[0] + ": " + unwrapExec(err)}
+	}
+	// From now on the taps live exactly as long as the child keeps them.
+	for _, f := range files {
+		f.Close()
+	}
+	files = nil
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-signals:
+				cmd.Process.Signal(sig)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		status := exit.Sys().(syscall.WaitStatus)
+		if status.Signaled() {
+			return &exitError{code: 128 + int(status.Signal())}
+		}
+		return &exitError{code: status.ExitStatus()}
+	}
+	return err
+}
+
+func unwrapExec(err error) string {
+	var pathErr *os.PathError
+	if errors.As(err, &pathErr) {
+		return pathErr.Err.Error()
+	}
+	var execErr *exec.Error
+	if errors.As(err, &execErr) {
+		return execErr.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// tapSpec is one tap netgrant run creates.
+type tapSpec struct {
+	network string
+	opts    map[string]dbus.Variant
+}
+
+// tapList collects repeated --tap options.
+type tapList []tapSpec
+
+func (l *tapList) String() string { return "" }
+
+func (l *tapList) Set(value string) error {
+	spec, err := parseTapSpec(value)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, spec)
+	return nil
+}
+
+// parseTapSpec parses "network=demo,queues=2,mac=52:54:00:00:00:01".
+func parseTapSpec(s string) (tapSpec, error) {
+	spec := tapSpec{opts: map[string]dbus.Variant{}}
+	for _, field := range strings.Split(s, ",") {
+		key, value, ok := strings.Cut(field, "=")
+		if !ok || value == "" {
+			return tapSpec{}, fmt.Errorf("%q is not KEY=VALUE", field)
+		}
+		if _, dup := spec.opts[key]; dup {
+			return tapSpec{}, fmt.Errorf("%s given twice", key)
+		}
+		switch key {
+		case "network":
+			spec.network = value
+			spec.opts[key] = dbus.MakeVariant(value)
+		case "bridge", "mac":
+			spec.opts[key] = dbus.MakeVariant(value)
+		case "queues", "mtu":
+			n, err := strconv.ParseUint(value, 10, 32)
+			if err != nil {
+				return tapSpec{}, fmt.Errorf("%s=%s is not a number", key, value)
+			}
+			spec.opts[key] = dbus.MakeVariant(uint32(n))
+		case "vnet_hdr":
+			on, err := parseOnOff(value)
+			if err != nil {
+				return tapSpec{}, fmt.Errorf("vnet_hdr: %w", err)
+			}
+			spec.opts[key] = dbus.MakeVariant(on)
+		default:
+			return tapSpec{}, fmt.Errorf("unknown key %q (known: network, bridge, queues, mac, mtu, vnet_hdr)", key)
+		}
+	}
+	if spec.opts["network"].Value() != nil && spec.opts["bridge"].Value() != nil {
+		return tapSpec{}, fmt.Errorf("network and bridge exclude each other")
+	}
+	return spec, nil
+}
+
+func parseOnOff(s string) (bool, error) {
+	switch s {
+	case "on", "yes", "true", "1":
+		return true, nil
+	case "off", "no", "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not on or off", s)
+}
+
+// tapResult is a created tap as the child sees it.
+type tapResult struct {
+	fds    []int // fd numbers in the child
+	mac    string
+	ifname string
+}
+
+func (t tapResult) fdList() string {
+	s := make([]string, len(t.fds))
+	for i, fd := range t.fds {
+		s[i] = strconv.Itoa(fd)
+	}
+	return strings.Join(s, ":")
+}
+
+var placeholder = regexp.MustCompile(`\{(fd|fds|mac|ifname)([0-9]*)\}`)
+
+// substitute replaces {fd}, {fds}, {mac} and {ifname} (the first tap) and
+// {fdN}, {fdsN}, {macN}, {ifnameN} (tap N, counting from 0) in args; other
+// braces are left alone.
+func substitute(args []string, taps []tapResult) ([]string, error) {
+	out := make([]string, len(args))
+	var err error
+	for i, arg := range args {
+		out[i] = placeholder.ReplaceAllStringFunc(arg, func(m string) string {
+			parts := placeholder.FindStringSubmatch(m)
+			index := 0
+			if parts[2] != "" {
+				index, _ = strconv.Atoi(parts[2])
+			}
+			if index >= len(taps) {
+				if err == nil {
+					err = fmt.Errorf("%s names tap %d, but there are only %d (counting from 0)", m, index, len(taps))
+				}
+				return m
+			}
+			t := taps[index]
+			switch parts[1] {
+			case "fd":
+				return strconv.Itoa(t.fds[0])
+			case "fds":
+				return t.fdList()
+			case "mac":
+				return t.mac
+			}
+			return t.ifname
+		})
+	}
+	return out, err
+}
+
+// tapEnv describes the taps to the child: NETGRANT_TAP_FDS, NETGRANT_MAC and
+// NETGRANT_IFNAME for the first, with suffix N for tap N after it.
+func tapEnv(taps []tapResult) []string {
+	var env []string
+	for i, t := range taps {
+		suffix := ""
+		if i > 0 {
+			suffix = strconv.Itoa(i)
+		}
+		env = append(env,
+			"NETGRANT_TAP_FDS"+suffix+"="+t.fdList(),
+			"NETGRANT_MAC"+suffix+"="+t.mac,
+			"NETGRANT_IFNAME"+suffix+"="+t.ifname)
+	}
+	return env
+}

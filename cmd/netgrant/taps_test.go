@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+)
+
+func TestParseTapSpec(t *testing.T) {
+	spec, err := parseTapSpec("network=demo,queues=4,mac=52:54:00:00:00:01,mtu=9000,vnet_hdr=off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]dbus.Variant{
+		"network":  dbus.MakeVariant("demo"),
+		"queues":   dbus.MakeVariant(uint32(4)),
+		"mac":      dbus.MakeVariant("52:54:00:00:00:01"),
+		"mtu":      dbus.MakeVariant(uint32(9000)),
+		"vnet_hdr": dbus.MakeVariant(false),
+	}
+	if spec.network != "demo" || len(spec.opts) != len(want) {
+		t.Fatalf("spec %+v", spec)
+	}
+	for k, v := range want {
+		if got := spec.opts[k]; got.Signature() != v.Signature() || got.Value() != v.Value() {
+			t.Errorf("option %s = %v, want %v (the API's types)", k, got, v)
+		}
+	}
+	for spec, why := range map[string]string{
+		"network=a,bridge=b": "exclude each other",
+		"queues=two":         "not a number",
+		"color=red":          "unknown key",
+		"network":            "not KEY=VALUE",
+		"mac=a,mac=b":        "given twice",
+		"vnet_hdr=maybe":     "not on or off",
+	} {
+		if _, err := parseTapSpec(spec); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("--tap %s: %v, want %q", spec, err, why)
+		}
+	}
+}
+
+func TestSubstitute(t *testing.T) {
+	taps := []tapResult{
+		{fds: []int{3, 4}, mac: "52:54:00:00:00:01", ifname: "ngtap0"},
+		{fds: []int{5}, mac: "52:54:00:00:00:02", ifname: "ngtap1"},
+	}
+	got, err := substitute([]string{"-netdev", "tap,id=n0,fds={fds}", "mac={mac}", "{fd}/{fd0}", "fd={fd1},mac={mac1},{ifname1}", "{}", "{fdx}"}, taps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"-netdev", "tap,id=n0,fds=3:4", "mac=52:54:00:00:00:01", "3/3", "fd=5,mac=52:54:00:00:00:02,ngtap1", "{}", "{fdx}"}
+	if !slices.Equal(got, want) {
+		t.Errorf("substitute = %q, want %q", got, want)
+	}
+	if _, err := substitute([]string{"{fd2}"}, taps); err == nil || !strings.Contains(err.Error(), "{fd2} names tap 2, but there are only 2") {
+		t.Errorf("a placeholder for a missing tap: %v", err)
+	}
+	env := tapEnv(taps)
+	wantEnv := []string{"NETGRANT_TAP_FDS=3:4", "NETGRANT_MAC=52:54:00:00:00:01", "NETGRANT_IFNAME=ngtap0",
+		"NETGRANT_TAP_FDS1=5", "NETGRANT_MAC1=52:54:00:00:00:02", "NETGRANT_IFNAME1=ngtap1"}
+	if !slices.Equal(env, wantEnv) {
+		t.Errorf("tapEnv = %q, want %q", env, wantEnv)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{[]string{"--help"}, 0, "  run [OPTIONS] -- COMMAND [ARGS...]", ""},
+		{[]string{"help", "network", "create"}, 0, "Usage: netgrant network create NAME", ""},
+		{[]string{"network", "--help"}, 0, "network create NAME [OPTIONS]\n                           create a persistent NAT network", ""},
+		{[]string{"run", "-h"}, 0, "{fds}", ""},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"network", "create"}, 2, "", "netgrant network create: missing NAME"},
+		{[]string{"network", "create", "a", "b"}, 2, "", `unexpected argument "b"`},
+		{[]string{"network", "create", "lab", "--subnet", "10.97.5.0"}, 2, "", "is no CIDR"},
+		{[]string{"run", "--subnet", "10.0.0.0/24", "--", "true"}, 2, "", "--subnet and --isolated need --network"},
+		{[]string{"run", "--tap", "network=a", "--mac", "52:54:00:00:00:01", "--", "true"}, 2, "", "with --tap, give bridge, queues and mac as --tap keys"},
+		{[]string{"run", "--network", "a"}, 2, "", "no command to run"},
+		{[]string{"list", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
+		{[]string{"run", "--tap", "color=red", "--", "true"}, 2, "", "netgrant run: invalid value \"color=red\" for flag -tap: unknown key"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tc.args, &stdout, &stderr)
+		// Usage goes to stdout on --help only.
+		if code != tc.code || !strings.Contains(stdout.String(), tc.inStdout) || !strings.Contains(stderr.String(), tc.inStderr) ||
+			(code != 0 && stdout.Len() > 0) {
+			t.Errorf("netgrant %s: exit %d, stdout %q, stderr %q; want exit %d with %q / %q",
+				strings.Join(tc.args, " "), code, stdout.String(), stderr.String(), tc.code, tc.inStdout, tc.inStderr)
+		}
+	}
+}
+
+func TestParseArgsTakesOptionsAnywhere(t *testing.T) {
+	fs := flagSet("x", "", &bytes.Buffer{})
+	subnet := fs.String("subnet", "", "")
+	hold := fs.Bool("hold", false, "")
+	rest, err := parseArgs(fs, []string{"lab", "--subnet", "10.0.0.0/24", "--hold", "--", "--not-an-option"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *subnet != "10.0.0.0/24" || !*hold || !slices.Equal(rest, []string{"lab", "--not-an-option"}) {
+		t.Errorf("subnet %q hold %v rest %q", *subnet, *hold, rest)
+	}
+}
