@@ -1,0 +1,86 @@
+package cli_test
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netgrant/netgrant/test/harness"
+)
+
+// promptRules makes ngbob prove who he is for a tap, as a desktop's
+// "auth_self" policy would.
+const promptRules = `
+polkit.addRule(function(action, subject) {
+	if (action.id == "org.netgrant.create-tap" && subject.user == "ngbob") return polkit.Result.AUTH_SELF;
+	return polkit.Result.NOT_HANDLED;
+});
+`
+
+// lockedBuffer collects a process's terminal output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// onTerminal runs the CLI as ngbob on a terminal (script(1) gives it one),
+// typing password when the prompt shows.
+func onTerminal(t *testing.T, password string, args ...string) (output string, code int) {
+	t.Helper()
+	cmd := commandAs(t, harness.UserBob, "script", "-qec", strings.Join(append([]string{bin(t, "netgrant")}, args...), " "), "/dev/null")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	eventually(t, "the password prompt", func() bool { return strings.Contains(out.String(), "Password:") })
+	stdin.Write([]byte(password + "\n"))
+	select {
+	case err := <-done:
+		code = 0
+		if err != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("netgrant still runs after the password was typed:\n%s", out.String())
+	}
+	t.Logf("ngbob on a terminal$ netgrant %s\n%s(exit %d)", strings.Join(args, " "), out.String(), code)
+	return out.String(), code
+}
+
+func TestPasswordPromptOnTheTerminal(t *testing.T) {
+	harness.Start(t, harness.Options{Rules: promptRules})
+	if !harness.PasswordSet {
+		t.Skip("the test users have no password (openssl missing)")
+	}
+	out, code := onTerminal(t, harness.TestPassword, "run", "--", "echo", "child-ran-with-{ifname}")
+	if code != 0 || !strings.Contains(out, "AUTHENTICATING FOR org.netgrant.create-tap") || !strings.Contains(out, "child-ran-with-ngtap") {
+		t.Fatalf("with the right password: exit %d\n%s", code, out)
+	}
+
+	out, code = onTerminal(t, "not-the-password", "run", "--", "echo", "child-ran")
+	if code == 0 || strings.Contains(out, "child-ran") || !strings.Contains(out, "not allowed") {
+		t.Fatalf("with a wrong password: exit %d\n%s", code, out)
+	}
+}
