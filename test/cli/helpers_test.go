@@ -7,14 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,98 +31,18 @@ polkit.addRule(function(action, subject) {
 });
 `
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
 // bin is the path of a program built from cmd/, or of an example script,
 // in a directory every test user can read.
 func bin(t *testing.T, name string) string {
 	t.Helper()
-	harness.Require(t)
-	buildOnce.Do(build)
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-func build() {
-	root, err := harness.ModuleRoot()
-	if err != nil {
-		buildErr = err
-		return
-	}
-	if binDir, buildErr = os.MkdirTemp("", "netgrant-cli-"); buildErr != nil {
-		return
-	}
-	if buildErr = os.Chmod(binDir, 0o755); buildErr != nil {
-		return
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = "/usr/local/go/bin/go"
-	}
-	for _, name := range []string{"netgrant", "netgrant-bridge-helper"} {
-		cmd := exec.Command(goTool, "build", "-o", filepath.Join(binDir, name), "./cmd/"+name)
-		cmd.Dir = root
-		// No network in the sandbox: never try to download.
-		cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = errors.New("building " + name + ": " + err.Error() + "\n" + string(out))
-			return
-		}
-	}
-	examples, err := os.ReadDir(filepath.Join(root, "examples"))
-	if err != nil {
-		buildErr = err
-		return
-	}
-	for _, e := range examples {
-		data, err := os.ReadFile(filepath.Join(root, "examples", e.Name()))
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dst := filepath.Join(binDir, e.Name())
-		if err := os.WriteFile(dst, data, 0o755); err != nil {
-			buildErr = err
-			return
-		}
-		os.Chmod(dst, 0o755)
-	}
+	return filepath.Join(harness.Programs(t), name)
 }
 
 // commandAs is a command run as test user userName, on the harness's bus,
 // with the built programs first on PATH.
 func commandAs(t *testing.T, userName, program string, args ...string) *exec.Cmd {
 	t.Helper()
-	u, err := user.Lookup(userName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	groupIDs, err := u.GroupIds()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var groups []uint32
-	for _, g := range groupIDs {
-		id, _ := strconv.Atoi(g)
-		groups = append(groups, uint32(id))
-	}
-	cmd := exec.Command(program, args...)
-	cmd.Dir = "/"
-	cmd.Env = []string{
-		"PATH=" + bin(t, "") + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-		"DBUS_SYSTEM_BUS_ADDRESS=" + harness.BusAddress,
-		"HOME=/nonexistent", "USER=" + userName, "LANG=C.UTF-8",
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
-	return cmd
+	return harness.CommandAs(t, userName, program, args...)
 }
 
 type result struct {

@@ -335,14 +335,7 @@ func buildDaemon() error {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command(goTool(), "build", "-o", netgrantdBuilt, netgrantdPkg)
-		cmd.Dir = root
-		// There is no network in the sandbox; fail at once rather than
-		// trying to download.
-		cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building netgrantd: %w\n%s", err, out)
-		}
+		buildErr = goBuild(root, netgrantdBuilt, netgrantdPkg)
 	})
 	return buildErr
 }
