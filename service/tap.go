@@ -412,6 +412,10 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		return Wrap(Failed, err, "reading the MTU of bridge %s", target.bridgeName())
 	}
 	if err := bridge.Attach(t.name, target.bridgeName()); err != nil {
+		// Its last fd may have closed since, the removal not yet handled.
+		if !tap.Exists(t.name, t.index) {
+			return Errorf(NotFound, "tap %q is gone: its last fd was closed", ifname)
+		}
 		return Wrap(Failed, err, "attaching %s to %s", t.name, target.bridgeName())
 	}
 	if old, ok := m.networks[t.network]; ok {
