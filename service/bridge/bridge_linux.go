@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/netgrant/netgrant/service/nldump"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -235,7 +237,7 @@ func Exists(name string) (bool, error) {
 // FreeName returns the lowest ngbr<N> that is neither a link's name (or
 // alternative name) in the kernel nor in taken.
 func FreeName(taken map[string]bool) (string, error) {
-	links, err := netlink.LinkList()
+	links, err := nldump.Links()
 	if err != nil {
 		return "", fmt.Errorf("listing links: %w", err)
 	}

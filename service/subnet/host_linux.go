@@ -1,13 +1,14 @@
 package subnet
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/netgrant/netgrant/service/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,15 +22,11 @@ const ownBridgePrefix = "ngbr"
 // private subnet free.
 const broadestRouteBits = 8
 
-// dumpAttempts bounds retries of netlink dumps that the kernel interrupted
-// because the table changed meanwhile.
-const dumpAttempts = 5
-
 // HostUses lists the host's IPv4 addresses and its unicast IPv4 routes in
 // all routing tables, except default routes and anything on netgrant's own
 // bridges.
 func HostUses() ([]Use, error) {
-	links, err := retry(netlink.LinkList)
+	links, err := nldump.Links()
 	if err != nil {
 		return nil, fmt.Errorf("listing links: %w", err)
 	}
@@ -37,11 +34,11 @@ func HostUses() ([]Use, error) {
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
-	addrs, err := retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses: %w", err)
 	}
-	routes, err := retry(func() ([]netlink.Route, error) {
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
 		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
@@ -123,15 +120,4 @@ func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	return netip.PrefixFrom(addr, ones), true
-}
-
-func retry[T any](dump func() ([]T, error)) ([]T, error) {
-	var err error
-	for range dumpAttempts {
-		var list []T
-		if list, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return list, err
-		}
-	}
-	return nil, err
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/netgrant/netgrant/service/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,7 +76,7 @@ func (w *removalWatcher) subscribe(ctx context.Context) (updates <-chan netlink.
 	if err != nil {
 		return nil, nil, fmt.Errorf("subscribing to link events: %w", err)
 	}
-	links, err := netlink.LinkList()
+	links, err := nldump.Links()
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing links: %w", err)
 	}

@@ -1,0 +1,29 @@
+// Package nldump lists kernel objects over netlink despite churn: the
+// kernel interrupts a dump when the list changes under it (taps come and go
+// all the time on a netgrant host), and the answer is to ask again.
+package nldump
+
+import (
+	"errors"
+
+	"github.com/vishvananda/netlink"
+)
+
+// attempts bounds the retries: a list that changes this often in a row is
+// an error worth reporting.
+const attempts = 5
+
+// Retry calls dump until the kernel answers without interrupting it.
+func Retry[T any](dump func() ([]T, error)) ([]T, error) {
+	var err error
+	for range attempts {
+		var list []T
+		if list, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return list, err
+		}
+	}
+	return nil, err
+}
+
+// Links lists every link.
+func Links() ([]netlink.Link, error) { return Retry(netlink.LinkList) }
