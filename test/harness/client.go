@@ -115,14 +115,19 @@ func (e *Env) Client(t testing.TB, userName string) *Client {
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// A pipe of our own rather than StdoutPipe: Wait closes that as soon as
+	// the client exits, maybe before its last answer was read.
+	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
+	cmd.Stdout = stdoutW
 	c.out = bufio.NewReader(stdout)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("harness: starting client: %v", err)
 	}
+	stdoutW.Close()
+	t.Cleanup(func() { stdout.Close() })
 	passing.Close()
 	t.Cleanup(func() { unix.Close(c.passFD) })
 	go func() {
