@@ -68,7 +68,7 @@ func TestUpHookFailureRollsTheCallBack(t *testing.T) {
 	}})
 	before := harness.IPTablesSave(t)
 	alice := env.Client(t, harness.UserAlice)
-	_, _, err := createNetwork(alice, "lab", nil)
+	_, _, err := alice.CreateNATNetwork("lab", nil)
 	ce, ok := err.(*harness.CallError)
 	if !ok || ce.Name != "org.netgrant.NetGrant1.Error.Failed" || !strings.Contains(ce.Message, "50-vlan") || !strings.Contains(ce.Message, "no vlan") {
 		t.Fatalf("network-up hook failure answered %v, want Failed naming the hook and its message", err)
@@ -128,7 +128,7 @@ func TestDownHooksRunOnEveryPath(t *testing.T) {
 	if last := log.lines(t)[len(log.lines(t))-1]; !strings.Contains(last, "network=orphaned") || !strings.HasSuffix(last, "device=present") {
 		t.Errorf("recovery's network-down: %s", last)
 	}
-	waitFor(t, "the orphaned network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
+	harness.WaitFor(t, "the orphaned network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
 }
 
 // The kernel gives a closed tap's name to the next tap at once, often
@@ -148,7 +148,7 @@ func TestEveryTapGetsItsDownHooks(t *testing.T) {
 	if n := len(log.runs(t, "tap-up")); n != taps {
 		t.Errorf("%d tap-up runs for %d taps", n, taps)
 	}
-	waitFor(t, "every tap object to go", func() bool { return len(managedObjects(t, env)) == 0 })
+	harness.WaitFor(t, "every tap object to go", func() bool { return len(env.ManagedObjects()) == 0 })
 	if entries := stateEntries(t, env); len(entries) != 0 {
 		t.Errorf("state directory keeps %v", entries)
 	}

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -82,7 +81,7 @@ func (l hookLog) runs(t *testing.T, event string) []string {
 
 func (l hookLog) waitRuns(t *testing.T, event string, want ...string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("hooks %v on %s", want, event), func() bool {
+	harness.WaitFor(t, fmt.Sprintf("hooks %v on %s", want, event), func() bool {
 		return strings.Join(l.runs(t, event), ",") == strings.Join(want, ",")
 	})
 }
@@ -93,22 +92,9 @@ func (l hookLog) clear(t *testing.T) {
 	}
 }
 
-func createNetwork(c *harness.Client, name string, o opts) (dbus.ObjectPath, map[string]dbus.Variant, error) {
-	if o == nil {
-		o = opts{}
-	}
-	var path dbus.ObjectPath
-	var info map[string]dbus.Variant
-	r := c.Call("CreateNATNetwork", name, o)
-	if err := r.Err(); err != nil {
-		return "", nil, err
-	}
-	return path, info, r.Store(&path, &info)
-}
-
 func mustCreateNetwork(t *testing.T, c *harness.Client, name string, o opts) dbus.ObjectPath {
 	t.Helper()
-	path, _, err := createNetwork(c, name, o)
+	path, _, err := c.CreateNATNetwork(name, o)
 	if err != nil {
 		t.Fatalf("CreateNATNetwork(%q) as %s: %v", name, c.User, err)
 	}
@@ -122,39 +108,6 @@ func mustCreateTap(t *testing.T, c *harness.Client, o opts) (dbus.ObjectPath, []
 		t.Fatalf("CreateTap(%v) as %s: %v", o, c.User, err)
 	}
 	return path, fds, info
-}
-
-func managedObjects(t *testing.T, env *harness.Env) []string {
-	t.Helper()
-	var managed map[dbus.ObjectPath]map[string]map[string]dbus.Variant
-	if err := env.Bus().Object("org.netgrant.NetGrant1", managerPath).Call("org.freedesktop.DBus.ObjectManager.GetManagedObjects", 0).Store(&managed); err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for p := range managed {
-		paths = append(paths, string(p))
-	}
-	sort.Strings(paths)
-	return paths
-}
-
-func property(t *testing.T, env *harness.Env, path dbus.ObjectPath, iface, name string) any {
-	t.Helper()
-	got, err := env.Bus().Object("org.netgrant.NetGrant1", path).GetProperty(iface + "." + name)
-	if err != nil {
-		t.Fatalf("reading %s of %s: %v", name, path, err)
-	}
-	return got.Value()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func stateEntries(t *testing.T, env *harness.Env) []string {
@@ -173,14 +126,14 @@ func stateEntries(t *testing.T, env *harness.Env) []string {
 // assertNothingLeft checks that no trace of netgrant remains.
 func assertNothingLeft(t *testing.T, env *harness.Env, iptablesBefore string) {
 	t.Helper()
-	waitFor(t, "everything to be torn down", func() bool {
+	harness.WaitFor(t, "everything to be torn down", func() bool {
 		return len(harness.Links(t, "ngbr")) == 0 && len(harness.Links(t, "ngtap")) == 0 &&
 			len(harness.ProcessesNamed("dnsmasq")) == 0 && len(stateEntries(t, env)) == 0
 	})
 	if after := harness.IPTablesSave(t); after != iptablesBefore {
 		t.Errorf("iptables differs from before:\n--- before\n%s--- after\n%s", iptablesBefore, after)
 	}
-	if objs := managedObjects(t, env); len(objs) != 0 {
+	if objs := env.ManagedObjects(); len(objs) != 0 {
 		t.Errorf("objects still exported: %v", objs)
 	}
 }
@@ -197,4 +150,14 @@ func run(t *testing.T, name string, args ...string) string {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// objectPaths are the paths of the exported objects, sorted.
+func objectPaths(env *harness.Env) []string {
+	var paths []string
+	for p := range env.ManagedObjects() {
+		paths = append(paths, string(p))
+	}
+	sort.Strings(paths)
+	return paths
 }

@@ -39,14 +39,14 @@ func TestRestartAdoptsWhatIsStillHeld(t *testing.T) {
 			r.restart(env, func() { bob.Kill() })
 
 			// What alice holds is back, working and watched.
-			objs := managedObjects(t, env)
+			objs := objectPaths(env)
 			if strings.Join(objs, " ") != string(netPath)+" "+string(tapPath) {
 				t.Fatalf("objects after the restart: %v, want %s and %s", objs, netPath, tapPath)
 			}
-			if h := property(t, env, netPath, networkIface, "Holders"); h != uint32(1) {
+			if h := env.Property(netPath, networkIface, "Holders"); h != uint32(1) {
 				t.Errorf("Holders = %v after the restart, want 1", h)
 			}
-			if got := property(t, env, netPath, networkIface, "Taps").([]dbus.ObjectPath); len(got) != 1 || got[0] != tapPath {
+			if got := env.Property(netPath, networkIface, "Taps").([]dbus.ObjectPath); len(got) != 1 || got[0] != tapPath {
 				t.Errorf("Network.Taps = %v after the restart", got)
 			}
 			if links := harness.Links(t, "ngbr"); len(links) != 1 {
@@ -65,9 +65,9 @@ func TestRestartAdoptsWhatIsStillHeld(t *testing.T) {
 
 			// The new daemon watches the adopted holder and tap.
 			alice.CloseFD(fds[0])
-			waitFor(t, "the adopted tap to go with its fd", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
+			harness.WaitFor(t, "the adopted tap to go with its fd", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
 			alice.Kill()
-			waitFor(t, "the adopted network to go with its holder", func() bool { return len(managedObjects(t, env)) == 0 })
+			harness.WaitFor(t, "the adopted network to go with its holder", func() bool { return len(env.ManagedObjects()) == 0 })
 			assertNothingLeft(t, env, baselineRules(t))
 		})
 	}
@@ -98,10 +98,10 @@ func TestHalfDoneCallIsUndone(t *testing.T) {
 	alice := env.Client(t, harness.UserAlice)
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := createNetwork(alice, "halfway", nil)
+		_, _, err := alice.CreateNATNetwork("halfway", nil)
 		done <- err
 	}()
-	waitFor(t, "the slow network-up hook to start", func() bool { return len(log.runs(t, "network-up")) == 1 && fileExists(string(marker)) })
+	harness.WaitFor(t, "the slow network-up hook to start", func() bool { return len(log.runs(t, "network-up")) == 1 && fileExists(string(marker)) })
 	if len(harness.Links(t, "ngbr")) != 1 || len(harness.ProcessesNamed("dnsmasq")) != 1 {
 		t.Fatal("the call had not set the network up when its hook ran")
 	}
@@ -148,7 +148,7 @@ func TestFirewallRulesComeBackAfterAFlush(t *testing.T) {
 	if err := env.Bus().Emit("/org/fedoraproject/FirewallD1", "org.fedoraproject.FirewallD1.Reloaded"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the rules to come back after firewalld's Reloaded", hasLabRules)
+	harness.WaitFor(t, "the rules to come back after firewalld's Reloaded", hasLabRules)
 
 	// A restart.
 	flush()

@@ -140,15 +140,15 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	}
 
 	// The lease shows on the network and on the tap.
-	waitFor(t, "the lease to show in Network.Leases", func() bool {
-		for _, l := range property(t, env, netPath, networkIface, "Leases").([][]any) {
+	harness.WaitFor(t, "the lease to show in Network.Leases", func() bool {
+		for _, l := range env.Property(netPath, networkIface, "Leases").([][]any) {
 			if l[0] == mac && l[1] == lease {
 				return true
 			}
 		}
 		return false
 	})
-	waitFor(t, "Tap.IPv4 to show the lease", func() bool {
-		return property(t, env, tapPath, tapIface, "IPv4") == lease
+	harness.WaitFor(t, "Tap.IPv4 to show the lease", func() bool {
+		return env.Property(tapPath, tapIface, "IPv4") == lease
 	})
 }

@@ -91,7 +91,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 		"Name": "lab", "Bridge": "ngbr0", "Subnet": "10.97.0.0/24", "Gateway": "10.97.0.1", "DHCP": true,
 		"DNS": true, "Outbound": true, "Persistent": false, "Owner": uint32(4001), "Holders": uint32(1),
 	} {
-		if got := property(t, env, path, networkIface, name); got != want {
+		if got := env.Property(path, networkIface, name); got != want {
 			t.Errorf("property %s = %v, want %v", name, got, want)
 		}
 	}
@@ -112,7 +112,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 func TestDisconnectOfLastHolderTearsDown(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules})
 	before := harness.IPTablesSave(t)
-	signals := watchSignals(t, env)
+	signals := env.WatchSignals(t)
 	first := env.Client(t, harness.UserAlice)
 	second := env.Client(t, harness.UserAlice)
 	path, info := mustCreateNetwork(t, first, "shared", opts{"subnet": v("10.97.7.0/24")})
@@ -122,27 +122,27 @@ func TestDisconnectOfLastHolderTearsDown(t *testing.T) {
 	if joined != path || joinedInfo["bridge"] != info["bridge"] {
 		t.Fatalf("join gave %s %v, want %s", joined, joinedInfo, path)
 	}
-	if h := property(t, env, path, networkIface, "Holders"); h != uint32(2) {
+	if h := env.Property(path, networkIface, "Holders"); h != uint32(2) {
 		t.Fatalf("Holders = %v after a join, want 2", h)
 	}
-	if _, _, err := createNetwork(second, "shared", opts{"outbound": v(false)}); errorName(err) != errPrefix+"Exists" {
+	if _, _, err := second.CreateNATNetwork("shared", opts{"outbound": v(false)}); harness.ErrorName(err) != errPrefix+"Exists" {
 		t.Errorf("join with a different option: %v, want Exists", err)
 	}
 	bob := env.Client(t, harness.UserBob)
-	if _, _, err := createNetwork(bob, "shared", nil); errorName(err) != errPrefix+"Exists" {
+	if _, _, err := bob.CreateNATNetwork("shared", nil); harness.ErrorName(err) != errPrefix+"Exists" {
 		t.Errorf("another user joining: %v, want Exists", err)
 	}
 
 	first.Kill()
-	waitFor(t, "the first holder's hold to drop", func() bool {
-		return property(t, env, path, networkIface, "Holders") == uint32(1)
+	harness.WaitFor(t, "the first holder's hold to drop", func() bool {
+		return env.Property(path, networkIface, "Holders") == uint32(1)
 	})
 	if len(harness.Links(t, "ngbr")) != 1 || len(harness.ProcessesNamed("dnsmasq")) != 1 {
 		t.Fatal("the network did not outlive its first holder")
 	}
 
 	second.Kill()
-	signals.next(t, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved", path)
+	signals.Next(t, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved", path)
 	assertNothingLeft(t, env, before)
 }
 
@@ -183,16 +183,16 @@ func TestPersistentNetworkOutlivesItsCreator(t *testing.T) {
 		t.Fatalf("info persistent = %v", info["persistent"])
 	}
 	alice.Exit()
-	waitFor(t, "the creator's hold to drop", func() bool {
-		return property(t, env, path, networkIface, "Holders") == uint32(0)
+	harness.WaitFor(t, "the creator's hold to drop", func() bool {
+		return env.Property(path, networkIface, "Holders") == uint32(0)
 	})
-	if len(harness.Links(t, "ngbr")) != 1 || property(t, env, path, networkIface, "Persistent") != true {
+	if len(harness.Links(t, "ngbr")) != 1 || env.Property(path, networkIface, "Persistent") != true {
 		t.Fatal("the persistent network went with its creator")
 	}
 
 	bob := env.Client(t, harness.UserBob)
-	_, _, err := createNetwork(bob, "bobs", opts{"persistent": v(true)})
-	if errorName(err) != "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" || !strings.Contains(err.Error(), "org.netgrant.persist") {
+	_, _, err := bob.CreateNATNetwork("bobs", opts{"persistent": v(true)})
+	if harness.ErrorName(err) != "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" || !strings.Contains(err.Error(), "org.netgrant.persist") {
 		t.Errorf("persistent network without org.netgrant.persist: %v", err)
 	}
 	if len(harness.Links(t, "ngbr")) != 1 {
@@ -210,7 +210,7 @@ func TestNetworkQuota(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Limits]\nNetworksPerUser=1\n"})
 	alice := env.Client(t, harness.UserAlice)
 	mustCreateNetwork(t, alice, "one", nil)
-	if _, _, err := createNetwork(alice, "two", nil); errorName(err) != errPrefix+"QuotaExceeded" {
+	if _, _, err := alice.CreateNATNetwork("two", nil); harness.ErrorName(err) != errPrefix+"QuotaExceeded" {
 		t.Fatalf("second network with NetworksPerUser=1: %v", err)
 	}
 	// Joining is not creating.
@@ -243,8 +243,8 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 		"10.30.4.0/24":  "route",
 		"10.98.0.64/26": "10.98.0.1",
 	} {
-		_, _, err := createNetwork(alice, "c", opts{"subnet": v(subnet)})
-		if errorName(err) != errPrefix+"SubnetConflict" || !strings.Contains(err.Error(), mention) {
+		_, _, err := alice.CreateNATNetwork("c", opts{"subnet": v(subnet)})
+		if harness.ErrorName(err) != errPrefix+"SubnetConflict" || !strings.Contains(err.Error(), mention) {
 			t.Errorf("subnet %s: %v, want SubnetConflict naming %s", subnet, err, mention)
 		}
 	}
@@ -259,7 +259,7 @@ func TestBadInputCreatesNothing(t *testing.T) {
 	alice := env.Client(t, harness.UserAlice)
 	invalid := errPrefix + "InvalidArgument"
 	for _, name := range []string{"my net", "a\nb", "-lead", "café", strings.Repeat("n", 33), "", "a/b", "_x"} {
-		if _, _, err := createNetwork(alice, name, nil); errorName(err) != invalid {
+		if _, _, err := alice.CreateNATNetwork(name, nil); harness.ErrorName(err) != invalid {
 			t.Errorf("name %q: %v, want InvalidArgument", name, err)
 		}
 	}
@@ -285,12 +285,12 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		{opts{"persistent": v(uint32(1))}, invalid, "persistent"},
 		{opts{"bridge": v("br0")}, invalid, "bridge"},
 	} {
-		if _, _, err := createNetwork(alice, "bad", tc.o); errorName(err) != tc.want || !strings.Contains(err.Error(), tc.mention) {
+		if _, _, err := alice.CreateNATNetwork("bad", tc.o); harness.ErrorName(err) != tc.want || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("options %v: %v, want %s naming %s", tc.o, err, tc.want, tc.mention)
 		}
 	}
 	mustCreateNetwork(t, alice, "good", opts{"subnet": v("10.97.9.0/24")})
-	if _, _, err := createNetwork(alice, "overlap", opts{"subnet": v("10.97.9.128/25")}); errorName(err) != errPrefix+"SubnetConflict" {
+	if _, _, err := alice.CreateNATNetwork("overlap", opts{"subnet": v("10.97.9.128/25")}); harness.ErrorName(err) != errPrefix+"SubnetConflict" {
 		t.Errorf("overlapping subnet: %v, want SubnetConflict", err)
 	}
 	if links := harness.Links(t, "ngbr"); len(links) != 1 {
@@ -326,8 +326,8 @@ func TestMissingDnsmasqIsUnsupported(t *testing.T) {
 			t.Cleanup(func() { unix.Unmount(dir+"/dnsmasq", 0) })
 		}
 	}
-	_, _, err := createNetwork(alice, "lab", nil)
-	if errorName(err) != errPrefix+"Unsupported" || !strings.Contains(err.Error(), "dnsmasq-base") {
+	_, _, err := alice.CreateNATNetwork("lab", nil)
+	if harness.ErrorName(err) != errPrefix+"Unsupported" || !strings.Contains(err.Error(), "dnsmasq-base") {
 		t.Fatalf("network without dnsmasq installed: %v, want Unsupported saying to install dnsmasq-base", err)
 	}
 	if len(harness.Links(t, "ngbr")) != 0 {

@@ -26,10 +26,10 @@ func TestTapsOnANetwork(t *testing.T) {
 	if master(ifname) != br || sysfs(t, ifname, "mtu") != "1400" {
 		t.Errorf("%s: master %q MTU %s, want %s and 1400", ifname, master(ifname), sysfs(t, ifname, "mtu"), br)
 	}
-	if got := property(t, env, tapPath, tapIface, "Network"); got != netPath {
+	if got := env.Property(tapPath, tapIface, "Network"); got != netPath {
 		t.Errorf("Tap.Network = %v, want %s", got, netPath)
 	}
-	if got := property(t, env, netPath, networkIface, "Taps"); len(got.([]dbus.ObjectPath)) != 1 || got.([]dbus.ObjectPath)[0] != tapPath {
+	if got := env.Property(netPath, networkIface, "Taps"); len(got.([]dbus.ObjectPath)) != 1 || got.([]dbus.ObjectPath)[0] != tapPath {
 		t.Errorf("Network.Taps = %v, want [%s]", got, tapPath)
 	}
 
@@ -47,17 +47,17 @@ func TestTapsOnANetwork(t *testing.T) {
 
 	// Another user's network needs manage; without it, it is not theirs.
 	mallory := env.Client(t, harness.UserMallory)
-	if _, _, _, err := mallory.CreateTap(opts{"network": v("lab")}); errorName(err) != errPrefix+"NotOwner" {
+	if _, _, _, err := mallory.CreateTap(opts{"network": v("lab")}); harness.ErrorName(err) != errPrefix+"NotOwner" {
 		t.Errorf("ngmallory on ngalice's network: %v", err)
 	}
-	if _, _, _, err := mallory.CreateTap(nil); errorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
+	if _, _, _, err := mallory.CreateTap(nil); harness.ErrorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
 		t.Errorf("ngmallory's own tap after a polkit no: %v", err)
 	}
 	bob := env.Client(t, harness.UserBob)
-	if _, _, _, err := bob.CreateTap(opts{"network": v("lab")}); errorName(err) != errPrefix+"NotOwner" {
+	if _, _, _, err := bob.CreateTap(opts{"network": v("lab")}); harness.ErrorName(err) != errPrefix+"NotOwner" {
 		t.Errorf("ngbob on ngalice's network without manage: %v", err)
 	}
-	if _, _, _, err := alice.CreateTap(opts{"network": v("nope")}); errorName(err) != errPrefix+"NotFound" {
+	if _, _, _, err := alice.CreateTap(opts{"network": v("nope")}); harness.ErrorName(err) != errPrefix+"NotFound" {
 		t.Errorf("tap on a missing network: %v", err)
 	}
 	if n := len(harness.Links(t, "ngtap")); n != 2 {
@@ -65,16 +65,16 @@ func TestTapsOnANetwork(t *testing.T) {
 	}
 
 	// When the network goes, its taps stay, detached, fds still working.
-	signals := watchSignals(t, env)
+	signals := env.WatchSignals(t)
 	if r := callOn(alice, netPath, networkIface, "Release"); r.Err() != nil {
 		t.Fatal(r.Err())
 	}
-	signals.next(t, "org.freedesktop.DBus.Properties.PropertiesChanged", tapPath)
-	waitFor(t, "the network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
+	signals.Next(t, "org.freedesktop.DBus.Properties.PropertiesChanged", tapPath)
+	harness.WaitFor(t, "the network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
 	if master(ifname) != "" || len(harness.Links(t, ifname)) != 1 {
 		t.Errorf("%s after its network went: master %q", ifname, master(ifname))
 	}
-	if got := property(t, env, tapPath, tapIface, "Network"); got != dbus.ObjectPath("/") {
+	if got := env.Property(tapPath, tapIface, "Network"); got != dbus.ObjectPath("/") {
 		t.Errorf("Tap.Network = %v after the network went, want /", got)
 	}
 	if _, flags := alice.TunGetIff(fds[0]); flags == 0 {
@@ -100,14 +100,14 @@ func TestHostBridgesAndAttachBridge(t *testing.T) {
 	if master(onHost) != "hostbr0" || info["network"].Value() != "" || info["mtu"].Value() != uint32(1450) {
 		t.Errorf("tap on allowed host bridge: master %q info %v", master(onHost), info)
 	}
-	if _, _, _, err := alice.CreateTap(opts{"bridge": v("hostbr1")}); errorName(err) != errPrefix+"BridgeNotAllowed" || !strings.Contains(err.Error(), "Allow") {
+	if _, _, _, err := alice.CreateTap(opts{"bridge": v("hostbr1")}); harness.ErrorName(err) != errPrefix+"BridgeNotAllowed" || !strings.Contains(err.Error(), "Allow") {
 		t.Errorf("tap on a bridge the configuration does not list: %v", err)
 	}
-	if _, _, _, err := alice.CreateTap(opts{"bridge": v("gone0")}); errorName(err) != errPrefix+"NotFound" {
+	if _, _, _, err := alice.CreateTap(opts{"bridge": v("gone0")}); harness.ErrorName(err) != errPrefix+"NotFound" {
 		t.Errorf("tap on an allowed bridge that does not exist: %v", err)
 	}
 	mallory := env.Client(t, harness.UserMallory)
-	if _, _, _, err := mallory.CreateTap(opts{"bridge": v("hostbr0")}); errorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
+	if _, _, _, err := mallory.CreateTap(opts{"bridge": v("hostbr0")}); harness.ErrorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
 		t.Errorf("ngmallory on an allowed bridge: %v", err)
 	}
 
@@ -131,19 +131,19 @@ func TestHostBridgesAndAttachBridge(t *testing.T) {
 		t.Fatalf("AttachBridge to the network's bridge: %v, master %q", err, master(ifname))
 	}
 	tapPath := dbus.ObjectPath("/org/netgrant/NetGrant1/tap/" + ifname)
-	if got := property(t, env, tapPath, tapIface, "Network"); got != dbus.ObjectPath("/org/netgrant/NetGrant1/network/lab") {
+	if got := env.Property(tapPath, tapIface, "Network"); got != dbus.ObjectPath("/org/netgrant/NetGrant1/network/lab") {
 		t.Errorf("after attaching to ngbr0, Tap.Network = %v", got)
 	}
-	if err := attach(alice, ifname, "hostbr0", opts{"force": v(true)}); errorName(err) != errPrefix+"InvalidArgument" || !strings.Contains(err.Error(), "force") {
+	if err := attach(alice, ifname, "hostbr0", opts{"force": v(true)}); harness.ErrorName(err) != errPrefix+"InvalidArgument" || !strings.Contains(err.Error(), "force") {
 		t.Errorf("AttachBridge with an option: %v", err)
 	}
-	if err := attach(alice, ifname, "hostbr1", nil); errorName(err) != errPrefix+"BridgeNotAllowed" {
+	if err := attach(alice, ifname, "hostbr1", nil); harness.ErrorName(err) != errPrefix+"BridgeNotAllowed" {
 		t.Errorf("AttachBridge to a bridge not allowed: %v", err)
 	}
-	if err := attach(mallory, ifname, "hostbr0", nil); errorName(err) != errPrefix+"NotOwner" {
+	if err := attach(mallory, ifname, "hostbr0", nil); harness.ErrorName(err) != errPrefix+"NotOwner" {
 		t.Errorf("AttachBridge of ngalice's tap by ngmallory: %v", err)
 	}
-	if err := attach(alice, "eth0", "hostbr0", nil); errorName(err) != errPrefix+"NotFound" {
+	if err := attach(alice, "eth0", "hostbr0", nil); harness.ErrorName(err) != errPrefix+"NotFound" {
 		t.Errorf("AttachBridge of a link that is no netgrant tap: %v", err)
 	}
 	if master(ifname) != "ngbr0" {

@@ -49,13 +49,6 @@ func mustCreateTap(t *testing.T, c *harness.Client, opts map[string]dbus.Variant
 	return path, fds, info
 }
 
-func errorName(err error) string {
-	if ce, ok := err.(*harness.CallError); ok {
-		return ce.Name
-	}
-	return fmt.Sprint(err)
-}
-
 // testFrame is a broadcast frame of a local experimental EtherType whose
 // payload marks it, so frames the kernel sends on its own (IPv6 router
 // solicitations and the like) are told apart.
@@ -205,8 +198,8 @@ func TestAuthorizedUserGetsWorkingTap(t *testing.T) {
 
 	// The last fd closing removes the device and its object.
 	alice.CloseFD(fds[0])
-	waitFor(t, "the tap to vanish after its fd closed", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
-	waitFor(t, "the tap object to go", func() bool { return !hasObject(t, env, path) })
+	harness.WaitFor(t, "the tap to vanish after its fd closed", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
+	harness.WaitFor(t, "the tap object to go", func() bool { return !hasObject(t, env, path) })
 }
 
 func TestMultiqueueGivesWorkingFDs(t *testing.T) {
@@ -251,7 +244,7 @@ func TestPolkitRefusalCreatesNothing(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: allowAlice})
 	mallory := env.Client(t, harness.UserMallory)
 	_, _, _, err := mallory.CreateTap(nil)
-	if errorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
+	if harness.ErrorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
 		t.Fatalf("polkit said no, CreateTap answered %v", err)
 	}
 	// Even when the caller allows interaction, a "no" stays a denial.
@@ -268,7 +261,7 @@ func TestAuthAdminWithoutInteractionNeedsIt(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: allowAlice})
 	bob := env.Client(t, harness.UserBob)
 	_, _, _, err := bob.CreateTap(nil)
-	if errorName(err) != "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" {
+	if harness.ErrorName(err) != "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" {
 		t.Fatalf("auth_admin without the interactive flag answered %v", err)
 	}
 	if !strings.Contains(err.Error(), "interactive") {
@@ -304,7 +297,7 @@ func TestBadOptionsAreRefusedByName(t *testing.T) {
 		{map[string]dbus.Variant{"": v("")}, `""`},
 	} {
 		_, _, _, err := alice.CreateTap(tc.opts)
-		if errorName(err) != "org.netgrant.NetGrant1.Error.InvalidArgument" || !strings.Contains(err.Error(), tc.mention) {
+		if harness.ErrorName(err) != "org.netgrant.NetGrant1.Error.InvalidArgument" || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("CreateTap(%v) = %v, want InvalidArgument naming %s", tc.opts, err, tc.mention)
 		}
 	}
@@ -323,14 +316,14 @@ func TestTapQuota(t *testing.T) {
 	_, first, _ := mustCreateTap(t, alice, nil)
 	mustCreateTap(t, alice, nil)
 	_, _, _, err := alice.CreateTap(nil)
-	if errorName(err) != "org.netgrant.NetGrant1.Error.QuotaExceeded" {
+	if harness.ErrorName(err) != "org.netgrant.NetGrant1.Error.QuotaExceeded" {
 		t.Fatalf("third tap with TapsPerUser=2: %v", err)
 	}
 	if n := len(harness.Links(t, "ngtap")); n != 2 {
 		t.Fatalf("%d taps exist, want 2", n)
 	}
 	alice.CloseFD(first[0])
-	waitFor(t, "the closed tap to go", func() bool { return len(harness.Links(t, "ngtap")) == 1 })
+	harness.WaitFor(t, "the closed tap to go", func() bool { return len(harness.Links(t, "ngtap")) == 1 })
 	mustCreateTap(t, alice, nil)
 }
 
@@ -364,13 +357,13 @@ func TestDeleteByOwnerOrManager(t *testing.T) {
 
 func TestObjectsAndSignals(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: allowAlice})
-	signals := watchSignals(t, env)
+	signals := env.WatchSignals(t)
 	alice := env.Client(t, harness.UserAlice)
 	path, fds, info := mustCreateTap(t, alice, map[string]dbus.Variant{"queues": v(uint32(2)), "mac": v("52:54:00:AB:CD:EF")})
 	if info["mac"].Value().(string) != "52:54:00:ab:cd:ef" {
 		t.Errorf("info mac %v, want the given one in lower case", info["mac"])
 	}
-	added := signals.next(t, "org.freedesktop.DBus.ObjectManager.InterfacesAdded")
+	added := signals.Next(t, "org.freedesktop.DBus.ObjectManager.InterfacesAdded", path)
 	if added.Body[0].(dbus.ObjectPath) != path {
 		t.Fatalf("InterfacesAdded for %v, want %s", added.Body[0], path)
 	}
@@ -402,7 +395,7 @@ func TestObjectsAndSignals(t *testing.T) {
 	for _, fd := range fds {
 		alice.CloseFD(fd)
 	}
-	removed := signals.next(t, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved")
+	removed := signals.Next(t, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved", path)
 	if removed.Body[0].(dbus.ObjectPath) != path {
 		t.Fatalf("InterfacesRemoved for %v, want %s", removed.Body[0], path)
 	}
@@ -498,7 +491,7 @@ func TestCreateCloseCyclesLeaveNothing(t *testing.T) {
 	// connection) count in the baseline.
 	_, fds, _ := mustCreateTap(t, alice, nil)
 	alice.CloseFD(fds[0])
-	waitFor(t, "the first tap to go", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
+	harness.WaitFor(t, "the first tap to go", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
 	baseline := harness.OpenFDs(env.DaemonPID())
 
 	cycles := 500
@@ -509,8 +502,8 @@ func TestCreateCloseCyclesLeaveNothing(t *testing.T) {
 		_, fds, _ := mustCreateTap(t, alice, nil)
 		alice.CloseFD(fds[0])
 	}
-	waitFor(t, "every tap to go", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
-	waitFor(t, "every tap object to go", func() bool { return len(managedObjects(t, env)) == 0 })
+	harness.WaitFor(t, "every tap to go", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
+	harness.WaitFor(t, "every tap object to go", func() bool { return len(env.ManagedObjects()) == 0 })
 	after := harness.OpenFDs(env.DaemonPID())
 	t.Logf("%d create/close cycles: daemon fds %d before, %d after", cycles, baseline, after)
 	if after != baseline {
@@ -531,57 +524,7 @@ func TestSecondDaemonExitsWhenNameIsTaken(t *testing.T) {
 	}
 }
 
-func managedObjects(t *testing.T, env *harness.Env) map[dbus.ObjectPath]map[string]map[string]dbus.Variant {
-	t.Helper()
-	var managed map[dbus.ObjectPath]map[string]map[string]dbus.Variant
-	if err := env.Bus().Object("org.netgrant.NetGrant1", "/org/netgrant/NetGrant1").Call("org.freedesktop.DBus.ObjectManager.GetManagedObjects", 0).Store(&managed); err != nil {
-		t.Fatal(err)
-	}
-	return managed
-}
-
 func hasObject(t *testing.T, env *harness.Env, path dbus.ObjectPath) bool {
-	_, ok := managedObjects(t, env)[path]
+	_, ok := env.ManagedObjects()[path]
 	return ok
-}
-
-// waitFor polls cond: teardown after a close is asynchronous. The bound
-// only keeps a broken daemon from hanging the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-type signalWatch struct{ ch chan *dbus.Signal }
-
-func watchSignals(t *testing.T, env *harness.Env) *signalWatch {
-	t.Helper()
-	if err := env.Bus().AddMatchSignal(dbus.WithMatchSender("org.netgrant.NetGrant1")); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan *dbus.Signal, 100)
-	env.Bus().Signal(ch)
-	t.Cleanup(func() { env.Bus().RemoveSignal(ch) })
-	return &signalWatch{ch: ch}
-}
-
-func (w *signalWatch) next(t *testing.T, name string) *dbus.Signal {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case s := <-w.ch:
-			if s.Name == name {
-				return s
-			}
-		case <-timeout:
-			t.Fatalf("no %s signal", name)
-			return nil
-		}
-	}
 }
