@@ -4,6 +4,8 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+
+	"github.com/netgrant/netgrant/dbus/names"
 )
 
 // Error is a D-Bus error reply.
@@ -21,7 +23,6 @@ const (
 	ErrServiceUnknown      = "org.freedesktop.DBus.Error.ServiceUnknown"
 	ErrNoReply             = "org.freedesktop.DBus.Error.NoReply"
 	ErrNameHasNoOwner      = "org.freedesktop.DBus.Error.NameHasNoOwner"
-	ErrorPrefix            = "org.netgrant.NetGrant1.Error."
 )
 
 // netgrantd names the polkit actions it asked for in its denials:
@@ -57,7 +58,7 @@ func Explain(err error) string {
 	case e.Name == ErrServiceUnknown || e.Name == ErrNoReply || e.Name == ErrNameHasNoOwner:
 		return "netgrantd is not running or not installed (" + e.Message + "): " +
 			"install netgrant (D-Bus starts netgrantd on the first call), or see `journalctl -u netgrantd` for why it stopped"
-	case strings.HasPrefix(e.Name, ErrorPrefix):
+	case strings.HasPrefix(e.Name, names.ErrorPrefix):
 		// netgrantd's messages already say what is wrong and what to do.
 		return e.Message
 	}

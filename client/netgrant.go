@@ -3,18 +3,10 @@ package client
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/godbus/dbus/v5"
-)
 
-// Names from the API.
-const (
-	BusName          = "org.netgrant.NetGrant1"
-	ManagerPath      = dbus.ObjectPath("/org/netgrant/NetGrant1")
-	ManagerInterface = "org.netgrant.NetGrant1.Manager"
-	NetworkInterface = "org.netgrant.NetGrant1.Network"
-	TapInterface     = "org.netgrant.NetGrant1.Tap"
+	"github.com/netgrant/netgrant/dbus/names"
 )
 
 // Objects maps each object path to its interfaces and their properties,
@@ -35,7 +27,7 @@ func (c *Conn) CreateTap(opts map[string]dbus.Variant, interactive bool) (dbus.O
 	if opts == nil {
 		opts = map[string]dbus.Variant{}
 	}
-	body, fds, err := c.Call(BusName, ManagerPath, ManagerInterface, "CreateTap", flags(interactive), opts)
+	body, fds, err := c.Call(names.BusName, names.ManagerPath, names.ManagerInterface, "CreateTap", flags(interactive), opts)
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -70,7 +62,7 @@ func (c *Conn) CreateNATNetwork(name string, opts map[string]dbus.Variant, inter
 	if opts == nil {
 		opts = map[string]dbus.Variant{}
 	}
-	body, _, err := c.Call(BusName, ManagerPath, ManagerInterface, "CreateNATNetwork", flags(interactive), name, opts)
+	body, _, err := c.Call(names.BusName, names.ManagerPath, names.ManagerInterface, "CreateNATNetwork", flags(interactive), name, opts)
 	if err != nil {
 		return "", nil, err
 	}
@@ -84,7 +76,7 @@ func (c *Conn) CreateNATNetwork(name string, opts map[string]dbus.Variant, inter
 
 // GetNetwork is the object of the network called name.
 func (c *Conn) GetNetwork(name string) (dbus.ObjectPath, error) {
-	body, _, err := c.Call(BusName, ManagerPath, ManagerInterface, "GetNetwork", 0, name)
+	body, _, err := c.Call(names.BusName, names.ManagerPath, names.ManagerInterface, "GetNetwork", 0, name)
 	if err != nil {
 		return "", err
 	}
@@ -94,31 +86,31 @@ func (c *Conn) GetNetwork(name string) (dbus.ObjectPath, error) {
 
 // AttachBridge attaches the caller's tap ifname to bridge.
 func (c *Conn) AttachBridge(ifname, bridge string, interactive bool) error {
-	_, _, err := c.Call(BusName, ManagerPath, ManagerInterface, "AttachBridge", flags(interactive), ifname, bridge, map[string]dbus.Variant{})
+	_, _, err := c.Call(names.BusName, names.ManagerPath, names.ManagerInterface, "AttachBridge", flags(interactive), ifname, bridge, map[string]dbus.Variant{})
 	return err
 }
 
 // Release drops this connection's hold on a network.
 func (c *Conn) Release(network dbus.ObjectPath) error {
-	_, _, err := c.Call(BusName, network, NetworkInterface, "Release", 0)
+	_, _, err := c.Call(names.BusName, network, names.NetworkInterface, "Release", 0)
 	return err
 }
 
 // DeleteNetwork tears a network down now.
 func (c *Conn) DeleteNetwork(network dbus.ObjectPath, interactive bool) error {
-	_, _, err := c.Call(BusName, network, NetworkInterface, "Delete", flags(interactive))
+	_, _, err := c.Call(names.BusName, network, names.NetworkInterface, "Delete", flags(interactive))
 	return err
 }
 
 // DeleteTap deletes a tap device now.
 func (c *Conn) DeleteTap(tap dbus.ObjectPath, interactive bool) error {
-	_, _, err := c.Call(BusName, tap, TapInterface, "Delete", flags(interactive))
+	_, _, err := c.Call(names.BusName, tap, names.TapInterface, "Delete", flags(interactive))
 	return err
 }
 
 // GetManagedObjects is every network and tap with its properties.
 func (c *Conn) GetManagedObjects() (Objects, error) {
-	body, _, err := c.Call(BusName, ManagerPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", 0)
+	body, _, err := c.Call(names.BusName, names.ManagerPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -128,29 +120,10 @@ func (c *Conn) GetManagedObjects() (Objects, error) {
 
 // GetAll is every property of iface on path.
 func (c *Conn) GetAll(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error) {
-	body, _, err := c.Call(BusName, path, "org.freedesktop.DBus.Properties", "GetAll", 0, iface)
+	body, _, err := c.Call(names.BusName, path, "org.freedesktop.DBus.Properties", "GetAll", 0, iface)
 	if err != nil {
 		return nil, err
 	}
 	var props map[string]dbus.Variant
 	return props, dbus.Store(body, &props)
-}
-
-// TapPath is the object path of the tap called ifname.
-func TapPath(ifname string) dbus.ObjectPath {
-	return ManagerPath + "/tap/" + dbus.ObjectPath(encodePathLabel(ifname))
-}
-
-// encodePathLabel is systemd's bus path encoding, as the API specifies.
-func encodePathLabel(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "_%02x", c)
-	}
-	return b.String()
 }

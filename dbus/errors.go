@@ -3,6 +3,7 @@ package dbus
 import (
 	godbus "github.com/godbus/dbus/v5"
 
+	"github.com/netgrant/netgrant/dbus/names"
 	"github.com/netgrant/netgrant/service"
 )
 
@@ -16,15 +17,15 @@ const (
 )
 
 var errorNames = map[service.Kind]string{
-	service.Failed:                           ErrorPrefix + "Failed",
-	service.InvalidArgument:                  ErrorPrefix + "InvalidArgument",
-	service.NotFound:                         ErrorPrefix + "NotFound",
-	service.Exists:                           ErrorPrefix + "Exists",
-	service.NotOwner:                         ErrorPrefix + "NotOwner",
-	service.QuotaExceeded:                    ErrorPrefix + "QuotaExceeded",
-	service.SubnetConflict:                   ErrorPrefix + "SubnetConflict",
-	service.BridgeNotAllowed:                 ErrorPrefix + "BridgeNotAllowed",
-	service.Unsupported:                      ErrorPrefix + "Unsupported",
+	service.Failed:                           names.ErrorPrefix + "Failed",
+	service.InvalidArgument:                  names.ErrorPrefix + "InvalidArgument",
+	service.NotFound:                         names.ErrorPrefix + "NotFound",
+	service.Exists:                           names.ErrorPrefix + "Exists",
+	service.NotOwner:                         names.ErrorPrefix + "NotOwner",
+	service.QuotaExceeded:                    names.ErrorPrefix + "QuotaExceeded",
+	service.SubnetConflict:                   names.ErrorPrefix + "SubnetConflict",
+	service.BridgeNotAllowed:                 names.ErrorPrefix + "BridgeNotAllowed",
+	service.Unsupported:                      names.ErrorPrefix + "Unsupported",
 	service.AccessDenied:                     errAccessDenied,
 	service.InteractiveAuthorizationRequired: errInteractiveRequired,
 }

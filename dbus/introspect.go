@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/netgrant/netgrant/data"
+	"github.com/netgrant/netgrant/dbus/names"
 )
 
 var objectManagerData = introspect.Interface{
@@ -59,8 +60,8 @@ func (s *Server) introspect(path godbus.ObjectPath) string {
 	node := introspect.Node{Name: string(path)}
 	standard := []introspect.Interface{introspect.IntrospectData, introspect.PeerData}
 	switch path {
-	case ManagerPath:
-		node.Interfaces = append(standard, prop.IntrospectData, objectManagerData, ownInterfaces[ManagerInterface])
+	case names.ManagerPath:
+		node.Interfaces = append(standard, prop.IntrospectData, objectManagerData, ownInterfaces[names.ManagerInterface])
 		node.Children = []introspect.Node{{Name: "network"}, {Name: "tap"}}
 	case networkDir, tapDir:
 		node.Interfaces = standard
@@ -69,8 +70,8 @@ func (s *Server) introspect(path godbus.ObjectPath) string {
 		}
 	default:
 		node.Interfaces = standard
-		if isAncestor(path, ManagerPath) {
-			rest := strings.TrimPrefix(string(ManagerPath), strings.TrimSuffix(string(path), "/")+"/")
+		if isAncestor(path, names.ManagerPath) {
+			rest := strings.TrimPrefix(string(names.ManagerPath), strings.TrimSuffix(string(path), "/")+"/")
 			child, _, _ := strings.Cut(rest, "/")
 			node.Children = []introspect.Node{{Name: child}}
 		} else {

@@ -9,6 +9,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/introspect"
 
+	"github.com/netgrant/netgrant/dbus/names"
 	"github.com/netgrant/netgrant/service"
 )
 
@@ -18,9 +19,9 @@ import (
 func TestIntrospectionMatchesExportedMethods(t *testing.T) {
 	s := NewServer(slog.Default(), "test")
 	exported := map[string]iface{
-		ManagerInterface: s.managerMethods(),
-		NetworkInterface: s.networkMethods(),
-		TapInterface:     s.tapMethods(),
+		names.ManagerInterface: s.managerMethods(),
+		names.NetworkInterface: s.networkMethods(),
+		names.TapInterface:     s.tapMethods(),
 	}
 	for name, methods := range exported {
 		xmlIface, ok := ownInterfaces[name]
@@ -51,9 +52,9 @@ func TestIntrospectionMatchesExportedMethods(t *testing.T) {
 
 func TestIntrospectionMatchesProperties(t *testing.T) {
 	exported := map[string]map[string]godbus.Variant{
-		ManagerInterface: {"Version": godbus.MakeVariant("")},
-		NetworkInterface: networkProps(service.NetworkInfo{Leases: []service.Lease{{}}}),
-		TapInterface:     tapProps(service.TapInfo{}),
+		names.ManagerInterface: {"Version": godbus.MakeVariant("")},
+		names.NetworkInterface: networkProps(service.NetworkInfo{Leases: []service.Lease{{}}}),
+		names.TapInterface:     tapProps(service.TapInfo{}),
 	}
 	for name, props := range exported {
 		declared := map[string]string{}
@@ -87,24 +88,6 @@ func argSignatures(m introspect.Method) (in, out string) {
 		}
 	}
 	return in, out
-}
-
-func TestPathLabelEncoding(t *testing.T) {
-	for name, want := range map[string]string{
-		"my-net": "my_2dnet", "lab": "lab", "a_b": "a_5fb", "ngtap0": "ngtap0", "x.y": "x_2ey",
-	} {
-		if got := EncodePathLabel(name); got != want {
-			t.Errorf("EncodePathLabel(%q) = %q, want %q", name, got, want)
-		}
-		if back, ok := DecodePathLabel(want); !ok || back != name {
-			t.Errorf("DecodePathLabel(%q) = %q, %v", want, back, ok)
-		}
-	}
-	for _, bad := range []string{"a_2", "a_zz", "a_2D", "_2dx_"} {
-		if _, ok := DecodePathLabel(bad); ok {
-			t.Errorf("DecodePathLabel(%q) accepted a label EncodePathLabel cannot produce", bad)
-		}
-	}
 }
 
 func TestOptionDecodingIsStrict(t *testing.T) {

@@ -1,91 +1,12 @@
-// Package dbus is netgrant's D-Bus surface: it exports the manager, network
-// and tap objects on the system bus, decodes and checks arguments, asks
-// polkit on behalf of each caller, maps errors to the API's names and
-// watches holders leave the bus. The work itself is service's.
 package dbus
 
-import (
-	"strings"
+import "github.com/netgrant/netgrant/dbus/names"
 
-	godbus "github.com/godbus/dbus/v5"
-)
-
-// Names from the API.
 const (
-	BusName          = "org.netgrant.NetGrant1"
-	ManagerPath      = godbus.ObjectPath("/org/netgrant/NetGrant1")
-	ManagerInterface = "org.netgrant.NetGrant1.Manager"
-	NetworkInterface = "org.netgrant.NetGrant1.Network"
-	TapInterface     = "org.netgrant.NetGrant1.Tap"
-	ErrorPrefix      = "org.netgrant.NetGrant1.Error."
-
-	networkDir = ManagerPath + "/network"
-	tapDir     = ManagerPath + "/tap"
+	networkDir = names.ManagerPath + "/network"
+	tapDir     = names.ManagerPath + "/tap"
 
 	propertiesInterface     = "org.freedesktop.DBus.Properties"
 	introspectableInterface = "org.freedesktop.DBus.Introspectable"
 	objectManagerInterface  = "org.freedesktop.DBus.ObjectManager"
-	peerInterface           = "org.freedesktop.DBus.Peer"
 )
-
-// NetworkPath is the object path of the network called name.
-func NetworkPath(name string) godbus.ObjectPath {
-	return networkDir + "/" + godbus.ObjectPath(EncodePathLabel(name))
-}
-
-// TapPath is the object path of the tap called ifname.
-func TapPath(ifname string) godbus.ObjectPath {
-	return tapDir + "/" + godbus.ObjectPath(EncodePathLabel(ifname))
-}
-
-// EncodePathLabel is systemd's bus path encoding: every byte outside
-// [A-Za-z0-9] becomes '_' and two lowercase hex digits.
-func EncodePathLabel(s string) string {
-	const hex = "0123456789abcdef"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('_')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&0xf])
-	}
-	return b.String()
-}
-
-// DecodePathLabel reverses EncodePathLabel; ok is false for a label
-// EncodePathLabel cannot have produced.
-func DecodePathLabel(label string) (string, bool) {
-	var b strings.Builder
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if c != '_' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+2 >= len(label) {
-			return "", false
-		}
-		hi, ok1 := unhex(label[i+1])
-		lo, ok2 := unhex(label[i+2])
-		if !ok1 || !ok2 {
-			return "", false
-		}
-		b.WriteByte(hi<<4 | lo)
-		i += 2
-	}
-	return b.String(), EncodePathLabel(b.String()) == label
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}

@@ -14,6 +14,7 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 
+	"github.com/netgrant/netgrant/dbus/names"
 	"github.com/netgrant/netgrant/polkit"
 	"github.com/netgrant/netgrant/service"
 )
@@ -68,12 +69,12 @@ func (s *Server) Serve(manager *service.Manager) error {
 		return err
 	}
 	manager.Recover(s.holderAlive)
-	reply, err := s.conn.RequestName(BusName, godbus.NameFlagDoNotQueue)
+	reply, err := s.conn.RequestName(names.BusName, godbus.NameFlagDoNotQueue)
 	if err != nil {
-		return fmt.Errorf("requesting bus name %s: %w", BusName, err)
+		return fmt.Errorf("requesting bus name %s: %w", names.BusName, err)
 	}
 	if reply != godbus.RequestNameReplyPrimaryOwner {
-		return fmt.Errorf("bus name %s is already owned by another process: is netgrantd already running?", BusName)
+		return fmt.Errorf("bus name %s is already owned by another process: is netgrantd already running?", names.BusName)
 	}
 	return nil
 }
@@ -137,14 +138,14 @@ func (s *Server) watchBus() error {
 // LookupObject implements godbus.Handler.
 func (s *Server) LookupObject(path godbus.ObjectPath) (godbus.ServerObject, bool) {
 	switch {
-	case path == ManagerPath:
+	case path == names.ManagerPath:
 		return s.newObject(path, map[string]iface{
-			ManagerInterface:        s.managerMethods(),
+			names.ManagerInterface:  s.managerMethods(),
 			propertiesInterface:     s.propertiesMethods(),
 			introspectableInterface: s.introspectMethods(),
 			objectManagerInterface:  s.objectManagerMethods(),
 		}), true
-	case isAncestor(path, ManagerPath) || path == networkDir || path == tapDir:
+	case isAncestor(path, names.ManagerPath) || path == networkDir || path == tapDir:
 		return s.newObject(path, map[string]iface{introspectableInterface: s.introspectMethods()}), true
 	}
 	s.mu.Lock()
@@ -154,7 +155,7 @@ func (s *Server) LookupObject(path godbus.ObjectPath) (godbus.ServerObject, bool
 		return nil, false
 	}
 	own := s.networkMethods()
-	if obj.iface == TapInterface {
+	if obj.iface == names.TapInterface {
 		own = s.tapMethods()
 	}
 	return s.newObject(path, map[string]iface{
@@ -270,7 +271,7 @@ func (s *Server) createTap(c *call) ([]any, error) {
 	for i, f := range files {
 		fds[i] = godbus.UnixFD(f.Fd())
 	}
-	s.replyAndClose(c, files, TapPath(info.Name), fds, tapInfoMap(info))
+	s.replyAndClose(c, files, names.TapPath(info.Name), fds, tapInfoMap(info))
 	return nil, nil
 }
 
@@ -332,7 +333,7 @@ func (s *Server) createNATNetwork(c *call) ([]any, error) {
 	if !s.holderAlive(caller.Holder) {
 		s.manager.HolderGone(caller.Holder)
 	}
-	return []any{NetworkPath(info.Name), networkInfoMap(info)}, nil
+	return []any{names.NetworkPath(info.Name), networkInfoMap(info)}, nil
 }
 
 func (s *Server) getNetwork(c *call) ([]any, error) {
@@ -340,13 +341,13 @@ func (s *Server) getNetwork(c *call) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{NetworkPath(info.Name)}, nil
+	return []any{names.NetworkPath(info.Name)}, nil
 }
 
 // objectName returns the tap or network name behind an object path.
 func (s *Server) objectName(path godbus.ObjectPath) string {
 	label := string(path[strings.LastIndexByte(string(path), '/')+1:])
-	name, _ := DecodePathLabel(label)
+	name, _ := names.DecodePathLabel(label)
 	return name
 }
 
@@ -384,9 +385,9 @@ func (s *Server) tapMethods() iface {
 // ObjectID names objects for polkit's `object` detail: their path.
 func ObjectID(kind, name string) string {
 	if kind == "tap" {
-		return string(TapPath(name))
+		return string(names.TapPath(name))
 	}
-	return string(NetworkPath(name))
+	return string(names.NetworkPath(name))
 }
 
 func (s *Server) propertiesMethods() iface {
@@ -419,7 +420,7 @@ func (s *Server) propertiesMethods() iface {
 }
 
 func (s *Server) interfaceProps(path godbus.ObjectPath, name string) (map[string]godbus.Variant, error) {
-	if path == ManagerPath && name == ManagerInterface {
+	if path == names.ManagerPath && name == names.ManagerInterface {
 		return map[string]godbus.Variant{"Version": godbus.MakeVariant(s.version)}, nil
 	}
 	s.mu.Lock()
@@ -427,7 +428,7 @@ func (s *Server) interfaceProps(path godbus.ObjectPath, name string) (map[string
 	if obj, ok := s.props[path]; ok && obj.iface == name {
 		return obj.props, nil
 	}
-	if path == ManagerPath || name == introspectableInterface || name == propertiesInterface {
+	if path == names.ManagerPath || name == introspectableInterface || name == propertiesInterface {
 		return map[string]godbus.Variant{}, nil
 	}
 	return nil, dbusError(errUnknownInterface, fmt.Sprintf("object %s has no interface %q", path, name))
@@ -451,24 +452,26 @@ func (s *Server) objectManagerMethods() iface {
 // service, as ObjectManager and PropertiesChanged signals.
 
 func (s *Server) TapAdded(info service.TapInfo) {
-	s.added(TapPath(info.Name), TapInterface, tapProps(info))
+	s.added(names.TapPath(info.Name), names.TapInterface, tapProps(info))
 }
-func (s *Server) TapChanged(info service.TapInfo) { s.changed(TapPath(info.Name), tapProps(info)) }
-func (s *Server) TapRemoved(name string)          { s.removed(TapPath(name)) }
+func (s *Server) TapChanged(info service.TapInfo) {
+	s.changed(names.TapPath(info.Name), tapProps(info))
+}
+func (s *Server) TapRemoved(name string) { s.removed(names.TapPath(name)) }
 
 func (s *Server) NetworkAdded(info service.NetworkInfo) {
-	s.added(NetworkPath(info.Name), NetworkInterface, networkProps(info))
+	s.added(names.NetworkPath(info.Name), names.NetworkInterface, networkProps(info))
 }
 func (s *Server) NetworkChanged(info service.NetworkInfo) {
-	s.changed(NetworkPath(info.Name), networkProps(info))
+	s.changed(names.NetworkPath(info.Name), networkProps(info))
 }
-func (s *Server) NetworkRemoved(name string) { s.removed(NetworkPath(name)) }
+func (s *Server) NetworkRemoved(name string) { s.removed(names.NetworkPath(name)) }
 
 func (s *Server) added(path godbus.ObjectPath, ifaceName string, props map[string]godbus.Variant) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.props[path] = objectProps{iface: ifaceName, props: props}
-	s.emit(ManagerPath, objectManagerInterface+".InterfacesAdded", path, map[string]map[string]godbus.Variant{ifaceName: props})
+	s.emit(names.ManagerPath, objectManagerInterface+".InterfacesAdded", path, map[string]map[string]godbus.Variant{ifaceName: props})
 }
 
 func (s *Server) changed(path godbus.ObjectPath, props map[string]godbus.Variant) {
@@ -499,7 +502,7 @@ func (s *Server) removed(path godbus.ObjectPath) {
 		return
 	}
 	delete(s.props, path)
-	s.emit(ManagerPath, objectManagerInterface+".InterfacesRemoved", path, []string{old.iface})
+	s.emit(names.ManagerPath, objectManagerInterface+".InterfacesRemoved", path, []string{old.iface})
 }
 
 func (s *Server) emit(path godbus.ObjectPath, signal string, args ...any) {
@@ -525,7 +528,7 @@ func (s *Server) children(dir godbus.ObjectPath) []string {
 func tapProps(info service.TapInfo) map[string]godbus.Variant {
 	network := godbus.ObjectPath("/")
 	if info.Network != "" {
-		network = NetworkPath(info.Network)
+		network = names.NetworkPath(info.Network)
 	}
 	return map[string]godbus.Variant{
 		"Name":    godbus.MakeVariant(info.Name),
@@ -548,7 +551,7 @@ type lease struct {
 func networkProps(info service.NetworkInfo) map[string]godbus.Variant {
 	taps := make([]godbus.ObjectPath, len(info.Taps))
 	for i, t := range info.Taps {
-		taps[i] = TapPath(t)
+		taps[i] = names.TapPath(t)
 	}
 	leases := make([]lease, len(info.Leases))
 	for i, l := range info.Leases {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/client"
+	"github.com/netgrant/netgrant/dbus/names"
 )
 
 const usageNetworkCreate = `Usage: netgrant network create NAME [OPTIONS]
@@ -168,8 +168,8 @@ func tapDeleteCommand(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	path := client.TapPath(rest[0])
-	if _, ok := objects[path][client.TapInterface]; !ok {
+	path := names.TapPath(rest[0])
+	if _, ok := objects[path][names.TapInterface]; !ok {
 		return fmt.Errorf("there is no tap called %s (see \"netgrant list\")", rest[0])
 	}
 	if err := s.conn.DeleteTap(path, s.interactive); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/netgrant/netgrant/client"
+	"github.com/netgrant/netgrant/dbus/names"
 )
 
 const usageList = `Usage: netgrant list [--json]
@@ -85,7 +86,7 @@ func userName(uid uint32) string {
 
 // tapName is the device name in a tap object path.
 func tapName(objects client.Objects, path dbus.ObjectPath) string {
-	if name := prop[string](objects[path][client.TapInterface], "Name"); name != "" {
+	if name := prop[string](objects[path][names.TapInterface], "Name"); name != "" {
 		return name
 	}
 	return string(path[strings.LastIndexByte(string(path), '/')+1:])
@@ -123,10 +124,10 @@ func networkFromProps(props map[string]dbus.Variant, objects client.Objects) net
 func collect(objects client.Objects) listJSON {
 	out := listJSON{Networks: []networkJSON{}, Taps: []tapJSON{}}
 	for path, ifaces := range objects {
-		if props, ok := ifaces[client.NetworkInterface]; ok {
+		if props, ok := ifaces[names.NetworkInterface]; ok {
 			out.Networks = append(out.Networks, networkFromProps(props, objects))
 		}
-		if props, ok := ifaces[client.TapInterface]; ok {
+		if props, ok := ifaces[names.TapInterface]; ok {
 			t := tapJSON{
 				Name:    tapName(objects, path),
 				Owner:   prop[uint32](props, "Owner"),
@@ -139,7 +140,7 @@ func collect(objects client.Objects) listJSON {
 			}
 			t.OwnerName = userName(t.Owner)
 			if network := prop[dbus.ObjectPath](props, "Network"); network != "/" {
-				t.Network = prop[string](objects[network][client.NetworkInterface], "Name")
+				t.Network = prop[string](objects[network][names.NetworkInterface], "Name")
 			}
 			out.Taps = append(out.Taps, t)
 		}
@@ -277,7 +278,7 @@ func networkShowCommand(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	props, ok := objects[path][client.NetworkInterface]
+	props, ok := objects[path][names.NetworkInterface]
 	if !ok {
 		return fmt.Errorf("network %s went away", rest[0])
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/netgrant/netgrant/dbus"
+	"github.com/netgrant/netgrant/dbus/names"
 	"github.com/netgrant/netgrant/service"
 	"github.com/netgrant/netgrant/service/config"
 	"github.com/netgrant/netgrant/service/firewall"
@@ -81,8 +82,8 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
 	if err := srv.Serve(manager); err != nil {
 		return err
 	}
-	log.Info("netgrantd ready", "bus_name", dbus.BusName, "version", version)
-	daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=Serving "+dbus.BusName)
+	log.Info("netgrantd ready", "bus_name", names.BusName, "version", version)
+	daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=Serving "+names.BusName)
 
 	stats := make(chan os.Signal, 1)
 	signal.Notify(stats, syscall.SIGUSR1)

@@ -32,13 +32,15 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/dbus/names"
 )
 
 // Names on the bus.
 const (
-	BusName        = "org.netgrant.NetGrant1"
-	ManagerPath    = dbus.ObjectPath("/org/netgrant/NetGrant1")
-	ManagerIface   = "org.netgrant.NetGrant1.Manager"
+	BusName        = names.BusName
+	ManagerPath    = names.ManagerPath
+	ManagerIface   = names.ManagerInterface
 	PolkitName     = "org.freedesktop.PolicyKit1"
 	PolkitPath     = dbus.ObjectPath("/org/freedesktop/PolicyKit1/Authority")
 	PolkitIface    = "org.freedesktop.PolicyKit1.Authority"
