@@ -22,14 +22,7 @@ func TestMain(m *testing.M) { harness.Main(m) }
 
 // rules lets ngalice do everything and refuses ngmallory everything; ngbob
 // gets polkit's defaults, which want an administrator's password.
-const rules = `
-polkit.addRule(function(action, subject) {
-	if (action.id.indexOf("org.netgrant.") != 0) return polkit.Result.NOT_HANDLED;
-	if (subject.user == "ngalice") return polkit.Result.YES;
-	if (subject.user == "ngmallory") return polkit.Result.NO;
-	return polkit.Result.NOT_HANDLED;
-});
-`
+var rules = harness.Rules(map[string]string{harness.UserAlice: "YES", harness.UserMallory: "NO"})
 
 // bin is the path of a program built from cmd/, or of an example script,
 // in a directory every test user can read.

@@ -2,6 +2,8 @@ package harness
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +101,24 @@ func (s *Signals) Next(t testing.TB, name string, path dbus.ObjectPath) *dbus.Si
 			return nil
 		}
 	}
+}
+
+// Rules is a polkit rules file answering every netgrant action for the
+// users in results, with a polkit.Result name ("YES", "NO", "AUTH_SELF",
+// …); everyone else gets polkit's defaults, which for these subjects (no
+// active session) want an administrator's password.
+func Rules(results map[string]string) string {
+	users := make([]string, 0, len(results))
+	for user := range results {
+		users = append(users, user)
+	}
+	sort.Strings(users)
+	var b strings.Builder
+	b.WriteString("polkit.addRule(function(action, subject) {\n")
+	b.WriteString("\tif (action.id.indexOf(\"org.netgrant.\") != 0) return polkit.Result.NOT_HANDLED;\n")
+	for _, user := range users {
+		fmt.Fprintf(&b, "\tif (subject.user == %q) return polkit.Result.%s;\n", user, results[user])
+	}
+	b.WriteString("\treturn polkit.Result.NOT_HANDLED;\n});\n")
+	return b.String()
 }

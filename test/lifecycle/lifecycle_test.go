@@ -19,13 +19,7 @@ import (
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
-const rules = `
-polkit.addRule(function(action, subject) {
-	if (action.id.indexOf("org.netgrant.") == 0 && (subject.user == "ngalice" || subject.user == "ngbob"))
-		return polkit.Result.YES;
-	return polkit.Result.NOT_HANDLED;
-});
-`
+var rules = harness.Rules(map[string]string{harness.UserAlice: "YES", harness.UserBob: "YES"})
 
 const (
 	managerPath  = dbus.ObjectPath("/org/netgrant/NetGrant1")

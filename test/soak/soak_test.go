@@ -31,13 +31,7 @@ func TestMain(m *testing.M) { harness.Main(m) }
 
 // rules let both soak users do everything, managing each other's objects
 // included, so any refusal is the daemon's, not polkit's.
-const rules = `
-polkit.addRule(function(action, subject) {
-	if (action.id.indexOf("org.netgrant.") != 0) return polkit.Result.NOT_HANDLED;
-	if (subject.user == "ngalice" || subject.user == "ngbob") return polkit.Result.YES;
-	return polkit.Result.NOT_HANDLED;
-});
-`
+var rules = harness.Rules(map[string]string{harness.UserAlice: "YES", harness.UserBob: "YES"})
 
 // config keeps quotas out of the way most of the time; they are still hit
 // now and then, which is expected.

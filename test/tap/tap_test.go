@@ -27,14 +27,7 @@ func TestMain(m *testing.M) { harness.Main(m) }
 // allowAlice lets ngalice do everything, refuses ngmallory everything, and
 // leaves ngbob to polkit's defaults (auth_admin for a subject with no
 // active session).
-const allowAlice = `
-polkit.addRule(function(action, subject) {
-	if (action.id.indexOf("org.netgrant.") != 0) return polkit.Result.NOT_HANDLED;
-	if (subject.user == "ngalice") return polkit.Result.YES;
-	if (subject.user == "ngmallory") return polkit.Result.NO;
-	return polkit.Result.NOT_HANDLED;
-});
-`
+var allowAlice = harness.Rules(map[string]string{harness.UserAlice: "YES", harness.UserMallory: "NO"})
 
 const vnetHdrLen = 10 // struct virtio_net_hdr, the kernel's default size
 
