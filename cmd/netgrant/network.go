@@ -120,45 +120,45 @@ func networkCreateCommand(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func networkDeleteCommand(args []string, stdout io.Writer) error {
-	const name = "network delete"
-	fs := flagSet(name, usageNetworkDelete, stdout)
+// deleteCommand parses the arguments of a command that acts on one named
+// object, allowing a password prompt unless --no-ask-password, and
+// connects.
+func deleteCommand(name, usage, argName string, args []string, stdout io.Writer) (string, *session, error) {
+	fs := flagSet(name, usage, stdout)
 	noAsk := fs.Bool("no-ask-password", false, "")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	if err := positionalArgs(name, rest, "NAME"); err != nil {
-		return err
+	if err := positionalArgs(name, rest, argName); err != nil {
+		return "", nil, err
 	}
 	s, err := connect(!*noAsk)
+	if err != nil {
+		return "", nil, err
+	}
+	return rest[0], s, nil
+}
+
+func networkDeleteCommand(args []string, stdout io.Writer) error {
+	network, s, err := deleteCommand("network delete", usageNetworkDelete, "NAME", args, stdout)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	path, err := s.conn.GetNetwork(rest[0])
+	path, err := s.conn.GetNetwork(network)
 	if err != nil {
 		return err
 	}
 	if err := s.conn.DeleteNetwork(path, s.interactive); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Deleted network %s.\n", rest[0])
+	fmt.Fprintf(stdout, "Deleted network %s.\n", network)
 	return nil
 }
 
 func tapDeleteCommand(args []string, stdout io.Writer) error {
-	const name = "tap delete"
-	fs := flagSet(name, usageTapDelete, stdout)
-	noAsk := fs.Bool("no-ask-password", false, "")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionalArgs(name, rest, "IFNAME"); err != nil {
-		return err
-	}
-	s, err := connect(!*noAsk)
+	ifname, s, err := deleteCommand("tap delete", usageTapDelete, "IFNAME", args, stdout)
 	if err != nil {
 		return err
 	}
@@ -168,13 +168,13 @@ func tapDeleteCommand(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	path := names.TapPath(rest[0])
+	path := names.TapPath(ifname)
 	if _, ok := objects[path][names.TapInterface]; !ok {
-		return fmt.Errorf("there is no tap called %s (see \"netgrant list\")", rest[0])
+		return fmt.Errorf("there is no tap called %s (see \"netgrant list\")", ifname)
 	}
 	if err := s.conn.DeleteTap(path, s.interactive); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Deleted tap %s.\n", rest[0])
+	fmt.Fprintf(stdout, "Deleted tap %s.\n", ifname)
 	return nil
 }
