@@ -521,3 +521,18 @@ func hasObject(t *testing.T, env *harness.Env, path dbus.ObjectPath) bool {
 	_, ok := env.ManagedObjects()[path]
 	return ok
 }
+
+// BenchmarkCreateTap measures a whole CreateTap as a user sees it — bus,
+// polkit, the device, the reply with its fd — and closing it again.
+func BenchmarkCreateTap(b *testing.B) {
+	env := harness.Start(b, harness.Options{Rules: allowAlice})
+	alice := env.Client(b, harness.UserAlice)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, fds, _, err := alice.CreateTap(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		alice.CloseFD(fds[0])
+	}
+}
