@@ -75,6 +75,8 @@ type Options struct {
 	Hooks map[string]string
 	// DaemonArgs are added to netgrantd's command line.
 	DaemonArgs []string
+	// DaemonEnv is added to netgrantd's environment.
+	DaemonEnv []string
 	// NoDaemon starts only the bus and polkitd.
 	NoDaemon bool
 }
@@ -355,7 +357,7 @@ func (e *Env) startDaemon() error {
 	}
 	args := append([]string{"--config", e.ConfigPath, "--state-dir", e.StateDir, "--hooks-dir", e.HooksDir}, e.opts.DaemonArgs...)
 	cmd := exec.Command(netgrantdBuilt, args...)
-	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+BusAddress)
+	cmd.Env = append(append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+BusAddress), e.opts.DaemonEnv...)
 	p, err := startProc(e.t, "netgrantd", cmd)
 	if err != nil {
 		return err
