@@ -15,10 +15,14 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/netgrant/netgrant/test/guest"
 	"github.com/netgrant/netgrant/test/harness"
 )
 
-func TestMain(m *testing.M) { harness.Main(m) }
+func TestMain(m *testing.M) {
+	guest.PrepareBeforeSandbox()
+	harness.Main(m)
+}
 
 // rules lets ngalice do everything and refuses ngmallory everything; ngbob
 // gets polkit's defaults, which want an administrator's password.

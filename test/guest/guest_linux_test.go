@@ -2,7 +2,6 @@ package guest_test
 
 import (
 	"bufio"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,13 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The sandbox has no network to download the kernel with, so fill the
-	// cache first; a failure shows again, in the test, from Prepare.
-	if os.Geteuid() == 0 {
-		if _, err := guest.PrepareDir(""); err != nil {
-			fmt.Fprintln(os.Stderr, "preparing guest kit:", err)
-		}
-	}
+	guest.PrepareBeforeSandbox()
 	nstest.Main(m)
 }
 

@@ -375,3 +375,17 @@ func writeInitrd(file string, busybox []byte, modules []module) (err error) {
 	}
 	return zw.Close()
 }
+
+// PrepareBeforeSandbox fills the kit cache while the machine's network is
+// still there: a test binary that boots guests calls it first thing in
+// TestMain, before it moves into namespaces without a network, where the
+// cached kit is then found at once. A failure is told on stderr and again,
+// in the test, by Prepare.
+func PrepareBeforeSandbox() {
+	if os.Geteuid() != 0 {
+		return
+	}
+	if _, err := PrepareDir(""); err != nil {
+		fmt.Fprintln(os.Stderr, "preparing the guest kit:", err)
+	}
+}

@@ -3,7 +3,6 @@
 package network_test
 
 import (
-	"fmt"
 	"os"
 	osexec "os/exec"
 	"strings"
@@ -17,13 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The sandbox has no network to download the guest's kernel with: fill
-	// the cache first. A failure shows again, in the test, from Prepare.
-	if os.Geteuid() == 0 && os.Getenv("NETGRANT_HARNESS_STAGE") == "" && os.Getenv("NETGRANT_HARNESS_CLIENT") == "" {
-		if _, err := guest.PrepareDir(""); err != nil {
-			fmt.Fprintln(os.Stderr, "preparing the guest kit:", err)
-		}
-	}
+	guest.PrepareBeforeSandbox()
 	harness.Main(m)
 }
 
