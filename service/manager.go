@@ -65,6 +65,8 @@ type Options struct {
 	Config   config.Config
 	StateDir string
 	Hooks    *hooks.Runner
+	// Firewall is nil where iptables is missing: taps work, NAT networks
+	// are Unsupported.
 	Firewall firewall.Firewall
 	Log      *slog.Logger
 	Observer Observer

@@ -205,6 +205,9 @@ func (m *Manager) prepareCreate(c Caller, r NetworkRequest, given netip.Prefix) 
 	if limit := m.opts.Config.NetworksPerUser; m.networksOf(c.UID) >= limit {
 		return subnet.Plan{}, Errorf(QuotaExceeded, "user %d already has %d networks, the limit ([Limits] NetworksPerUser=%d): delete one first", c.UID, limit, limit)
 	}
+	if m.opts.Firewall == nil {
+		return subnet.Plan{}, Errorf(Unsupported, "NAT networks need iptables, which is not installed: install the iptables package and restart netgrantd")
+	}
 	if boolOr(r.DHCP, true) || boolOr(r.DNS, true) {
 		if err := dnsmasq.Available(); err != nil {
 			return subnet.Plan{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
@@ -319,9 +322,7 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	}
 	// Touching the firewall is the moment to put back what someone else
 	// flushed.
-	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
-		m.log.Warn("restoring firewall rules", "err", err)
-	}
+	m.syncFirewall()
 	if err := m.opts.Firewall.Add(fw); err != nil {
 		return Wrap(Failed, err, "adding firewall rules")
 	}
@@ -412,9 +413,7 @@ func (m *Manager) leasesChanged(n *netRes, leases []dnsmasq.Lease) {
 func (m *Manager) teardownNetwork(n *netRes) {
 	delete(m.networks, n.name)
 	m.unwind(n.rec)
-	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
-		m.log.Warn("restoring firewall rules", "err", err)
-	}
+	m.syncFirewall()
 	for name := range n.taps {
 		if t, ok := m.taps[name]; ok && t.network == n.name {
 			t.network, t.bridge = "", ""

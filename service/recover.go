@@ -29,9 +29,7 @@ func (m *Manager) Recover(alive func(holder string) bool) {
 			m.adoptTap(r)
 		}
 	}
-	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
-		m.log.Warn("restoring firewall rules", "err", err)
-	}
+	m.syncFirewall()
 }
 
 func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
@@ -120,6 +118,16 @@ func (m *Manager) adoptTap(r *record) {
 func (m *Manager) RestoreFirewall() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.syncFirewall()
+}
+
+// syncFirewall makes the firewall hold exactly the rules of the networks
+// there are, putting back what someone flushed. A failure is only logged:
+// the networks go on working as well as they can.
+func (m *Manager) syncFirewall() {
+	if m.opts.Firewall == nil {
+		return
+	}
 	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
 		m.log.Warn("restoring firewall rules", "err", err)
 	}

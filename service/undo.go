@@ -149,6 +149,9 @@ func (m *Manager) runStep(s step) error {
 		if err != nil {
 			return err
 		}
+		if m.opts.Firewall == nil {
+			return errors.New("iptables is missing: cannot remove the network's rules")
+		}
 		return m.opts.Firewall.Remove(n)
 	case opRemoveDir:
 		return os.RemoveAll(a["path"])

@@ -53,9 +53,11 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
-	fw, err := firewall.NewIPTables()
-	if err != nil {
-		return fmt.Errorf("setting up the firewall: %w", err)
+	var fw firewall.Firewall
+	if ipt, err := firewall.NewIPTables(); err != nil {
+		log.Warn("no iptables: NAT networks are unavailable until it is installed", "err", err)
+	} else {
+		fw = ipt
 	}
 
 	srv := dbus.NewServer(log, version)

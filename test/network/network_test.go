@@ -5,6 +5,7 @@ package network_test
 import (
 	"os"
 	osexec "os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -330,3 +331,31 @@ func TestMissingDnsmasqIsUnsupported(t *testing.T) {
 }
 
 func runQuietly(name string, args ...string) { _ = osexec.Command(name, args...).Run() }
+
+// Without iptables there can be no NAT network, but taps still work.
+func TestMissingIptablesIsUnsupported(t *testing.T) {
+	harness.Require(t)
+	path, err := osexec.LookPath("iptables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path, err = filepath.EvalSymlinks(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("/dev/null", path, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(path, 0) })
+	env := harness.Start(t, harness.Options{Rules: rules})
+	alice := env.Client(t, harness.UserAlice)
+	_, _, err = alice.CreateNATNetwork("lab", nil)
+	if harness.ErrorName(err) != errPrefix+"Unsupported" || !strings.Contains(err.Error(), "install the iptables package") {
+		t.Fatalf("network without iptables installed: %v, want Unsupported saying to install iptables", err)
+	}
+	if len(harness.Links(t, "ngbr")) != 0 {
+		t.Fatal("an unsupported call left a bridge")
+	}
+	if _, _, _, err := alice.CreateTap(nil); err != nil {
+		t.Fatalf("a tap without iptables installed: %v", err)
+	}
+}
