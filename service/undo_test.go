@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 )
 
 func mustPrefix(t *testing.T, s string) netip.Prefix {
