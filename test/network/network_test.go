@@ -359,3 +359,21 @@ func TestMissingIptablesIsUnsupported(t *testing.T) {
 		t.Fatalf("a tap without iptables installed: %v", err)
 	}
 }
+
+// BenchmarkCreateNATNetwork measures a network's whole life as a user sees
+// it: CreateNATNetwork (bridge, firewall, dnsmasq ready) and Release
+// (everything torn down before the reply).
+func BenchmarkCreateNATNetwork(b *testing.B) {
+	env := harness.Start(b, harness.Options{Rules: rules})
+	alice := env.Client(b, harness.UserAlice)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		path, _, err := alice.CreateNATNetwork("bench", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := alice.Do(harness.Call{Path: path, Interface: networkIface, Method: "Release"}).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
