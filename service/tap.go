@@ -160,7 +160,7 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 		return TapInfo{}, nil, err
 	}
 	m.mu.Lock()
-	_, targetChecks, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
+	authorized, targetChecks, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
 	if err == nil {
 		err = m.checkTapQuota(c.UID)
 	}
@@ -180,6 +180,9 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 	target, _, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
 	if err != nil {
 		return TapInfo{}, nil, err
+	}
+	if target != authorized {
+		return TapInfo{}, nil, Errorf(NotFound, "the network was replaced while polkit was asked: call again")
 	}
 	if err := m.checkTapQuota(c.UID); err != nil {
 		return TapInfo{}, nil, err
@@ -357,7 +360,7 @@ func (m *Manager) findOwnTap(uid uint32, name string) (*tapRes, []AuthCheck, err
 // DeleteTap deletes a tap now, whoever holds its fds.
 func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 	m.mu.Lock()
-	_, checks, err := m.findOwnTap(c.UID, name)
+	authorized, checks, err := m.findOwnTap(c.UID, name)
 	m.mu.Unlock()
 	if err != nil {
 		return err
@@ -367,8 +370,10 @@ func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// A new tap may have taken the name meanwhile; the checks were not
+	// about it.
 	t, ok := m.taps[name]
-	if !ok {
+	if !ok || t != authorized {
 		return Errorf(NotFound, "tap %q is already gone", name)
 	}
 	m.removeTap(t)
@@ -386,9 +391,10 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	}
 	m.mu.Lock()
 	t, checks, err := m.findOwnTap(c.UID, ifname)
+	var authorized tapTarget
 	var targetChecks []AuthCheck
 	if err == nil {
-		_, targetChecks, err = m.resolveTarget(c.UID, "", br)
+		authorized, targetChecks, err = m.resolveTarget(c.UID, "", br)
 	}
 	m.mu.Unlock()
 	if err != nil {
@@ -406,6 +412,9 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	target, _, err := m.resolveTarget(c.UID, "", br)
 	if err != nil {
 		return err
+	}
+	if target != authorized {
+		return Errorf(NotFound, "the network of bridge %s was replaced while polkit was asked: call again", br)
 	}
 	mtu, err := bridge.MTU(target.bridgeName())
 	if err != nil {
