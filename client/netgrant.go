@@ -84,12 +84,6 @@ func (c *Conn) GetNetwork(name string) (dbus.ObjectPath, error) {
 	return path, dbus.Store(body, &path)
 }
 
-// AttachBridge attaches the caller's tap ifname to bridge.
-func (c *Conn) AttachBridge(ifname, bridge string, interactive bool) error {
-	_, _, err := c.Call(names.BusName, names.ManagerPath, names.ManagerInterface, "AttachBridge", flags(interactive), ifname, bridge, map[string]dbus.Variant{})
-	return err
-}
-
 // Release drops this connection's hold on a network.
 func (c *Conn) Release(network dbus.ObjectPath) error {
 	_, _, err := c.Call(names.BusName, network, names.NetworkInterface, "Release", 0)
@@ -118,12 +112,3 @@ func (c *Conn) GetManagedObjects() (Objects, error) {
 	return objects, dbus.Store(body, &objects)
 }
 
-// GetAll is every property of iface on path.
-func (c *Conn) GetAll(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error) {
-	body, _, err := c.Call(names.BusName, path, "org.freedesktop.DBus.Properties", "GetAll", 0, iface)
-	if err != nil {
-		return nil, err
-	}
-	var props map[string]dbus.Variant
-	return props, dbus.Store(body, &props)
-}

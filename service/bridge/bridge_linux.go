@@ -182,25 +182,6 @@ func Attach(port, bridge string) (err error) {
 	return nil
 }
 
-// Detach takes port off whatever bridge it is on; a port that is gone or
-// on no bridge is left as it is.
-func Detach(port string) error {
-	link, err := netlink.LinkByName(port)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("finding port %s: %w", port, err)
-	}
-	if link.Attrs().MasterIndex == 0 {
-		return nil
-	}
-	if err := netlink.LinkSetNoMaster(link); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("detaching %s: %w", port, err)
-	}
-	return nil
-}
-
 // MTU reports the MTU of the link name.
 func MTU(name string) (int, error) {
 	link, err := netlink.LinkByName(name)
@@ -220,18 +201,6 @@ func IsBridge(name string) (bool, error) {
 		return false, fmt.Errorf("finding %s: %w", name, err)
 	}
 	return link.Type() == "bridge", nil
-}
-
-// Exists reports whether a link named name exists.
-func Exists(name string) (bool, error) {
-	_, err := netlink.LinkByName(name)
-	if isNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("finding %s: %w", name, err)
-	}
-	return true, nil
 }
 
 // FreeName returns the lowest ngbr<N> that is neither a link's name (or

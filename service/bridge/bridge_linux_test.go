@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -164,9 +165,7 @@ func TestMACPinned(t *testing.T) {
 	if got := link(t, "ngbr0").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
 		t.Errorf("with port: ngbr0 MAC = %s, want %s", got, cfg.MAC)
 	}
-	if err := Detach("port0"); err != nil {
-		t.Fatal(err)
-	}
+	ip(t, "link", "set", "port0", "nomaster")
 	if got := link(t, "ngbr0").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
 		t.Errorf("after port left: ngbr0 MAC = %s, want %s", got, cfg.MAC)
 	}
@@ -194,23 +193,12 @@ func TestAttachMovesPortAndKeepsMTUs(t *testing.T) {
 			t.Errorf("port0 MTU on %s = %d, want %d", s.bridge, port.Attrs().MTU, s.mtu)
 		}
 	}
-	if err := Detach("port0"); err != nil {
-		t.Fatal(err)
-	}
-	if link(t, "port0").Attrs().MasterIndex != 0 {
-		t.Error("port0 still on a bridge after Detach")
-	}
+	ip(t, "link", "set", "port0", "nomaster")
 	// Bridges keep their own MTU when ports come and go.
 	for name, want := range map[string]int{"ngbr0": 9000, "ngbr1": 1400} {
 		if got, err := MTU(name); got != want || err != nil {
 			t.Errorf("MTU(%s) = %d, %v after its ports left; want %d", name, got, err, want)
 		}
-	}
-	if err := Detach("port0"); err != nil {
-		t.Errorf("Detach of a detached port: %v", err)
-	}
-	if err := Detach("gone0"); err != nil {
-		t.Errorf("Detach of a missing port: %v", err)
 	}
 }
 
@@ -233,7 +221,7 @@ func TestDelete(t *testing.T) {
 		if err := Delete("ngbr0"); err != nil {
 			t.Fatalf("Delete #%d: %v", i+1, err)
 		}
-		if exists, err := Exists("ngbr0"); exists || err != nil {
+		if exists, err := linkExists("ngbr0"); exists || err != nil {
 			t.Fatalf("after Delete #%d: Exists(ngbr0) = %v, %v", i+1, exists, err)
 		}
 	}
@@ -247,7 +235,7 @@ func TestDeleteSparesOtherLinks(t *testing.T) {
 		if err := Delete(name); err == nil {
 			t.Errorf("Delete(%s) succeeded", name)
 		}
-		if exists, err := Exists(name); !exists || err != nil {
+		if exists, err := linkExists(name); !exists || err != nil {
 			t.Errorf("Exists(%s) = %v, %v after a refused Delete", name, exists, err)
 		}
 	}
@@ -322,4 +310,16 @@ func TestEnableForwarding(t *testing.T) {
 			t.Fatalf("ip_forward = %s after EnableForwarding, want 1", got)
 		}
 	}
+}
+
+// linkExists reports whether a link named name exists.
+func linkExists(name string) (bool, error) {
+	_, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("finding %s: %w", name, err)
+	}
+	return true, nil
 }

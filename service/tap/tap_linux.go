@@ -152,18 +152,6 @@ func control(f *os.File, fn func(fd int) error) error {
 	return opErr
 }
 
-// Flags reports the TUNGETIFF flags of an open tap fd.
-func Flags(f *os.File) (uint16, error) {
-	ifr, err := unix.NewIfreq("")
-	if err != nil {
-		return 0, err
-	}
-	if err := control(f, func(fd int) error { return unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr) }); err != nil {
-		return 0, fmt.Errorf("reading tap flags: %w", err)
-	}
-	return ifr.Uint16(), nil
-}
-
 // Delete removes the tap name now, even while fds on it are open; their
 // holders then get errors (EBADFD) from every read and write. A device that
 // is already gone is not an error, nor is a newer device that took the name:

@@ -173,7 +173,7 @@ func TestFlags(t *testing.T) {
 			t.Fatalf("%+v: got %d fds", cfg, len(dev.Files))
 		}
 		for i, f := range dev.Files {
-			flags, err := Flags(f)
+			flags, err := tunFlags(f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -431,4 +431,16 @@ func TestExists(t *testing.T) {
 	if Exists(dev.Name, dev.Index) {
 		t.Fatalf("Exists(%s) = true after its last fd closed", dev.Name)
 	}
+}
+
+// tunFlags reports the TUNGETIFF flags of an open tap fd.
+func tunFlags(f *os.File) (uint16, error) {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return 0, err
+	}
+	if err := control(f, func(fd int) error { return unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr) }); err != nil {
+		return 0, fmt.Errorf("reading tap flags: %w", err)
+	}
+	return ifr.Uint16(), nil
 }
