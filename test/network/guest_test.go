@@ -140,15 +140,42 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	}
 
 	// The lease shows on the network and on the tap.
-	harness.WaitFor(t, "the lease to show in Network.Leases", func() bool {
-		for _, l := range env.Property(netPath, networkIface, "Leases").([][]any) {
-			if l[0] == mac && l[1] == lease {
-				return true
+	leaseShows := func() {
+		t.Helper()
+		harness.WaitFor(t, "the lease to show in Network.Leases", func() bool {
+			for _, l := range env.Property(netPath, networkIface, "Leases").([][]any) {
+				if l[0] == mac && l[1] == lease {
+					return true
+				}
 			}
+			return false
+		})
+		harness.WaitFor(t, "Tap.IPv4 to show the lease", func() bool {
+			return env.Property(tapPath, tapIface, "IPv4") == lease
+		})
+	}
+	leaseShows()
+
+	// netgrantd killed and started again: the running guest keeps its
+	// network, protected as before, and its lease is still known.
+	env.KillDaemon()
+	env.StartDaemon()
+	if out, err := osexecOutput("busybox", "ping", "-c", "1", "-W", "3", lease); err != nil {
+		t.Errorf("after a restart the host cannot ping the guest: %v: %s", err, out)
+	}
+	if conn, err := net.DialTimeout("tcp", lease+":7000", 10*time.Second); err != nil {
+		t.Errorf("after a restart the host cannot connect to the guest: %v", err)
+	} else {
+		conn.Close()
+	}
+	inNetns(t, "up", func() {
+		var c net.Conn
+		if c, outsideErr = net.DialTimeout("tcp", lease+":7000", 5*time.Second); outsideErr == nil {
+			c.Close()
 		}
-		return false
 	})
-	harness.WaitFor(t, "Tap.IPv4 to show the lease", func() bool {
-		return env.Property(tapPath, tapIface, "IPv4") == lease
-	})
+	if outsideErr == nil {
+		t.Error("after a restart the upstream host opened a connection to the guest")
+	}
+	leaseShows()
 }
