@@ -111,4 +111,3 @@ func (c *Conn) GetManagedObjects() (Objects, error) {
 	var objects Objects
 	return objects, dbus.Store(body, &objects)
 }
-
