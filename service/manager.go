@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"strconv"
 	"sync"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
+	"github.com/netgrant/netgrant/service/tap"
 )
 
 // Polkit action ids, as the API names them.
@@ -101,7 +101,7 @@ func New(opts Options) *Manager {
 // Run follows the kernel's removal of taps until ctx ends. It returns once
 // the watch is in place.
 func (m *Manager) Run(ctx context.Context) error {
-	return watchTapRemovals(ctx, m.tapGone)
+	return tap.WatchRemovals(ctx, m.tapGone)
 }
 
 // authorize checks what a call needs, concurrently, before any side effect.
@@ -118,58 +118,15 @@ func (m *Manager) manageCheck(kind, name string) AuthCheck {
 
 func uidString(uid uint32) string { return strconv.FormatUint(uint64(uid), 10) }
 
-// Taps lists every tap, sorted by name.
-func (m *Manager) Taps() []TapInfo {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]TapInfo, 0, len(m.taps))
-	for _, t := range m.taps {
-		out = append(out, m.tapInfo(t))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// Tap returns one tap's current state.
-func (m *Manager) Tap(name string) (TapInfo, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.taps[name]
-	if !ok {
-		return TapInfo{}, false
-	}
-	return m.tapInfo(t), true
-}
-
-// Networks lists every network, sorted by name.
-func (m *Manager) Networks() []NetworkInfo {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]NetworkInfo, 0, len(m.networks))
-	for _, n := range m.networks {
-		out = append(out, m.networkInfo(n))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// Network returns one network's current state.
-func (m *Manager) Network(name string) (NetworkInfo, bool) {
+// GetNetwork returns one network's current state, or the API's NotFound.
+func (m *Manager) GetNetwork(name string) (NetworkInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, ok := m.networks[name]
 	if !ok {
-		return NetworkInfo{}, false
+		return NetworkInfo{}, Errorf(NotFound, "there is no network %q", name)
 	}
-	return m.networkInfo(n), true
-}
-
-// GetNetwork is Network with the API's NotFound error.
-func (m *Manager) GetNetwork(name string) (NetworkInfo, error) {
-	if info, ok := m.Network(name); ok {
-		return info, nil
-	}
-	return NetworkInfo{}, Errorf(NotFound, "there is no network %q", name)
+	return m.networkInfo(n), nil
 }
 
 // Shutdown waits for the call in progress and then leaves everything as it

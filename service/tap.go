@@ -440,7 +440,3 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	m.opts.Observer.TapChanged(m.tapInfo(t))
 	return m.saveTap(t)
 }
-
-func watchTapRemovals(ctx context.Context, gone func(name string, index int)) error {
-	return tap.WatchRemovals(ctx, gone)
-}

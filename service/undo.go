@@ -11,10 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/netgrant/netgrant/service/bridge"
+	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
 	"github.com/netgrant/netgrant/service/tap"
@@ -160,7 +159,7 @@ func (m *Manager) runStep(s step) error {
 			delete(m.dnsmasqs, a["dir"])
 			return inst.Stop()
 		}
-		return killOrphanDnsmasq(a["dir"])
+		return dnsmasq.StopOrphan(a["dir"])
 	}
 	return fmt.Errorf("unknown undo step %q", s.Op)
 }
@@ -188,37 +187,6 @@ func firewallFromArgs(a map[string]string) (firewall.Network, error) {
 		return firewall.Network{}, err
 	}
 	return firewall.Network{Bridge: a["bridge"], Subnet: subnet, Gateway: gateway, Outbound: a["outbound"] == "true"}, nil
-}
-
-// killOrphanDnsmasq stops a dnsmasq a previous daemon started for dir, found
-// by its pid file; the command line must name dir, so a recycled pid is
-// never killed.
-func killOrphanDnsmasq(dir string) error {
-	data, err := os.ReadFile(filepath.Join(dir, "dnsmasq.pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return nil
-	}
-	ours := func() bool {
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		return err == nil && strings.Contains(string(cmdline), dir+"/")
-	}
-	if !ours() {
-		return nil
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !ours() {
-			return nil
-		}
-	}
-	return syscall.Kill(pid, syscall.SIGKILL)
 }
 
 // loadRecords reads every record in the state directory. A record that

@@ -4,12 +4,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
-	"time"
 )
 
 func mustPrefix(t *testing.T, s string) netip.Prefix {
@@ -54,51 +50,5 @@ func TestRecordsSurviveARestart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(m.opts.StateDir, "network-x.json.tmp")); !os.IsNotExist(err) {
 		t.Error("a half-written record was left in the state directory")
-	}
-}
-
-// killOrphanDnsmasq stops the process the pid file names only if its
-// command line names the directory: pids are reused, and anything else
-// must be spared.
-func TestOrphanDnsmasqKill(t *testing.T) {
-	dir := t.TempDir()
-	writePID := func(pid int) {
-		if err := os.WriteFile(filepath.Join(dir, "dnsmasq.pid"), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stranger := exec.Command("sleep", "60")
-	if err := stranger.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer stranger.Process.Kill()
-	writePID(stranger.Process.Pid)
-	if err := killOrphanDnsmasq(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(stranger.Process.Pid, 0); err != nil {
-		t.Fatal("killOrphanDnsmasq killed a process that was not that directory's dnsmasq")
-	}
-
-	// "$0" puts the directory on the command line, as dnsmasq's
-	// --pid-file=DIR/dnsmasq.pid does.
-	orphan := exec.Command("sh", "-c", "sleep 60", dir+"/dnsmasq.pid")
-	if err := orphan.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { orphan.Wait(); close(exited) }()
-	writePID(orphan.Process.Pid)
-	if err := killOrphanDnsmasq(dir); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("killOrphanDnsmasq left the directory's dnsmasq running")
-	}
-
-	if err := killOrphanDnsmasq(t.TempDir()); err != nil {
-		t.Fatalf("no pid file: %v", err)
 	}
 }

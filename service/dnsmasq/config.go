@@ -28,7 +28,10 @@ type Config struct {
 
 const leaseTime = "1h"
 
-func (c Config) pidFile() string   { return filepath.Join(c.Dir, "dnsmasq.pid") }
+// pidFileName is where dnsmasq writes its pid in its directory.
+const pidFileName = "dnsmasq.pid"
+
+func (c Config) pidFile() string   { return filepath.Join(c.Dir, pidFileName) }
 func (c Config) leaseFile() string { return filepath.Join(c.Dir, "leases") }
 
 func (c Config) validate() error {
