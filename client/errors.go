@@ -5,16 +5,12 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/netgrant/netgrant/dbus/busconn"
 	"github.com/netgrant/netgrant/dbus/names"
 )
 
 // Error is a D-Bus error reply.
-type Error struct {
-	Name    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Name + ": " + e.Message }
+type Error = busconn.Error
 
 // Error names a caller may need to tell apart.
 const (

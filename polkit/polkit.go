@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/dbus/busconn"
 )
 
 // Result of one check.
@@ -51,12 +53,12 @@ const (
 
 // Authority talks to polkit over a bus connection the caller owns.
 type Authority struct {
-	conn *dbus.Conn
+	conn *busconn.Conn
 }
 
 // New uses conn, the system bus connection the service already has: polkit
 // matches cancellations to the connection that asked.
-func New(conn *dbus.Conn) *Authority {
+func New(conn *busconn.Conn) *Authority {
 	return &Authority{conn: conn}
 }
 
@@ -100,17 +102,16 @@ func (a *Authority) Check(ctx context.Context, busName string, c Check, interact
 	}
 	cancellationID := "netgrant-" + strconv.FormatUint(cancellationSerial.Add(1), 10)
 
-	var result authorizationResult
-	call := a.conn.Object(authorityName, authorityPath).CallWithContext(ctx,
-		authorityInterface+".CheckAuthorization", 0,
+	reply, err := a.conn.Call(ctx, authorityName, authorityPath, authorityInterface, "CheckAuthorization", 0,
 		subj, c.Action, details, flags, cancellationID)
-	if call.Err != nil {
+	if err != nil {
 		if ctx.Err() != nil {
 			a.cancel(cancellationID)
 		}
-		return Denied, fmt.Errorf("checking %s: %w", c.Action, call.Err)
+		return Denied, fmt.Errorf("checking %s: %w", c.Action, err)
 	}
-	if err := call.Store(&result); err != nil {
+	var result authorizationResult
+	if err := dbus.Store(reply.Body, &result); err != nil {
 		return Denied, fmt.Errorf("checking %s: %w", c.Action, err)
 	}
 	switch {
@@ -125,50 +126,6 @@ func (a *Authority) Check(ctx context.Context, busName string, c Check, interact
 // cancel tells polkit to drop a check nobody waits for any more. Nothing
 // useful can be done if that fails, so no reply is awaited.
 func (a *Authority) cancel(cancellationID string) {
-	a.conn.Object(authorityName, authorityPath).Go(
-		authorityInterface+".CancelCheckAuthorization", dbus.FlagNoReplyExpected, nil,
-		cancellationID)
-}
-
-// CheckAll runs the checks concurrently and returns the weakest result:
-// Denied if any is denied, else Challenge if any is a challenge, else
-// Authorized (also for no checks at all), with the check that decided it
-// (the first denied, else the first challenged; zero when authorized) so a
-// caller can say which action was refused. The error is the one that came
-// with the first denial. Once one check is denied the others are cancelled,
-// so the user is not asked for a password that could not help.
-func (a *Authority) CheckAll(ctx context.Context, busName string, checks []Check, interactive bool) (Result, Check, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	type outcome struct {
-		check  Check
-		result Result
-		err    error
-	}
-	outcomes := make(chan outcome, len(checks))
-	for _, c := range checks {
-		go func() {
-			r, err := a.Check(ctx, busName, c, interactive)
-			outcomes <- outcome{c, r, err}
-		}()
-	}
-
-	weakest := Authorized
-	var decisive Check
-	var firstErr error
-	for range checks {
-		o := <-outcomes
-		switch {
-		case weakest == Denied:
-			// Later outcomes come from checks cancelled because of the
-			// first denial; their errors say nothing new.
-		case o.result == Denied:
-			weakest, decisive, firstErr = Denied, o.check, o.err
-			cancel()
-		case o.result == Challenge && weakest == Authorized:
-			weakest, decisive = Challenge, o.check
-		}
-	}
-	return weakest, decisive, firstErr
+	a.conn.Send(busconn.NewCall(authorityName, authorityPath, authorityInterface, "CancelCheckAuthorization",
+		dbus.FlagNoReplyExpected, cancellationID))
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/dbus/busconn"
 )
 
 // checkRequest is what the fake authority received in one CheckAuthorization.
@@ -118,7 +120,17 @@ func privateBus(t *testing.T) string {
 	return strings.TrimSpace(address)
 }
 
-func connect(t *testing.T, address string) *dbus.Conn {
+func connect(t *testing.T, address string) *busconn.Conn {
+	t.Helper()
+	conn, err := busconn.Dial(address, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func connectGodbus(t *testing.T, address string) *dbus.Conn {
 	t.Helper()
 	conn, err := dbus.Connect(address)
 	if err != nil {
@@ -130,7 +142,7 @@ func connect(t *testing.T, address string) *dbus.Conn {
 
 // withFakeAuthority returns a client connection on a private bus on which
 // fake owns polkit's name.
-func withFakeAuthority(t *testing.T, answer func(*fakeAuthority, checkRequest) (authorizationResult, *dbus.Error)) (*dbus.Conn, *fakeAuthority) {
+func withFakeAuthority(t *testing.T, answer func(*fakeAuthority, checkRequest) (authorizationResult, *dbus.Error)) (*busconn.Conn, *fakeAuthority) {
 	t.Helper()
 	address := privateBus(t)
 	fake := &fakeAuthority{
@@ -139,7 +151,7 @@ func withFakeAuthority(t *testing.T, answer func(*fakeAuthority, checkRequest) (
 		cancels:   make(chan string, 16),
 		cancelled: map[string]chan struct{}{},
 	}
-	server := connect(t, address)
+	server := connectGodbus(t, address)
 	if err := server.Export(fake, authorityPath, authorityInterface); err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +178,8 @@ func TestCheckAsksAboutTheBusNameWithDetailsAndInteractionFlag(t *testing.T) {
 		}
 
 		r := <-fake.requests
-		if string(r.sender) != client.Names()[0] {
-			t.Errorf("request came from %s, want the connection given to New (%s)", r.sender, client.Names()[0])
+		if string(r.sender) != client.UniqueName() {
+			t.Errorf("request came from %s, want the connection given to New (%s)", r.sender, client.UniqueName())
 		}
 		if r.subject.Kind != "system-bus-name" {
 			t.Errorf("subject kind %q, want system-bus-name", r.subject.Kind)
@@ -266,86 +278,5 @@ func TestCancellationIDsAreUnique(t *testing.T) {
 			t.Fatalf("cancellation id %q used twice", id)
 		}
 		seen[id] = true
-	}
-}
-
-func TestCheckAllAsksConcurrently(t *testing.T) {
-	// Each check is answered only once both have reached polkit: sequential
-	// checks would never finish.
-	var arrived sync.WaitGroup
-	arrived.Add(2)
-	client, _ := withFakeAuthority(t, func(*fakeAuthority, checkRequest) (authorizationResult, *dbus.Error) {
-		arrived.Done()
-		arrived.Wait()
-		return authorizationResult{IsAuthorized: true}, nil
-	})
-	result, _, err := New(client).CheckAll(context.Background(), ":1.7", []Check{
-		{Action: "org.netgrant.create-tap"},
-		{Action: "org.netgrant.use-network", Details: map[string]string{"network": "lab", "owner": "1000"}},
-	}, true)
-	if result != Authorized || err != nil {
-		t.Fatalf("got %v, %v; want authorized", result, err)
-	}
-}
-
-func TestCheckAllReturnsTheWeakestResult(t *testing.T) {
-	answers := map[string]authorizationResult{
-		"yes":       {IsAuthorized: true},
-		"challenge": {IsChallenge: true},
-		"no":        {},
-	}
-	for _, tc := range []struct {
-		actions  []string
-		want     Result
-		decisive string
-		wantErr  bool
-	}{
-		{actions: nil, want: Authorized},
-		{actions: []string{"yes", "yes"}, want: Authorized},
-		{actions: []string{"yes", "challenge"}, want: Challenge, decisive: "challenge"},
-		{actions: []string{"challenge", "no", "yes"}, want: Denied, decisive: "no"},
-		{actions: []string{"yes", "broken"}, want: Denied, decisive: "broken", wantErr: true},
-	} {
-		t.Run(strings.Join(append([]string{"checks"}, tc.actions...), "_"), func(t *testing.T) {
-			client, _ := withFakeAuthority(t, func(_ *fakeAuthority, r checkRequest) (authorizationResult, *dbus.Error) {
-				if r.action == "broken" {
-					return authorizationResult{}, dbus.NewError("org.freedesktop.PolicyKit1.Error.Failed", []any{"broken"})
-				}
-				return answers[r.action], nil
-			})
-			var checks []Check
-			for _, action := range tc.actions {
-				checks = append(checks, Check{Action: action})
-			}
-			result, decisive, err := New(client).CheckAll(context.Background(), ":1.7", checks, false)
-			if result != tc.want || (err != nil) != tc.wantErr || decisive.Action != tc.decisive {
-				t.Fatalf("got %v decided by %q, %v; want %v by %q, error %v", result, decisive.Action, err, tc.want, tc.decisive, tc.wantErr)
-			}
-		})
-	}
-}
-
-func TestCheckAllWithdrawsPendingPromptsAfterADenial(t *testing.T) {
-	client, fake := withFakeAuthority(t, func(f *fakeAuthority, r checkRequest) (authorizationResult, *dbus.Error) {
-		if r.action == "org.netgrant.use-network" {
-			return authorizationResult{}, nil
-		}
-		return f.blockUntilCancelled(r)
-	})
-	result, _, err := New(client).CheckAll(context.Background(), ":1.7", []Check{
-		{Action: "org.netgrant.create-tap"},
-		{Action: "org.netgrant.use-network"},
-	}, true)
-	if result != Denied || err != nil {
-		t.Fatalf("got %v, %v; want a plain denial", result, err)
-	}
-	var pending string
-	for range 2 {
-		if r := <-fake.requests; r.action == "org.netgrant.create-tap" {
-			pending = r.cancellationID
-		}
-	}
-	if id := <-fake.cancels; id != pending {
-		t.Errorf("cancelled %q, want the pending create-tap check %q", id, pending)
 	}
 }

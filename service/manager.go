@@ -33,11 +33,13 @@ type AuthCheck struct {
 	Details map[string]string
 }
 
-// Authorizer decides the checks of one call for its caller. It returns nil
-// when every check passed, else an *Error of kind AccessDenied or
-// InteractiveAuthorizationRequired.
+// Authorizer decides one call's check for its caller. It returns nil when
+// polkit allows it, else an *Error of kind AccessDenied, NotOwner (for
+// ActionManage), QuotaExceeded (too many checks pending) or
+// InteractiveAuthorizationRequired. Each call is authorized by exactly one
+// action, so its caller sees at most one password prompt.
 type Authorizer interface {
-	Authorize(ctx context.Context, checks []AuthCheck) error
+	Authorize(ctx context.Context, check AuthCheck) error
 }
 
 // Caller is who makes a call: a uid/gid and the connection that will hold
@@ -104,16 +106,22 @@ func (m *Manager) Run(ctx context.Context) error {
 	return tap.WatchRemovals(ctx, m.tapGone)
 }
 
-// authorize checks what a call needs, concurrently, before any side effect.
-func (m *Manager) authorize(ctx context.Context, c Caller, checks []AuthCheck) error {
-	if len(checks) == 0 {
-		return nil
+// authorize asks for the one check a call needs (none: nil) before any side
+// effect, and fails if the caller has gone meanwhile.
+func (m *Manager) authorize(ctx context.Context, c Caller, check *AuthCheck) error {
+	if check != nil {
+		if err := c.Auth.Authorize(ctx, *check); err != nil {
+			return err
+		}
 	}
-	return c.Auth.Authorize(ctx, checks)
+	if ctx.Err() != nil {
+		return Wrap(Failed, ctx.Err(), "the caller left")
+	}
+	return nil
 }
 
-func (m *Manager) manageCheck(kind, name string) AuthCheck {
-	return AuthCheck{Action: ActionManage, Details: map[string]string{"object": m.opts.ObjectID(kind, name)}}
+func (m *Manager) manageCheck(kind, name string) *AuthCheck {
+	return &AuthCheck{Action: ActionManage, Details: map[string]string{"object": m.opts.ObjectID(kind, name)}}
 }
 
 func uidString(uid uint32) string { return strconv.FormatUint(uint64(uid), 10) }

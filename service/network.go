@@ -235,11 +235,11 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 	if err != nil {
 		return NetworkInfo{}, err
 	}
-	checks := []AuthCheck{{Action: ActionCreateNATNetwork, Details: map[string]string{"network": r.Name, "subnet": plan.Prefix.String()}}}
+	check := &AuthCheck{Action: ActionCreateNATNetwork, Details: map[string]string{"network": r.Name, "subnet": plan.Prefix.String()}}
 	if existing == nil && boolOr(r.Persistent, false) {
-		checks = append(checks, AuthCheck{Action: ActionPersist, Details: map[string]string{"network": r.Name}})
+		check.Action = ActionPersist
 	}
-	if err := m.authorize(ctx, c, checks); err != nil {
+	if err := m.authorize(ctx, c, check); err != nil {
 		return NetworkInfo{}, err
 	}
 
@@ -470,15 +470,15 @@ func (m *Manager) ReleaseNetwork(c Caller, name string) error {
 func (m *Manager) DeleteNetwork(ctx context.Context, c Caller, name string) error {
 	m.mu.Lock()
 	n, ok := m.networks[name]
-	var checks []AuthCheck
+	var check *AuthCheck
 	if ok && n.owner != c.UID {
-		checks = append(checks, m.manageCheck("network", name))
+		check = m.manageCheck("network", name)
 	}
 	m.mu.Unlock()
 	if !ok {
 		return Errorf(NotFound, "there is no network %q", name)
 	}
-	if err := m.authorize(ctx, c, checks); err != nil {
+	if err := m.authorize(ctx, c, check); err != nil {
 		return err
 	}
 	m.mu.Lock()

@@ -91,10 +91,10 @@ func (r TapRequest) validate() error {
 	return nil
 }
 
-// resolveTarget finds where network/bridge point and the checks that
+// resolveTarget finds where network/bridge point and the one check that
 // plugging a tap of uid there needs. A host bridge that is a netgrant
 // network's bridge counts as that network.
-func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, []AuthCheck, error) {
+func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, *AuthCheck, error) {
 	if br != "" {
 		for _, n := range m.networks {
 			if n.bridge == br {
@@ -108,11 +108,10 @@ func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, []Au
 		if !ok {
 			return tapTarget{}, nil, Errorf(NotFound, "there is no network %q: create it with CreateNATNetwork first", network)
 		}
-		checks := []AuthCheck{{Action: ActionUseNetwork, Details: map[string]string{"network": n.name, "owner": uidString(n.owner)}}}
 		if n.owner != uid {
-			checks = append(checks, m.manageCheck("network", n.name))
+			return tapTarget{network: n}, m.manageCheck("network", n.name), nil
 		}
-		return tapTarget{network: n}, checks, nil
+		return tapTarget{network: n}, &AuthCheck{Action: ActionUseNetwork, Details: map[string]string{"network": n.name, "owner": uidString(n.owner)}}, nil
 	case br != "":
 		if !m.opts.Config.BridgeAllowed(br) {
 			return tapTarget{}, nil, Errorf(BridgeNotAllowed, "bridge %q is not listed in [Bridges] Allow= of the netgrant configuration; an administrator must add it", br)
@@ -124,9 +123,9 @@ func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, []Au
 		if !isBridge {
 			return tapTarget{}, nil, Errorf(NotFound, "there is no bridge %q on this host", br)
 		}
-		return tapTarget{bridge: br}, []AuthCheck{{Action: ActionAttachBridge, Details: map[string]string{"bridge": br}}}, nil
+		return tapTarget{bridge: br}, &AuthCheck{Action: ActionAttachBridge, Details: map[string]string{"bridge": br}}, nil
 	}
-	return tapTarget{}, nil, nil
+	return tapTarget{}, &AuthCheck{Action: ActionCreateTap}, nil
 }
 
 func (t tapTarget) bridgeName() string {
@@ -160,7 +159,7 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 		return TapInfo{}, nil, err
 	}
 	m.mu.Lock()
-	authorized, targetChecks, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
+	authorized, check, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
 	if err == nil {
 		err = m.checkTapQuota(c.UID)
 	}
@@ -168,8 +167,7 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 	if err != nil {
 		return TapInfo{}, nil, err
 	}
-	checks := append([]AuthCheck{{Action: ActionCreateTap}}, targetChecks...)
-	if err := m.authorize(ctx, c, checks); err != nil {
+	if err := m.authorize(ctx, c, check); err != nil {
 		return TapInfo{}, nil, err
 	}
 
@@ -345,14 +343,15 @@ func (m *Manager) removeTap(t *tapRes) {
 	}
 }
 
-// findOwnTap returns a tap and the checks acting on it needs from uid.
-func (m *Manager) findOwnTap(uid uint32, name string) (*tapRes, []AuthCheck, error) {
+// findOwnTap returns a tap and the check acting on it needs from uid (nil
+// for its owner).
+func (m *Manager) findOwnTap(uid uint32, name string) (*tapRes, *AuthCheck, error) {
 	t, ok := m.taps[name]
 	if !ok {
 		return nil, nil, Errorf(NotFound, "there is no netgrant tap %q", name)
 	}
 	if t.owner != uid {
-		return t, []AuthCheck{m.manageCheck("tap", name)}, nil
+		return t, m.manageCheck("tap", name), nil
 	}
 	return t, nil, nil
 }
@@ -360,12 +359,12 @@ func (m *Manager) findOwnTap(uid uint32, name string) (*tapRes, []AuthCheck, err
 // DeleteTap deletes a tap now, whoever holds its fds.
 func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 	m.mu.Lock()
-	authorized, checks, err := m.findOwnTap(c.UID, name)
+	authorized, check, err := m.findOwnTap(c.UID, name)
 	m.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := m.authorize(ctx, c, checks); err != nil {
+	if err := m.authorize(ctx, c, check); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -390,17 +389,22 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		return Errorf(InvalidArgument, "bridge: %q is not a valid interface name", br)
 	}
 	m.mu.Lock()
-	t, checks, err := m.findOwnTap(c.UID, ifname)
+	t, check, err := m.findOwnTap(c.UID, ifname)
 	var authorized tapTarget
-	var targetChecks []AuthCheck
+	var targetCheck *AuthCheck
 	if err == nil {
-		authorized, targetChecks, err = m.resolveTarget(c.UID, "", br)
+		authorized, targetCheck, err = m.resolveTarget(c.UID, "", br)
 	}
 	m.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := m.authorize(ctx, c, append(checks, targetChecks...)); err != nil {
+	// Another user's tap is settled by manage alone; one's own by what it
+	// goes onto.
+	if check == nil {
+		check = targetCheck
+	}
+	if err := m.authorize(ctx, c, check); err != nil {
 		return err
 	}
 

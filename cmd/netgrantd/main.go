@@ -61,11 +61,10 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
 	}
 
 	srv := dbus.NewServer(log, version)
-	conn, err := srv.Connect()
-	if err != nil {
+	if err := srv.Connect(); err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer srv.Close()
 
 	manager := service.New(service.Options{
 		Config:   cfg,
@@ -93,6 +92,9 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
 		select {
 		case <-stats:
 			logRuntimeStats(log)
+		case <-srv.Done():
+			manager.Shutdown()
+			return errors.New("lost the connection to the system bus")
 		case <-ctx.Done():
 			daemon.SdNotify(false, daemon.SdNotifyStopping)
 			manager.Shutdown()

@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -51,17 +52,21 @@ type request struct {
 	FD        int    `json:"fd,omitempty"`
 	Data      string `json:"data,omitempty"`
 	TimeoutMS int    `json:"timeout_ms,omitempty"`
+	AttachFDs int    `json:"attach_fds,omitempty"`
+	Seed      int64  `json:"seed,omitempty"`
+	Count     int    `json:"count,omitempty"`
 }
 
 type response struct {
-	Err        string `json:"err,omitempty"`
-	UniqueName string `json:"unique_name,omitempty"`
-	Reply      string `json:"reply,omitempty"`
-	FDs        []int  `json:"fds,omitempty"`
-	Data       string `json:"data,omitempty"`
-	Timeout    bool   `json:"timeout,omitempty"`
-	IfName     string `json:"ifname,omitempty"`
-	Flags      uint16 `json:"flags,omitempty"`
+	Err        string      `json:"err,omitempty"`
+	UniqueName string      `json:"unique_name,omitempty"`
+	Reply      string      `json:"reply,omitempty"`
+	FDs        []int       `json:"fds,omitempty"`
+	Data       string      `json:"data,omitempty"`
+	Timeout    bool        `json:"timeout,omitempty"`
+	IfName     string      `json:"ifname,omitempty"`
+	Flags      uint16      `json:"flags,omitempty"`
+	Fuzz       *FuzzReport `json:"fuzz,omitempty"`
 }
 
 // Client is a D-Bus client process running as a test user.
@@ -171,6 +176,12 @@ func (c *Client) stop() {
 
 func (c *Client) roundTrip(req request) response {
 	c.t.Helper()
+	c.send(req)
+	return c.receiveOK(req.Op)
+}
+
+func (c *Client) send(req request) {
+	c.t.Helper()
 	line, err := json.Marshal(req)
 	if err != nil {
 		c.t.Fatalf("harness: %v", err)
@@ -178,9 +189,13 @@ func (c *Client) roundTrip(req request) response {
 	if _, err := c.in.Write(append(line, '\n')); err != nil {
 		c.t.Fatalf("harness: client %s: sending %s: %v", c.User, req.Op, err)
 	}
+}
+
+func (c *Client) receiveOK(op string) response {
+	c.t.Helper()
 	resp := c.receive()
 	if resp.Err != "" {
-		c.t.Fatalf("harness: client %s: %s: %s", c.User, req.Op, resp.Err)
+		c.t.Fatalf("harness: client %s: %s: %s", c.User, op, resp.Err)
 	}
 	return resp
 }
@@ -208,6 +223,12 @@ type Call struct {
 	Args      []any
 	// Interactive sets ALLOW_INTERACTIVE_AUTHORIZATION on the call.
 	Interactive bool
+	// Signature, if set, is sent instead of the arguments' own, so a test
+	// can send what a well-behaved client never would (an fd where none
+	// is expected).
+	Signature string
+	// AttachFDs sends that many fds (copies of /dev/null) with the call.
+	AttachFDs int
 }
 
 // Reply is the answer to a Call.
@@ -259,6 +280,14 @@ func (r *Reply) fdIDs(indexes []dbus.UnixFDIndex) []int {
 // all ends the test.
 func (c *Client) Do(call Call) *Reply {
 	c.t.Helper()
+	return c.Begin(call)()
+}
+
+// Begin sends call and returns at once; the returned function waits for
+// the reply. The client takes no other request until then (or until it is
+// killed, after which the reply must not be waited for).
+func (c *Client) Begin(call Call) (wait func() *Reply) {
+	c.t.Helper()
 	if call.Dest == "" {
 		call.Dest = BusName
 	}
@@ -281,6 +310,12 @@ func (c *Client) Do(call Call) *Reply {
 	if len(call.Args) > 0 {
 		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(call.Args...))
 	}
+	if call.Signature != "" {
+		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.ParseSignatureMust(call.Signature))
+	}
+	if call.AttachFDs > 0 {
+		msg.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(call.AttachFDs))
+	}
 	if call.Interactive {
 		msg.Flags |= dbus.FlagAllowInteractiveAuthorization
 	}
@@ -288,7 +323,15 @@ func (c *Client) Do(call Call) *Reply {
 	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
 		c.t.Fatalf("harness: encoding call %s: %v", call.Method, err)
 	}
-	resp := c.roundTrip(request{Op: "call", Msg: hex.EncodeToString(buf.Bytes())})
+	c.send(request{Op: "call", Msg: hex.EncodeToString(buf.Bytes()), AttachFDs: call.AttachFDs})
+	return func() *Reply {
+		c.t.Helper()
+		return c.decodeReply(call, c.receiveOK("call"))
+	}
+}
+
+func (c *Client) decodeReply(call Call, resp response) *Reply {
+	c.t.Helper()
 	raw, err := hex.DecodeString(resp.Reply)
 	if err != nil {
 		c.t.Fatalf("harness: %v", err)
@@ -305,6 +348,34 @@ func (c *Client) Do(call Call) *Reply {
 		}
 	}
 	return r
+}
+
+// Emit makes the client send count copies of the signal name
+// ("interface.member") from path to dest (none: broadcast), as fast as it
+// can.
+func (c *Client) Emit(dest string, path dbus.ObjectPath, name string, count int, args ...any) {
+	c.t.Helper()
+	dot := strings.LastIndexByte(name, '.')
+	msg := &dbus.Message{
+		Type: dbus.TypeSignal,
+		Headers: map[dbus.HeaderField]dbus.Variant{
+			dbus.FieldPath:      dbus.MakeVariant(path),
+			dbus.FieldInterface: dbus.MakeVariant(name[:dot]),
+			dbus.FieldMember:    dbus.MakeVariant(name[dot+1:]),
+		},
+		Body: args,
+	}
+	if dest != "" {
+		msg.Headers[dbus.FieldDestination] = dbus.MakeVariant(dest)
+	}
+	if len(args) > 0 {
+		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
+	}
+	var buf bytes.Buffer
+	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
+		c.t.Fatalf("harness: encoding signal %s: %v", name, err)
+	}
+	c.roundTrip(request{Op: "signal", Msg: hex.EncodeToString(buf.Bytes()), Count: count})
 }
 
 // Call calls a method of netgrant's manager.

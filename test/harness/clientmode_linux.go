@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -10,15 +11,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/netgrant/netgrant/client"
+	"github.com/netgrant/netgrant/dbus/busconn"
 )
 
-// The client's connection is the client package's: it receives fds, which
-// godbus (v5.2.4) cannot do, and sends the test's messages byte for byte.
+// The client's connection is netgrant's own: it receives fds, which godbus
+// cannot do safely, and sends the test's messages byte for byte.
 
 // clientState is the client side of the protocol described in client.go.
 type clientState struct {
-	bus    *client.Conn
+	bus    *busconn.Conn
 	fds    map[int]*os.File
 	nextFD int
 }
@@ -53,7 +54,7 @@ func runClient() int {
 }
 
 func (s *clientState) connect() (string, error) {
-	bus, err := client.Connect()
+	bus, err := busconn.Connect(nil)
 	if err != nil {
 		return "", err
 	}
@@ -64,7 +65,21 @@ func (s *clientState) connect() (string, error) {
 func (s *clientState) handle(req request) (response, error) {
 	switch req.Op {
 	case "call":
-		return s.call(req.Msg)
+		return s.call(req.Msg, req.AttachFDs)
+	case "signal":
+		raw, err := hex.DecodeString(req.Msg)
+		if err != nil {
+			return response{}, err
+		}
+		for range req.Count {
+			if _, err := s.bus.SendRaw(raw, nil); err != nil {
+				return response{}, err
+			}
+		}
+		return response{}, nil
+	case "fuzz":
+		report, err := s.fuzz(req.Seed, req.Count)
+		return response{Fuzz: report}, err
 	case "fds":
 		return response{FDs: s.fdIDs()}, nil
 	case "exit":
@@ -126,20 +141,30 @@ func (s *clientState) fdIDs() []int {
 	return ids
 }
 
-func (s *clientState) call(encoded string) (response, error) {
+// call sends a message with attach copies of /dev/null as its fds.
+func (s *clientState) call(encoded string, attach int) (response, error) {
 	raw, err := hex.DecodeString(encoded)
 	if err != nil {
 		return response{}, err
 	}
-	reply, fds, err := s.bus.SendRaw(raw)
+	devNull, err := os.Open(os.DevNull)
 	if err != nil {
 		return response{}, err
 	}
+	defer devNull.Close()
+	fds := make([]int, attach)
+	for i := range fds {
+		fds[i] = int(devNull.Fd())
+	}
+	reply, err := s.bus.CallRaw(context.Background(), raw, fds)
+	if reply == nil {
+		return response{}, err
+	}
 	ids := []int{}
-	for _, f := range fds {
+	for _, f := range reply.Files {
 		s.fds[s.nextFD] = f
 		ids = append(ids, s.nextFD)
 		s.nextFD++
 	}
-	return response{Reply: hex.EncodeToString(reply), FDs: ids}, nil
+	return response{Reply: hex.EncodeToString(reply.Raw), FDs: ids}, nil
 }

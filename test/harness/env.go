@@ -209,6 +209,8 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
   </policy>
   <policy user="root">
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+    <!-- ActAsFirewalld: firewalld's own policy lets root own its name too. -->
+    <allow own="org.fedoraproject.FirewallD1"/>
   </policy>
   <includedir>/usr/share/dbus-1/system.d</includedir>
 %s</busconfig>
@@ -457,6 +459,23 @@ func (e *Env) DaemonPID() int {
 		return 0
 	}
 	return e.daemon.pid()
+}
+
+// ActAsFirewalld connects as root and takes firewalld's bus name, so that
+// what the test sends on the returned connection comes from firewalld as
+// far as netgrantd can tell.
+func (e *Env) ActAsFirewalld(t testing.TB) *dbus.Conn {
+	t.Helper()
+	conn, err := dbus.Connect(BusAddress)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	reply, err := conn.RequestName("org.fedoraproject.FirewallD1", dbus.NameFlagDoNotQueue)
+	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("harness: owning firewalld's name: %v %v", reply, err)
+	}
+	return conn
 }
 
 // Bus is a root connection to the private bus, for assertions.

@@ -145,7 +145,7 @@ func TestFirewallRulesComeBackAfterAFlush(t *testing.T) {
 
 	// firewalld's reload.
 	flush()
-	if err := env.Bus().Emit("/org/fedoraproject/FirewallD1", "org.fedoraproject.FirewallD1.Reloaded"); err != nil {
+	if err := env.ActAsFirewalld(t).Emit("/org/fedoraproject/FirewallD1", "org.fedoraproject.FirewallD1.Reloaded"); err != nil {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, "the rules to come back after firewalld's Reloaded", hasLabRules)

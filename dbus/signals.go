@@ -1,0 +1,163 @@
+package dbus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/dbus/busconn"
+)
+
+const (
+	busName           = "org.freedesktop.DBus"
+	firewalldName     = "org.fedoraproject.FirewallD1"
+	firewalldReloaded = firewalldName + ".Reloaded"
+)
+
+// signalWatch acts on the signals netgrant follows, trusting each only from
+// its real sender: anyone may send any signal to netgrantd directly, and a
+// forged NameOwnerChanged would tear down another user's network. Holders
+// leaving and firewalld reloading are handled by workers of their own, so
+// neither waits for the other and no flood of signals multiplies work.
+type signalWatch struct {
+	srv *Server
+
+	mu             sync.Mutex
+	firewalldOwner string   // unique name of firewalld, "" when not running
+	gone           []string // unique names that left, in order
+	goneReady      chan struct{}
+	reload         chan struct{}
+}
+
+func newSignalWatch(srv *Server) *signalWatch {
+	return &signalWatch{srv: srv, goneReady: make(chan struct{}, 1), reload: make(chan struct{}, 1)}
+}
+
+func (w *signalWatch) start() error {
+	for _, rule := range []string{
+		"type='signal',sender='" + busName + "',interface='" + busName + "',member='NameOwnerChanged'",
+		"type='signal',interface='" + firewalldName + "',member='Reloaded'",
+	} {
+		if err := w.srv.busCall("AddMatch", nil, rule); err != nil {
+			return fmt.Errorf("watching the bus (%s): %w", rule, err)
+		}
+	}
+	// Not running is an answer too (an error reply).
+	var owner string
+	if w.srv.busCall("GetNameOwner", &owner, firewalldName) == nil {
+		w.setFirewalldOwner(owner)
+	}
+	go w.dropHolds()
+	go w.restoreFirewall()
+	return nil
+}
+
+// receive runs on the connection's reader and must not block.
+func (w *signalWatch) receive(m *busconn.Message) {
+	path, _ := m.Headers[godbus.FieldPath].Value().(godbus.ObjectPath)
+	iface, _ := m.Headers[godbus.FieldInterface].Value().(string)
+	member, _ := m.Headers[godbus.FieldMember].Value().(string)
+	switch iface + "." + member {
+	case busName + ".NameOwnerChanged":
+		if m.Sender() != busName || path != "/org/freedesktop/DBus" {
+			return
+		}
+		var name, oldOwner, newOwner string
+		if godbus.Store(m.Body, &name, &oldOwner, &newOwner) != nil {
+			return
+		}
+		w.nameOwnerChanged(name, newOwner)
+	case firewalldReloaded:
+		w.mu.Lock()
+		fromFirewalld := w.firewalldOwner != "" && m.Sender() == w.firewalldOwner
+		w.mu.Unlock()
+		if fromFirewalld {
+			// One pending restore covers any number of reloads.
+			select {
+			case w.reload <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (w *signalWatch) nameOwnerChanged(name, newOwner string) {
+	switch {
+	case name == firewalldName:
+		w.setFirewalldOwner(newOwner)
+	case strings.HasPrefix(name, ":") && newOwner == "":
+		w.srv.calls.callerGone(name)
+		w.mu.Lock()
+		w.gone = append(w.gone, name)
+		w.mu.Unlock()
+		select {
+		case w.goneReady <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *signalWatch) setFirewalldOwner(owner string) {
+	w.mu.Lock()
+	w.firewalldOwner = owner
+	w.mu.Unlock()
+}
+
+func (w *signalWatch) dropHolds() {
+	for range w.goneReady {
+		w.mu.Lock()
+		gone := w.gone
+		w.gone = nil
+		w.mu.Unlock()
+		for _, name := range gone {
+			w.srv.manager.HolderGone(w.srv.holder(name))
+		}
+	}
+}
+
+func (w *signalWatch) restoreFirewall() {
+	for range w.reload {
+		w.srv.log.Info("firewalld reloaded: restoring netgrant's rules")
+		w.srv.manager.RestoreFirewall()
+	}
+}
+
+// callTracker knows each caller's calls in progress, so that they are
+// cancelled — pending polkit checks withdrawn — when the caller leaves.
+type callTracker struct {
+	mu       sync.Mutex
+	byCaller map[string]map[*callEntry]bool
+}
+
+type callEntry struct{ cancel context.CancelFunc }
+
+func (t *callTracker) begin(sender string) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &callEntry{cancel: cancel}
+	t.mu.Lock()
+	if t.byCaller[sender] == nil {
+		t.byCaller[sender] = map[*callEntry]bool{}
+	}
+	t.byCaller[sender][e] = true
+	t.mu.Unlock()
+	return ctx, func() {
+		t.mu.Lock()
+		delete(t.byCaller[sender], e)
+		if len(t.byCaller[sender]) == 0 {
+			delete(t.byCaller, sender)
+		}
+		t.mu.Unlock()
+		cancel()
+	}
+}
+
+func (t *callTracker) callerGone(sender string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for e := range t.byCaller[sender] {
+		e.cancel()
+	}
+}
