@@ -84,3 +84,31 @@ func TestPasswordPromptOnTheTerminal(t *testing.T) {
 		t.Fatalf("with a wrong password: exit %d\n%s", code, out)
 	}
 }
+
+// networkPromptRules let ngbob create networks but make him prove who he
+// is for a tap, whether it goes onto a network or onto nothing.
+const networkPromptRules = `
+polkit.addRule(function(action, subject) {
+	if (subject.user != "ngbob") return polkit.Result.NOT_HANDLED;
+	if (action.id == "org.netgrant.create-nat-network") return polkit.Result.YES;
+	if (action.id == "org.netgrant.create-tap" || action.id == "org.netgrant.use-network") return polkit.Result.AUTH_SELF;
+	return polkit.Result.NOT_HANDLED;
+});
+`
+
+// A tap onto a network is authorized by use-network alone: one prompt,
+// one password. (Asking create-tap too made pkttyagent show one prompt and
+// cancel the other, so the call failed right after the password.)
+func TestOnePromptForATapOnANetwork(t *testing.T) {
+	harness.Start(t, harness.Options{Rules: networkPromptRules})
+	if !harness.PasswordSet {
+		t.Skip("the test users have no password (openssl missing)")
+	}
+	out, code := onTerminal(t, harness.TestPassword, "run", "--network", "lab", "--", "echo", "child-ran-with-{ifname}")
+	if code != 0 || !strings.Contains(out, "child-ran-with-ngtap") {
+		t.Fatalf("with the right password: exit %d\n%s", code, out)
+	}
+	if n := strings.Count(out, "AUTHENTICATING FOR"); n != 1 || !strings.Contains(out, "AUTHENTICATING FOR org.netgrant.use-network") {
+		t.Errorf("want exactly one prompt, for org.netgrant.use-network; got %d:\n%s", n, out)
+	}
+}
