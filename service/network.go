@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/netgrant/netgrant/service/bridge"
+	"github.com/netgrant/netgrant/service/config"
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
@@ -107,7 +108,7 @@ func (m *Manager) networkInfo(n *netRes) NetworkInfo {
 	return info
 }
 
-func (r NetworkRequest) validate() (subnetGiven netip.Prefix, err error) {
+func (r NetworkRequest) validate(cfg config.Config) (subnetGiven netip.Prefix, err error) {
 	if !ValidNetworkName(r.Name) {
 		return netip.Prefix{}, Errorf(InvalidArgument, "name: %q is not a valid network name: use 1 to 32 letters, digits, '-' or '_', starting with a letter or digit", r.Name)
 	}
@@ -115,7 +116,7 @@ func (r NetworkRequest) validate() (subnetGiven netip.Prefix, err error) {
 		return netip.Prefix{}, Errorf(InvalidArgument, "option mtu: %d is out of range 68..65535", *r.MTU)
 	}
 	if r.Subnet != nil {
-		p, err := subnet.Validate(*r.Subnet)
+		p, err := subnet.Validate(*r.Subnet, cfg.SubnetPools, cfg.LargestPrefix)
 		if err != nil {
 			return netip.Prefix{}, Wrap(InvalidArgument, err, "option subnet")
 		}
@@ -182,9 +183,9 @@ func (m *Manager) planNetwork(given netip.Prefix) (subnet.Plan, error) {
 		}
 		return subnet.NewPlan(given), nil
 	}
-	p, err := subnet.Pick(m.opts.Config.SubnetPool, uses)
+	p, err := subnet.Pick(m.opts.Config.SubnetPools, uses)
 	if err != nil {
-		return subnet.Plan{}, Wrap(SubnetConflict, err, "no free subnet in the pool %s ([Networks] SubnetPool=): give a subnet", m.opts.Config.SubnetPool)
+		return subnet.Plan{}, Wrap(SubnetConflict, err, "no free subnet ([Networks] SubnetPool=): ask your administrator for a larger pool")
 	}
 	return subnet.NewPlan(p), nil
 }
@@ -219,7 +220,7 @@ func (m *Manager) prepareCreate(c Caller, r NetworkRequest, given netip.Prefix) 
 // CreateNATNetwork creates network r.Name, or joins it if it exists, is
 // the caller's and matches every option given. Either way c.Holder holds it.
 func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkRequest) (NetworkInfo, error) {
-	given, err := r.validate()
+	given, err := r.validate(m.opts.Config)
 	if err != nil {
 		return NetworkInfo{}, err
 	}

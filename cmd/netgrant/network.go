@@ -22,7 +22,7 @@ decides who may do that). With --hold it is not persistent, and lives only
 until this command is interrupted (Ctrl-C).
 
 Options:
-  --subnet CIDR      IPv4 subnet, /16 to /29, in a private range
+  --subnet CIDR      IPv4 subnet inside the configured SubnetPool, /22 to /29
                      (default: a free /24 from the configured pool)
   --isolated         no outbound traffic: the host and the guests only
   --no-dhcp          no DHCP server on the network

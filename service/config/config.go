@@ -15,15 +15,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/netgrant/netgrant/service/subnet"
 )
 
 // Config is the daemon's configuration.
 type Config struct {
 	// AllowedBridges are the host bridges taps may join ([Bridges] Allow=).
 	AllowedBridges []string
-	// SubnetPool is where default /24 subnets are taken from
-	// ([Networks] SubnetPool=).
-	SubnetPool netip.Prefix
+	// SubnetPools hold every network's subnet; default /24s are taken from
+	// them in order ([Networks] SubnetPool=).
+	SubnetPools []netip.Prefix
+	// LargestPrefix is the shortest prefix a caller may ask for
+	// ([Networks] LargestPrefix=).
+	LargestPrefix int
 	// TapsPerUser limits live taps per uid ([Limits] TapsPerUser=).
 	TapsPerUser int
 	// NetworksPerUser limits networks per uid ([Limits] NetworksPerUser=).
@@ -37,17 +42,12 @@ type Config struct {
 // anything longer than a day is a mistake, not a setting.
 const maxHookTimeoutSec = 24 * 60 * 60
 
-var privateRanges = []netip.Prefix{
-	netip.MustParsePrefix("10.0.0.0/8"),
-	netip.MustParsePrefix("172.16.0.0/12"),
-	netip.MustParsePrefix("192.168.0.0/16"),
-}
-
 // Default is the configuration used when the file is missing; every key in
 // the file overrides one of these.
 func Default() Config {
 	return Config{
-		SubnetPool:      netip.MustParsePrefix("10.97.0.0/16"),
+		SubnetPools:     []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16")},
+		LargestPrefix:   22,
 		TapsPerUser:     32,
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,
@@ -73,8 +73,10 @@ func Load(path string) (Config, error) {
 // systemd. Values:
 //
 //   - Allow: space-separated interface names; empty means none.
-//   - SubnetPool: an IPv4 network inside 10.0.0.0/8, 172.16.0.0/12 or
-//     192.168.0.0/16, prefix length at most 24, host bits zero.
+//   - SubnetPool: space-separated IPv4 networks, each inside 10.0.0.0/8,
+//     172.16.0.0/12 or 192.168.0.0/16, prefix length at most 24, host bits
+//     zero.
+//   - LargestPrefix: a prefix length from 16 to 29.
 //   - TapsPerUser, NetworksPerUser: whole numbers >= 0.
 //   - TimeoutSec: whole seconds from 1 to 86400, optionally suffixed "s".
 //
@@ -107,7 +109,8 @@ var sections = map[string]map[string]setter{
 		"Allow": setAllow,
 	},
 	"Networks": {
-		"SubnetPool": setSubnetPool,
+		"SubnetPool":    setSubnetPools,
+		"LargestPrefix": setLargestPrefix,
 	},
 	"Limits": {
 		"TapsPerUser": func(c *Config, v string) (err error) {
@@ -189,23 +192,46 @@ func validIfName(name string) bool {
 	return !strings.ContainsAny(name, "/: \t\n\v\f\r")
 }
 
-func setSubnetPool(c *Config, value string) error {
+func setSubnetPools(c *Config, value string) error {
+	var pools []netip.Prefix
+	for _, field := range strings.Fields(value) {
+		pool, err := parseSubnetPool(field)
+		if err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		pools = append(pools, pool)
+	}
+	c.SubnetPools = pools
+	return nil
+}
+
+func parseSubnetPool(value string) (netip.Prefix, error) {
 	pool, err := netip.ParsePrefix(value)
 	if err != nil || !pool.Addr().Is4() {
-		return errors.New("not an IPv4 network in CIDR notation")
+		return netip.Prefix{}, errors.New("not an IPv4 network in CIDR notation")
 	}
 	if pool != pool.Masked() {
-		return fmt.Errorf("host bits are set (the network is %s)", pool.Masked())
+		return netip.Prefix{}, fmt.Errorf("host bits are set (the network is %s)", pool.Masked())
 	}
 	if pool.Bits() > 24 {
-		return errors.New("prefix is longer than /24, no /24 subnet fits in it")
+		return netip.Prefix{}, errors.New("prefix is longer than /24, no /24 subnet fits in it")
 	}
-	if !slices.ContainsFunc(privateRanges, func(r netip.Prefix) bool {
-		return r.Bits() <= pool.Bits() && r.Contains(pool.Addr())
-	}) {
-		return errors.New("not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+	if !subnet.Private(pool) {
+		return netip.Prefix{}, errors.New("not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
 	}
-	c.SubnetPool = pool
+	return pool, nil
+}
+
+// minLargestPrefix keeps one network from claiming a large share of the
+// private address space whatever the configuration says.
+const minLargestPrefix = 16
+
+func setLargestPrefix(c *Config, value string) error {
+	n, err := parseCount(strings.TrimPrefix(value, "/"))
+	if err != nil || n < minLargestPrefix || n > subnet.SmallestPrefix {
+		return fmt.Errorf("not a prefix length from %d to %d", minLargestPrefix, subnet.SmallestPrefix)
+	}
+	c.LargestPrefix = n
 	return nil
 }
 

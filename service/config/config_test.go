@@ -33,14 +33,19 @@ func TestParse(t *testing.T) {
 		{"comment glued to value", "[Limits]\nTapsPerUser=7# seven\n", func(c *Config) { c.TapsPerUser = 7 }},
 		{"comment after section header", "[Limits] # limits\nTapsPerUser=7\n", func(c *Config) { c.TapsPerUser = 7 }},
 		{"subnet pool 10/8", "[Networks]\nSubnetPool=10.0.0.0/8\n", func(c *Config) {
-			c.SubnetPool = netip.MustParsePrefix("10.0.0.0/8")
+			c.SubnetPools = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 		}},
 		{"subnet pool 172.16/12", "[Networks]\nSubnetPool=172.16.0.0/12\n", func(c *Config) {
-			c.SubnetPool = netip.MustParsePrefix("172.16.0.0/12")
+			c.SubnetPools = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
 		}},
 		{"subnet pool single /24", "[Networks]\nSubnetPool=192.168.77.0/24\n", func(c *Config) {
-			c.SubnetPool = netip.MustParsePrefix("192.168.77.0/24")
+			c.SubnetPools = []netip.Prefix{netip.MustParsePrefix("192.168.77.0/24")}
 		}},
+		{"several subnet pools", "[Networks]\nSubnetPool=10.97.0.0/16  192.168.77.0/24\n", func(c *Config) {
+			c.SubnetPools = []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16"), netip.MustParsePrefix("192.168.77.0/24")}
+		}},
+		{"largest prefix", "[Networks]\nLargestPrefix=24\n", func(c *Config) { c.LargestPrefix = 24 }},
+		{"largest prefix with slash", "[Networks]\nLargestPrefix=/16\n", func(c *Config) { c.LargestPrefix = 16 }},
 		{"taps zero", "[Limits]\nTapsPerUser=0\n", func(c *Config) { c.TapsPerUser = 0 }},
 		{"networks", "[Limits]\nNetworksPerUser=12\n", func(c *Config) { c.NetworksPerUser = 12 }},
 		{"last key wins", "[Limits]\nNetworksPerUser=12\nNetworksPerUser=3\n", func(c *Config) { c.NetworksPerUser = 3 }},
@@ -87,14 +92,17 @@ func TestParseErrors(t *testing.T) {
 		{"bridge name with colon", "[Bridges]\nAllow=br0:1\n", `f.conf:2: bad Allow=br0:1: "br0:1" is not a valid interface name`},
 		{"bridge name dot", "[Bridges]\nAllow=.\n", `f.conf:2: bad Allow=.: "." is not a valid interface name`},
 		{"bridge name dotdot", "[Bridges]\nAllow=..\n", `f.conf:2: bad Allow=..: ".." is not a valid interface name`},
-		{"pool not a prefix", "[Networks]\nSubnetPool=10.97.0.0\n", `f.conf:2: bad SubnetPool=10.97.0.0: not an IPv4 network in CIDR notation`},
-		{"pool IPv6", "[Networks]\nSubnetPool=fd00::/64\n", `f.conf:2: bad SubnetPool=fd00::/64: not an IPv4 network in CIDR notation`},
-		{"pool IPv4-mapped", "[Networks]\nSubnetPool=::ffff:10.0.0.0/104\n", `f.conf:2: bad SubnetPool=::ffff:10.0.0.0/104: not an IPv4 network in CIDR notation`},
-		{"pool host bits", "[Networks]\nSubnetPool=10.97.3.0/16\n", `f.conf:2: bad SubnetPool=10.97.3.0/16: host bits are set (the network is 10.97.0.0/16)`},
-		{"pool too small", "[Networks]\nSubnetPool=10.97.0.0/25\n", `f.conf:2: bad SubnetPool=10.97.0.0/25: prefix is longer than /24, no /24 subnet fits in it`},
-		{"pool public", "[Networks]\nSubnetPool=198.51.100.0/24\n", `f.conf:2: bad SubnetPool=198.51.100.0/24: not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)`},
-		{"pool larger than private range", "[Networks]\nSubnetPool=172.0.0.0/8\n", `f.conf:2: bad SubnetPool=172.0.0.0/8: not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)`},
+		{"pool not a prefix", "[Networks]\nSubnetPool=10.97.0.0\n", `f.conf:2: bad SubnetPool=10.97.0.0: 10.97.0.0: not an IPv4 network in CIDR notation`},
+		{"pool IPv6", "[Networks]\nSubnetPool=fd00::/64\n", `f.conf:2: bad SubnetPool=fd00::/64: fd00::/64: not an IPv4 network in CIDR notation`},
+		{"pool IPv4-mapped", "[Networks]\nSubnetPool=::ffff:10.0.0.0/104\n", `f.conf:2: bad SubnetPool=::ffff:10.0.0.0/104: ::ffff:10.0.0.0/104: not an IPv4 network in CIDR notation`},
+		{"pool host bits", "[Networks]\nSubnetPool=10.97.3.0/16\n", `f.conf:2: bad SubnetPool=10.97.3.0/16: 10.97.3.0/16: host bits are set (the network is 10.97.0.0/16)`},
+		{"pool too small", "[Networks]\nSubnetPool=10.97.0.0/25\n", `f.conf:2: bad SubnetPool=10.97.0.0/25: 10.97.0.0/25: prefix is longer than /24, no /24 subnet fits in it`},
+		{"pool public", "[Networks]\nSubnetPool=198.51.100.0/24\n", `f.conf:2: bad SubnetPool=198.51.100.0/24: 198.51.100.0/24: not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)`},
+		{"pool larger than private range", "[Networks]\nSubnetPool=172.0.0.0/8\n", `f.conf:2: bad SubnetPool=172.0.0.0/8: 172.0.0.0/8: not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)`},
 		{"pool empty", "[Networks]\nSubnetPool=\n", `f.conf:2: empty value for SubnetPool`},
+		{"second pool public", "[Networks]\nSubnetPool=10.97.0.0/16 8.8.8.0/24\n", `f.conf:2: bad SubnetPool=10.97.0.0/16 8.8.8.0/24: 8.8.8.0/24: not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)`},
+		{"largest prefix too large", "[Networks]\nLargestPrefix=8\n", `f.conf:2: bad LargestPrefix=8: not a prefix length from 16 to 29`},
+		{"largest prefix too small", "[Networks]\nLargestPrefix=30\n", `f.conf:2: bad LargestPrefix=30: not a prefix length from 16 to 29`},
 		{"taps negative", "[Limits]\nTapsPerUser=-1\n", `f.conf:2: bad TapsPerUser=-1: not a whole number`},
 		{"taps plus sign", "[Limits]\nTapsPerUser=+1\n", `f.conf:2: bad TapsPerUser=+1: not a whole number`},
 		{"taps word", "[Limits]\nTapsPerUser=many\n", `f.conf:2: bad TapsPerUser=many: not a whole number`},
@@ -135,7 +143,8 @@ func TestBridgeAllowed(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	want := Config{
-		SubnetPool:      netip.MustParsePrefix("10.97.0.0/16"),
+		SubnetPools:     []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16")},
+		LargestPrefix:   22,
 		TapsPerUser:     32,
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Plan is the addressing of one network.
@@ -28,12 +29,20 @@ func NewPlan(p netip.Prefix) Plan {
 	}
 }
 
-const (
-	// /29 leaves the gateway and five guests; shorter than /16 would let
-	// one user claim a large share of the private address space.
-	minBits = 16
-	maxBits = 29
-)
+// SmallestPrefix is the longest prefix a network may have: /29 leaves the
+// gateway and five guests.
+const SmallestPrefix = 29
+
+// Private reports whether p lies wholly inside 10.0.0.0/8, 172.16.0.0/12
+// or 192.168.0.0/16.
+func Private(p netip.Prefix) bool {
+	for _, r := range privateRanges {
+		if r.Bits() <= p.Bits() && r.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
 
 var privateRanges = []netip.Prefix{
 	netip.MustParsePrefix("10.0.0.0/8"),
@@ -41,11 +50,14 @@ var privateRanges = []netip.Prefix{
 	netip.MustParsePrefix("192.168.0.0/16"),
 }
 
-// Validate checks a caller-given subnet: an IPv4 CIDR of length /16../29
-// wholly inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16. Host bits must
-// be zero: 10.1.2.3/24 is rejected rather than silently masked, because a
-// caller who wrote it may have meant a different network.
-func Validate(s string) (netip.Prefix, error) {
+// Validate checks a caller-given subnet: an IPv4 CIDR from /largest to
+// /29, wholly inside one of the pools the administrator configured — so a
+// user can never claim addresses the host reaches elsewhere (through its
+// default route, say), nor a range so large it crowds out everyone else's
+// networks. Host bits must be zero: 10.1.2.3/24 is rejected rather than
+// silently masked, because a caller who wrote it may have meant a
+// different network.
+func Validate(s string, pools []netip.Prefix, largest int) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 CIDR subnet such as 10.97.3.0/24", s)
@@ -53,18 +65,26 @@ func Validate(s string) (netip.Prefix, error) {
 	if !p.Addr().Is4() {
 		return netip.Prefix{}, fmt.Errorf("%q is not IPv4; only IPv4 subnets are supported", s)
 	}
-	if p.Bits() < minBits || p.Bits() > maxBits {
-		return netip.Prefix{}, fmt.Errorf("%s: prefix length /%d is outside /%d../%d", p, p.Bits(), minBits, maxBits)
+	if p.Bits() < largest || p.Bits() > SmallestPrefix {
+		return netip.Prefix{}, fmt.Errorf("%s: prefix length /%d is outside /%d../%d ([Networks] LargestPrefix=%d)", p, p.Bits(), largest, SmallestPrefix, largest)
 	}
 	if masked := p.Masked(); masked != p {
 		return netip.Prefix{}, fmt.Errorf("%s has host bits set; did you mean %s", p, masked)
 	}
-	for _, r := range privateRanges {
-		if r.Bits() <= p.Bits() && r.Contains(p.Addr()) {
+	for _, pool := range pools {
+		if pool.Bits() <= p.Bits() && pool.Contains(p.Addr()) {
 			return p, nil
 		}
 	}
-	return netip.Prefix{}, fmt.Errorf("%s is not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)", p)
+	return netip.Prefix{}, fmt.Errorf("%s is not inside the subnet pools the administrator allows (%s); omit subnet to get a free one", p, joinPrefixes(pools))
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, " ")
 }
 
 // Use is something a subnet must not overlap, with a description for the
@@ -84,19 +104,22 @@ func Conflict(p netip.Prefix, uses []Use) (Use, bool) {
 	return Use{}, false
 }
 
-// Pick returns the first /24 inside pool that overlaps none of uses.
-func Pick(pool netip.Prefix, uses []Use) (netip.Prefix, error) {
-	if !pool.Addr().Is4() || pool.Bits() > 24 {
-		return netip.Prefix{}, fmt.Errorf("subnet pool %s is not an IPv4 range of /24 or more", pool)
-	}
-	first := toUint32(pool.Masked().Addr())
-	for i := range uint32(1) << (24 - pool.Bits()) {
-		candidate := netip.PrefixFrom(fromUint32(first+i<<8), 24)
-		if _, used := Conflict(candidate, uses); !used {
-			return candidate, nil
+// Pick returns the first /24, in the pools' order, that overlaps none of
+// uses.
+func Pick(pools []netip.Prefix, uses []Use) (netip.Prefix, error) {
+	for _, pool := range pools {
+		if !pool.Addr().Is4() || pool.Bits() > 24 {
+			return netip.Prefix{}, fmt.Errorf("subnet pool %s is not an IPv4 range of /24 or more", pool)
+		}
+		first := toUint32(pool.Masked().Addr())
+		for i := range uint32(1) << (24 - pool.Bits()) {
+			candidate := netip.PrefixFrom(fromUint32(first+i<<8), 24)
+			if _, used := Conflict(candidate, uses); !used {
+				return candidate, nil
+			}
 		}
 	}
-	return netip.Prefix{}, errors.New("no free /24 left in subnet pool " + pool.Masked().String())
+	return netip.Prefix{}, errors.New("no free /24 left in the subnet pools " + joinPrefixes(pools))
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

@@ -215,7 +215,7 @@ func TestNetworkQuota(t *testing.T) {
 }
 
 func TestSubnetsAreFreeAndChecked(t *testing.T) {
-	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Networks]\nSubnetPool=10.98.0.0/16\n"})
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Networks]\nSubnetPool=10.98.0.0/16 10.30.0.0/16\n"})
 	alice := env.Client(t, harness.UserAlice)
 	run(t, "ip", "link", "add", "hostlan", "type", "bridge")
 	t.Cleanup(func() { runQuietly("ip", "link", "del", "hostlan") })
@@ -233,7 +233,7 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 	}
 	for subnet, mention := range map[string]string{
 		"10.98.1.0/25":  `network "a"`,
-		"10.98.0.0/16":  "hostlan",
+		"10.98.0.0/22":  "hostlan",
 		"10.30.4.0/24":  "route",
 		"10.98.0.64/26": "10.98.0.1",
 	} {

@@ -38,6 +38,8 @@ var rules = harness.Rules(map[string]string{harness.UserAlice: "YES", harness.Us
 const config = `[Limits]
 TapsPerUser=64
 NetworksPerUser=16
+[Networks]
+SubnetPool=10.97.0.0/16 10.98.0.0/16
 `
 
 const (
