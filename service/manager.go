@@ -100,10 +100,10 @@ func New(opts Options) *Manager {
 	}
 }
 
-// Run follows the kernel's removal of taps until ctx ends. It returns once
-// the watch is in place.
+// Run follows the kernel's news of taps — removed, made persistent, given
+// away — until ctx ends. It returns once the watch is in place.
 func (m *Manager) Run(ctx context.Context) error {
-	return tap.WatchRemovals(ctx, m.tapGone)
+	return tap.Watch(ctx, tap.Events{Gone: m.tapGone, Changed: m.tapChanged})
 }
 
 // authorize asks for the one check a call needs (none: nil) before any side

@@ -83,8 +83,18 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 
 func (m *Manager) adoptTap(r *record) {
 	s := r.Tap
-	if !r.Complete || s == nil || !tap.Exists(r.Name, s.Index) {
+	var state tap.State
+	exists := false
+	if r.Complete && s != nil {
+		state, exists = tap.Inspect(r.Name, s.Index)
+	}
+	if !exists {
 		m.log.Info("removing a tap that is gone or was never handed out", "tap", r.Name)
+		m.unwind(r)
+		return
+	}
+	if tampered(state, s.Owner) {
+		m.log.Warn("removing a tap its holder made persistent or gave to another user", "tap", r.Name, "persistent", state.Persistent, "owner", state.Owner)
 		m.unwind(r)
 		return
 	}

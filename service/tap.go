@@ -333,6 +333,33 @@ func (m *Manager) tapGone(name string, index int) {
 	}
 }
 
+// tapChanged deletes a tap whose fd holder tried to make it more than a
+// guest port: persistent, it would outlive every holder and escape
+// teardown; given to another uid, it would be that user's without polkit
+// having asked.
+func (m *Manager) tapChanged(name string, index int) {
+	m.mu.Lock()
+	t, ok := m.taps[name]
+	m.mu.Unlock()
+	if !ok || t.index != index {
+		return
+	}
+	state, exists := tap.Inspect(name, index)
+	if !exists || !tampered(state, t.owner) {
+		return
+	}
+	m.log.Warn("deleting a tap its holder made persistent or gave to another user", "tap", name, "persistent", state.Persistent, "owner", state.Owner)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.taps[name] == t {
+		m.removeTap(t)
+	}
+}
+
+func tampered(state tap.State, owner uint32) bool {
+	return state.Persistent || state.Owner != owner
+}
+
 func (m *Manager) removeTap(t *tapRes) {
 	delete(m.taps, t.name)
 	m.unwind(t.rec)

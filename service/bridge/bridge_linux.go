@@ -6,15 +6,16 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/netgrant/netgrant/service/nldump"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/netgrant/netgrant/service/linkconf"
+	"github.com/netgrant/netgrant/service/nldump"
 )
 
 // Config describes a network's bridge.
@@ -64,7 +65,7 @@ func Create(cfg Config) (err error) {
 	if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
 		return fmt.Errorf("setting MTU of %s: %w", cfg.Name, err)
 	}
-	if err := disableIPv6(link); err != nil {
+	if err := linkconf.DisableIPv6(link); err != nil {
 		return err
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{
@@ -111,25 +112,6 @@ func add(name string, mtu int, mac net.HardwareAddr) error {
 	req.AddData(info)
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
-}
-
-// disableIPv6 keeps the bridge free of link-local and autoconfigured
-// addresses, which would make the host reachable from guests over IPv6 past
-// the IPv4-only firewall. A link without IPv6 (IPv6 off on the host, or an
-// MTU below 1280) has no conf directory and needs nothing.
-func disableIPv6(link netlink.Link) error {
-	name := link.Attrs().Name
-	conf := filepath.Join("/proc/sys/net/ipv6/conf", name)
-	if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := netlink.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
-		return fmt.Errorf("turning off IPv6 address generation on %s: %w", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(conf, "disable_ipv6"), []byte("1\n"), 0); err != nil {
-		return fmt.Errorf("disabling IPv6 on %s: %w", name, err)
-	}
-	return nil
 }
 
 // Delete removes the bridge name; one already gone is not an error, so

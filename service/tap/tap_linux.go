@@ -7,6 +7,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/netgrant/netgrant/service/linkconf"
 )
 
 // maxNameTries bounds the search for a free ngtap<N>; reaching it means
@@ -76,6 +78,9 @@ func Create(cfg Config) (dev *Device, err error) {
 		if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
 			return nil, fmt.Errorf("setting MTU of %s to %d: %w", name, cfg.MTU, err)
 		}
+	}
+	if err := linkconf.DisableIPv6(link); err != nil {
+		return nil, err
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("bringing up %s: %w", name, err)
@@ -195,9 +200,28 @@ func SetMTU(name string, index, mtu int) error {
 	return nil
 }
 
-// Exists reports whether the tap name with device index is still there, as
-// when a restarted daemon looks for the taps it made.
+// Exists reports whether the tap name with device index is still there.
 func Exists(name string, index int) bool {
+	_, ok := Inspect(name, index)
+	return ok
+}
+
+// State is what the holder of a tap's fds can change about it.
+type State struct {
+	Persistent bool   // TUNSETPERSIST: the device outlives its fds
+	Owner      uint32 // TUNSETOWNER
+}
+
+// Inspect reads the state of tap name (device index); ok is false when
+// that device is gone.
+func Inspect(name string, index int) (state State, ok bool) {
 	link, err := netlink.LinkByIndex(index)
-	return err == nil && link.Attrs().Name == name && link.Type() == "tuntap"
+	if err != nil || link.Attrs().Name != name {
+		return State{}, false
+	}
+	tt, isTap := link.(*netlink.Tuntap)
+	if !isTap {
+		return State{}, false
+	}
+	return State{Persistent: !tt.NonPersist, Owner: tt.Owner}, true
 }

@@ -20,38 +20,64 @@ const subscriptionBuffer = 4 << 20
 // resubscribeDelay spaces out attempts to re-establish a lost subscription.
 const resubscribeDelay = time.Second
 
-// WatchRemovals calls gone(name, index) for each ngtap<N> link the kernel
-// removes,
-// in the order of removal, until ctx is done; no call starts after that.
-// It returns once the netlink subscription is in place: every tap that
-// exists then or is created later is reported when it goes. gone runs on a
-// goroutine of its own and may take its time. Should the subscription be
-// lost, it is re-established and the taps known before that have vanished
+// Events are what Watch reports, in the order the kernel told them.
+type Events struct {
+	// Gone: the kernel removed tap name (device index), normally because
+	// its last fd closed.
+	Gone func(name string, index int)
+	// Changed: tap name (device index) became persistent or changed hands
+	// (TUNSETPERSIST, TUNSETOWNER, TUNSETGROUP), or was seen for the first
+	// time. Read the device's state when handling it: the event may be an
+	// old one.
+	Changed func(name string, index int)
+}
+
+// Watch reports the ngtap<N> links' removals and changes of ownership and
+// persistence until ctx is done; no call starts after that. It returns once
+// the netlink subscription is in place: every tap that exists then or is
+// created later is reported when it goes. The callbacks run on a goroutine
+// of their own and may take their time. Should the subscription be lost,
+// it is re-established and the taps known before that have vanished
 // meanwhile are reported then; a tap created and removed entirely within
 // such a gap cannot be.
-func WatchRemovals(ctx context.Context, gone func(name string, index int)) error {
-	w := &removalWatcher{taps: map[int32]string{}, queue: newNameQueue()}
+func Watch(ctx context.Context, events Events) error {
+	w := &watcher{taps: map[int32]seenTap{}, queue: newEventQueue()}
 	updates, stop, err := w.subscribe(ctx)
 	if err != nil {
 		return err
 	}
-	go w.queue.deliver(ctx, gone)
+	go w.queue.deliver(ctx, events)
 	go w.run(ctx, updates, stop)
 	return nil
 }
 
-type removalWatcher struct {
+type watcher struct {
 	// taps are the ngtap links alive as far as the events tell, by ifindex:
 	// a name can come back as a new device before its removal is read.
-	taps  map[int32]string
-	queue *nameQueue
+	taps  map[int32]seenTap
+	queue *eventQueue
+}
+
+// seenTap is what the events last said of a tap.
+type seenTap struct {
+	name         string
+	persistent   bool
+	owner, group uint32
+}
+
+func seen(link netlink.Link) seenTap {
+	s := seenTap{name: link.Attrs().Name}
+	if tt, ok := link.(*netlink.Tuntap); ok {
+		s.persistent, s.owner, s.group = !tt.NonPersist, tt.Owner, tt.Group
+	}
+	return s
 }
 
 // subscribe opens a link subscription and then lists the links, so no tap
 // falls between the two. Known taps missing from the list were removed
 // while no subscription was open. The subscription ends with ctx or when
 // stop is called.
-func (w *removalWatcher) subscribe(ctx context.Context) (updates <-chan netlink.LinkUpdate, stop func(), err error) {
+func (w *watcher) subscribe(ctx context.Context) (updates <-chan netlink.LinkUpdate, stop func(), err error) {
 	ch := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
 	var once sync.Once
@@ -67,7 +93,7 @@ func (w *removalWatcher) subscribe(ctx context.Context) (updates <-chan netlink.
 			select {
 			case <-done: // the socket was closed on purpose
 			default:
-				slog.Warn("tap removal watch: link subscription", "err", err)
+				slog.Warn("tap watch: link subscription", "err", err)
 			}
 		},
 		ReceiveBufferSize:      subscriptionBuffer,
@@ -80,22 +106,26 @@ func (w *removalWatcher) subscribe(ctx context.Context) (updates <-chan netlink.
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing links: %w", err)
 	}
-	present := map[int32]string{}
+	present := map[int32]seenTap{}
 	for _, link := range links {
 		if name := link.Attrs().Name; IsTapName(name) {
-			present[int32(link.Attrs().Index)] = name
+			index := int32(link.Attrs().Index)
+			present[index] = seen(link)
+			if present[index] != w.taps[index] {
+				w.queue.push(event{changed: true, name: name, index: int(index)})
+			}
 		}
 	}
-	for index, name := range w.taps {
-		if present[index] != name {
-			w.queue.push(removal{name, int(index)})
+	for index, known := range w.taps {
+		if present[index].name != known.name {
+			w.queue.push(event{name: known.name, index: int(index)})
 		}
 	}
 	w.taps = present
 	return ch, stop, nil
 }
 
-func (w *removalWatcher) run(ctx context.Context, updates <-chan netlink.LinkUpdate, stop func()) {
+func (w *watcher) run(ctx context.Context, updates <-chan netlink.LinkUpdate, stop func()) {
 	for {
 		for u := range updates {
 			w.handle(u)
@@ -111,7 +141,7 @@ func (w *removalWatcher) run(ctx context.Context, updates <-chan netlink.LinkUpd
 			if updates, stop, err = w.subscribe(ctx); err == nil {
 				break
 			}
-			slog.Error("tap removal watch: resubscribing", "err", err)
+			slog.Error("tap watch: resubscribing", "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(resubscribeDelay):
@@ -120,7 +150,7 @@ func (w *removalWatcher) run(ctx context.Context, updates <-chan netlink.LinkUpd
 	}
 }
 
-func (w *removalWatcher) handle(u netlink.LinkUpdate) {
+func (w *watcher) handle(u netlink.LinkUpdate) {
 	// Bridge port changes, including a tap leaving its bridge, come as
 	// AF_BRIDGE messages, RTM_DELLINK among them; only AF_UNSPEC ones are
 	// about the link itself.
@@ -132,36 +162,41 @@ func (w *removalWatcher) handle(u netlink.LinkUpdate) {
 	case u.Header.Type == unix.RTM_DELLINK:
 		if known, ok := w.taps[u.Index]; ok {
 			delete(w.taps, u.Index)
-			w.queue.push(removal{known, int(u.Index)})
+			w.queue.push(event{name: known.name, index: int(u.Index)})
 		}
 	case IsTapName(name):
-		w.taps[u.Index] = name
+		now := seen(u.Link)
+		if w.taps[u.Index] != now {
+			w.taps[u.Index] = now
+			w.queue.push(event{changed: true, name: name, index: int(u.Index)})
+		}
 	default:
 		// renamed away from ngtap<N>: no longer ours to report
 		delete(w.taps, u.Index)
 	}
 }
 
-// removal is a tap gone from the kernel. The index tells it from a newer
-// device that took the same name meanwhile.
-type removal struct {
-	name  string
-	index int
+// event is a tap gone from the kernel, or changed. The index tells it from
+// a newer device that took the same name meanwhile.
+type event struct {
+	changed bool
+	name    string
+	index   int
 }
 
-// nameQueue hands removals to the callback in order without ever blocking
+// eventQueue hands events to the callbacks in order without ever blocking
 // the event reader: a slow callback must not make the socket overflow.
-type nameQueue struct {
-	mu    sync.Mutex
-	names []removal
-	ready chan struct{}
+type eventQueue struct {
+	mu     sync.Mutex
+	events []event
+	ready  chan struct{}
 }
 
-func newNameQueue() *nameQueue { return &nameQueue{ready: make(chan struct{}, 1)} }
+func newEventQueue() *eventQueue { return &eventQueue{ready: make(chan struct{}, 1)} }
 
-func (q *nameQueue) push(r removal) {
+func (q *eventQueue) push(e event) {
 	q.mu.Lock()
-	q.names = append(q.names, r)
+	q.events = append(q.events, e)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -169,7 +204,7 @@ func (q *nameQueue) push(r removal) {
 	}
 }
 
-func (q *nameQueue) deliver(ctx context.Context, gone func(name string, index int)) {
+func (q *eventQueue) deliver(ctx context.Context, events Events) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -177,14 +212,18 @@ func (q *nameQueue) deliver(ctx context.Context, gone func(name string, index in
 		case <-q.ready:
 		}
 		q.mu.Lock()
-		names := q.names
-		q.names = nil
+		batch := q.events
+		q.events = nil
 		q.mu.Unlock()
-		for _, r := range names {
+		for _, e := range batch {
 			if ctx.Err() != nil {
 				return
 			}
-			gone(r.name, r.index)
+			if e.changed {
+				events.Changed(e.name, e.index)
+			} else {
+				events.Gone(e.name, e.index)
+			}
 		}
 	}
 }

@@ -8,14 +8,14 @@ import (
 	"github.com/netgrant/netgrant/test/nstest"
 )
 
-// watch starts WatchRemovals for the test and returns the reported names.
+// watch starts Watch for the test and returns the names reported gone.
 func watch(t *testing.T) <-chan string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	gone := make(chan string, 100)
-	if err := WatchRemovals(ctx, func(name string, _ int) { gone <- name }); err != nil {
-		t.Fatalf("WatchRemovals: %v", err)
+	if err := Watch(ctx, goneOnly(func(name string, _ int) { gone <- name })); err != nil {
+		t.Fatalf("Watch: %v", err)
 	}
 	return gone
 }
@@ -31,6 +31,10 @@ func nextGone(t *testing.T, gone <-chan string) string {
 		t.Fatal("no removal reported")
 		return ""
 	}
+}
+
+func goneOnly(gone func(string, int)) Events {
+	return Events{Gone: gone, Changed: func(string, int) {}}
 }
 
 func TestWatchReportsRemovals(t *testing.T) {
@@ -78,7 +82,7 @@ func TestWatchResubscribeReportsMissedRemovals(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dev := create(t, Config{Queues: 1})
-	w := &removalWatcher{taps: map[int32]string{}, queue: newNameQueue()}
+	w := &watcher{taps: map[int32]seenTap{}, queue: newEventQueue()}
 	_, stop, err := w.subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +92,7 @@ func TestWatchResubscribeReportsMissedRemovals(t *testing.T) {
 	// subscription's listing can tell.
 	closeAll(dev)
 	gone := make(chan string, 10)
-	go w.queue.deliver(ctx, func(name string, _ int) { gone <- name })
+	go w.queue.deliver(ctx, goneOnly(func(name string, _ int) { gone <- name }))
 	_, stop, err = w.subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +107,7 @@ func TestWatchStopsWithContext(t *testing.T) {
 	nstest.Require(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	reported := make(chan string, 10)
-	if err := WatchRemovals(ctx, func(name string, _ int) { reported <- name }); err != nil {
+	if err := Watch(ctx, goneOnly(func(name string, _ int) { reported <- name })); err != nil {
 		t.Fatal(err)
 	}
 	cancel()

@@ -12,6 +12,9 @@ package harness
 //	{"op":"write","fd":ID,"data":HEX}               → {}
 //	{"op":"read","fd":ID,"timeout_ms":N}            → {"data":HEX} or {"timeout":true}
 //	{"op":"tungetiff","fd":ID}                      → {"ifname":S,"flags":N}
+//	{"op":"tunioctl","fd":ID,"ioctl":"persist|owner|group","value":N} → {}
+//	{"op":"signal","msg":HEX,"count":N}             → {} after sending it N times
+//	{"op":"fuzz","seed":N,"count":N}                → {"fuzz":{...}} (see Fuzz)
 //	{"op":"pass","fd":ID}                           → {} and a copy of the fd sent over fd 3
 //	{"op":"exit"}                                   → {} and the client exits
 //
@@ -55,6 +58,8 @@ type request struct {
 	AttachFDs int    `json:"attach_fds,omitempty"`
 	Seed      int64  `json:"seed,omitempty"`
 	Count     int    `json:"count,omitempty"`
+	Ioctl     string `json:"ioctl,omitempty"`
+	Value     int    `json:"value,omitempty"`
 }
 
 type response struct {
@@ -435,6 +440,13 @@ func (c *Client) TunGetIff(id int) (ifname string, flags uint16) {
 	c.t.Helper()
 	resp := c.roundTrip(request{Op: "tungetiff", FD: id})
 	return resp.IfName, resp.Flags
+}
+
+// TunIoctl makes the client, as the holder of tap fd id, set the tap's
+// persistence ("persist"), owner ("owner") or group ("group") to value.
+func (c *Client) TunIoctl(id int, ioctl string, value int) {
+	c.t.Helper()
+	c.roundTrip(request{Op: "tunioctl", FD: id, Ioctl: ioctl, Value: value})
 }
 
 // Pass gets a copy of a held fd from the client, as a user hands a tap fd

@@ -119,6 +119,12 @@ func (s *clientState) handle(req request) (response, error) {
 		// fd 3 is the client's end of a socket pair the test holds the
 		// other end of.
 		return response{}, unix.Sendmsg(3, []byte{0}, unix.UnixRights(int(f.Fd())), nil, 0)
+	case "tunioctl":
+		ioctl, ok := map[string]uint{"persist": unix.TUNSETPERSIST, "owner": unix.TUNSETOWNER, "group": unix.TUNSETGROUP}[req.Ioctl]
+		if !ok {
+			return response{}, fmt.Errorf("unknown tun ioctl %q", req.Ioctl)
+		}
+		return response{}, unix.IoctlSetInt(int(f.Fd()), ioctl, req.Value)
 	case "tungetiff":
 		ifr, err := unix.NewIfreq("")
 		if err != nil {

@@ -1,0 +1,41 @@
+// Package linkconf holds per-link kernel settings that netgrant applies to
+// the links it makes.
+package linkconf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+)
+
+// DisableIPv6 keeps a link free of link-local and autoconfigured
+// addresses and deaf to router advertisements: a tap or bridge with IPv6
+// would make the host reachable from guests past the IPv4 firewall, and a
+// guest's advertisement would give the host an address and a default route
+// through it. Call it before the link goes up. A link without IPv6 (IPv6
+// off on the host, or an MTU below 1280) has no conf directory and needs
+// nothing.
+func DisableIPv6(link netlink.Link) error {
+	name := link.Attrs().Name
+	conf := filepath.Join("/proc/sys/net/ipv6/conf", name)
+	if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := netlink.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+		return fmt.Errorf("turning off IPv6 address generation on %s: %w", name, err)
+	}
+	for _, setting := range []string{"accept_ra", "disable_ipv6"} {
+		value := "0\n"
+		if setting == "disable_ipv6" {
+			value = "1\n"
+		}
+		if err := os.WriteFile(filepath.Join(conf, setting), []byte(value), 0); err != nil {
+			return fmt.Errorf("setting %s on %s: %w", setting, name, err)
+		}
+	}
+	return nil
+}
