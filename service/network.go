@@ -213,6 +213,9 @@ func (m *Manager) prepareCreate(c Caller, r NetworkRequest, given netip.Prefix) 
 		if err := dnsmasq.Available(); err != nil {
 			return subnet.Plan{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
 		}
+		if _, err := dnsmasq.DedicatedAccount(); err != nil {
+			return subnet.Plan{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq's own account (or pass dhcp: false and dns: false)")
+		}
 	}
 	return m.planNetwork(given)
 }
@@ -358,10 +361,14 @@ func (m *Manager) startDnsmasq(n *netRes) error {
 			return Wrap(Failed, err, "recording the network")
 		}
 	}
+	account, err := dnsmasq.DedicatedAccount()
+	if err != nil {
+		return Wrap(Unsupported, err, "starting dnsmasq")
+	}
 	inst, err := dnsmasq.Start(dnsmasq.Config{
 		Network: n.name, Bridge: n.bridge, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
 		DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
-		Dir: dir, Log: m.log.With("network", n.name),
+		Dir: dir, Account: account, Log: m.log.With("network", n.name),
 	}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
 	if err != nil {
 		return Wrap(Failed, err, "starting dnsmasq")

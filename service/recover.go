@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/netgrant/netgrant/service/bridge"
-	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/subnet"
 	"github.com/netgrant/netgrant/service/tap"
 )
@@ -64,7 +63,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 		holders: holders, taps: map[string]bool{}, rec: r,
 	}
 	if n.dhcp || n.dns {
-		if err := dnsmasq.StopOrphan(m.dnsmasqDir(n)); err != nil {
+		if err := stopOrphanDnsmasq(m.dnsmasqDir(n)); err != nil {
 			m.log.Warn("stopping the previous dnsmasq", "network", n.name, "err", err)
 		}
 		if err := m.startDnsmasq(n); err != nil {

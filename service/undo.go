@@ -159,9 +159,21 @@ func (m *Manager) runStep(s step) error {
 			delete(m.dnsmasqs, a["dir"])
 			return inst.Stop()
 		}
-		return dnsmasq.StopOrphan(a["dir"])
+		return stopOrphanDnsmasq(a["dir"])
 	}
 	return fmt.Errorf("unknown undo step %q", s.Op)
+}
+
+// stopOrphanDnsmasq stops the dnsmasq of dir that an earlier netgrantd
+// left running. Without dnsmasq's account only one still running as root
+// can be found; one that dropped to an account now gone cannot be told
+// from a stranger's process.
+func stopOrphanDnsmasq(dir string) error {
+	account, err := dnsmasq.DedicatedAccount()
+	if err != nil {
+		account.UID = 0
+	}
+	return dnsmasq.StopOrphan(dir, account)
 }
 
 func hookArgs(event hooks.Event, env hooks.Env) map[string]string {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 )
 
@@ -23,16 +22,17 @@ type Config struct {
 	DHCPStart, DHCPEnd netip.Addr
 	DNS                bool
 	Dir                string // existing state directory; dnsmasq's files go here
+	Account            Account
 	Log                *slog.Logger
 }
 
 const leaseTime = "1h"
 
-// pidFileName is where dnsmasq writes its pid in its directory.
-const pidFileName = "dnsmasq.pid"
-
-func (c Config) pidFile() string   { return filepath.Join(c.Dir, pidFileName) }
 func (c Config) leaseFile() string { return filepath.Join(c.Dir, "leases") }
+
+// leaseFileArg names the lease file on dnsmasq's command line; it is also
+// how an orphaned dnsmasq of a directory is recognised.
+func leaseFileArg(dir string) string { return "--dhcp-leasefile=" + filepath.Join(dir, "leases") }
 
 func (c Config) validate() error {
 	switch {
@@ -40,6 +40,8 @@ func (c Config) validate() error {
 		return errors.New("no bridge")
 	case c.Dir == "":
 		return errors.New("no state directory")
+	case c.Account.User == "" || c.Account.Group == "":
+		return errors.New("no account to run as")
 	case !c.DHCP && !c.DNS:
 		return errors.New("neither DHCP nor DNS requested")
 	case !c.Gateway.Is4() || !c.Prefix.Addr().Is4() || !c.Prefix.Contains(c.Gateway):
@@ -69,13 +71,15 @@ func (c Config) args() []string {
 		"--interface=" + c.Bridge,
 		"--listen-address=" + c.Gateway.String(),
 		"--except-interface=lo",
-		"--pid-file=" + c.pidFile(),
+		// No pid file: dnsmasq hands it to the user it drops to, who
+		// could then name any process for root to signal.
+		"--pid-file=",
 		"--log-facility=-",
-	}
-	// Sockets are bound as root; then dnsmasq runs as nobody.
-	args = append(args, "--user=nobody")
-	if g := unprivilegedGroup(); g != "" {
-		args = append(args, "--group="+g)
+		// Sockets are bound as root; then dnsmasq runs as its own user.
+		"--user=" + c.Account.User,
+		"--group=" + c.Account.Group,
+		// Even without DHCP: it marks the process as this directory's.
+		leaseFileArg(c.Dir),
 	}
 	if c.DNS {
 		// The host's /etc/hosts is about the host (its own name maps to a
@@ -90,7 +94,6 @@ func (c Config) args() []string {
 		args = append(args,
 			fmt.Sprintf("--dhcp-range=%s,%s,%s,%s", c.DHCPStart, c.DHCPEnd, mask, leaseTime),
 			fmt.Sprintf("--dhcp-lease-max=%d", rangeSize(c.DHCPStart, c.DHCPEnd)),
-			"--dhcp-leasefile="+c.leaseFile(),
 			"--dhcp-authoritative",
 			"--dhcp-no-override",
 		)
@@ -102,18 +105,6 @@ func rangeSize(start, end netip.Addr) uint32 {
 	s, e := start.As4(), end.As4()
 	be := func(b [4]byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
 	return be(e) - be(s) + 1
-}
-
-// unprivilegedGroup names the distribution's group for nobody (Debian's
-// "nogroup", Fedora's "nobody"); dnsmasq refuses to start with a group that
-// does not exist, and its built-in default ("dip") grants dial-out rights.
-func unprivilegedGroup() string {
-	for _, g := range []string{"nogroup", "nobody"} {
-		if _, err := user.LookupGroup(g); err == nil {
-			return g
-		}
-	}
-	return ""
 }
 
 // binary finds dnsmasq, also in the sbin directories a daemon's PATH may lack.

@@ -2,13 +2,12 @@ package dnsmasq
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -60,7 +59,7 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 		cfg.Log = slog.Default()
 	}
 	// Watch before dnsmasq starts, so no lease it writes goes unnoticed.
-	leases, err := watchLeases(cfg.leaseFile(), onLeases)
+	leases, err := watchLeases(cfg.leaseFile(), cfg.Prefix, onLeases)
 	if err != nil {
 		return nil, err
 	}
@@ -151,15 +150,11 @@ func (i *Instance) supervise(p *process) {
 // launch starts dnsmasq and waits until it serves. On failure nothing is
 // left running and the error carries dnsmasq's last word.
 func (i *Instance) launch() (*process, error) {
-	// A pid file left by an earlier dnsmasq would fake readiness.
-	if err := os.Remove(i.cfg.pidFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("removing stale pid file: %w", err)
-	}
 	p, err := startProcess(i.bin, i.cfg.args(), i.cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.waitReady(i.cfg.pidFile(), i.stop); err != nil {
+	if err := p.waitReady(i.stop); err != nil {
 		p.terminate()
 		if errors.Is(err, errStopped) {
 			return nil, err
@@ -175,6 +170,7 @@ type process struct {
 	started time.Time
 	exited  chan struct{} // closed once cmd.Wait returned
 	stderr  chan struct{} // closed once stderr reached EOF
+	ready   chan struct{} // closed once dnsmasq said it started
 
 	mu   sync.Mutex
 	last string
@@ -196,7 +192,7 @@ func startProcess(bin string, args []string, log *slog.Logger) (*process, error)
 		r.Close()
 		return nil, fmt.Errorf("starting dnsmasq: %w", err)
 	}
-	p := &process{cmd: cmd, started: time.Now(), exited: make(chan struct{}), stderr: make(chan struct{})}
+	p := &process{cmd: cmd, started: time.Now(), exited: make(chan struct{}), stderr: make(chan struct{}), ready: make(chan struct{})}
 	go p.forwardStderr(r, log)
 	go func() {
 		cmd.Wait()
@@ -205,15 +201,20 @@ func startProcess(bin string, args []string, log *slog.Logger) (*process, error)
 	return p, nil
 }
 
-// forwardStderr logs what dnsmasq says at debug level and keeps the last
-// line for error messages.
+// forwardStderr logs what dnsmasq says at debug level, keeps the last
+// line for error messages, and tells when dnsmasq has started.
 func (p *process) forwardStderr(r *os.File, log *slog.Logger) {
 	defer close(p.stderr)
 	defer r.Close()
+	started := false
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
 		log.Debug("dnsmasq: " + line)
+		if !started && startedLine(line) {
+			started = true
+			close(p.ready)
+		}
 		p.mu.Lock()
 		p.last = line
 		p.mu.Unlock()
@@ -230,28 +231,28 @@ func (p *process) status() string {
 	return p.cmd.ProcessState.String()
 }
 
-// waitReady waits until dnsmasq has written its pid into pidFile: it does
-// so only after binding every socket and opening the lease file.
-func (p *process) waitReady(pidFile string, stop <-chan struct{}) error {
-	want := []byte(strconv.Itoa(p.cmd.Process.Pid))
+// startedLine reports dnsmasq's "dnsmasq[PID]: started, version …", which
+// it logs once every socket is bound and the lease file open, as root,
+// before it runs as its own user.
+func startedLine(line string) bool {
+	_, rest, ok := strings.Cut(line, "]: ")
+	return ok && strings.HasPrefix(line, "dnsmasq[") && strings.HasPrefix(rest, "started, version ")
+}
+
+// waitReady waits until dnsmasq has started.
+func (p *process) waitReady(stop <-chan struct{}) error {
 	deadline := time.NewTimer(readyTimeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if data, err := os.ReadFile(pidFile); err == nil && bytes.Equal(bytes.TrimSpace(data), want) {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			p.drainStderr()
-			return fmt.Errorf("exited (%s): %s", p.status(), p.lastLine())
-		case <-deadline.C:
-			return fmt.Errorf("not serving after %v: %s", readyTimeout, p.lastLine())
-		case <-stop:
-			return errStopped
-		case <-tick.C:
-		}
+	select {
+	case <-p.ready:
+		return nil
+	case <-p.exited:
+		p.drainStderr()
+		return fmt.Errorf("exited (%s): %s", p.status(), p.lastLine())
+	case <-deadline.C:
+		return fmt.Errorf("not serving after %v: %s", readyTimeout, p.lastLine())
+	case <-stop:
+		return errStopped
 	}
 }
 

@@ -148,9 +148,14 @@ func config(t *testing.T, dhcp, dns bool, log *slog.Logger) Config {
 		DHCPEnd:   netip.MustParseAddr("10.97.0.150"),
 		DNS:       dns,
 		Dir:       t.TempDir(),
+		Account:   testAccount,
 		Log:       log,
 	}
 }
+
+// testAccount is what these tests run dnsmasq as; netgrantd itself
+// insists on a dedicated account (DedicatedAccount).
+var testAccount = Account{User: "nobody", Group: "nogroup", UID: 65534}
 
 func start(t *testing.T, cfg Config) (*Instance, <-chan []Lease) {
 	t.Helper()

@@ -20,24 +20,54 @@ type Lease struct {
 	Expiry   time.Time // zero for an infinite lease
 }
 
+// maxLeaseFileSize bounds what is read of a lease file: dnsmasq runs as a
+// user of its own, and a compromised one must not make netgrantd read
+// without end. A /22's leases take well under this.
+const maxLeaseFileSize = 1 << 20
+
+// maxHostnameLen is the longest hostname published (one DNS label).
+const maxHostnameLen = 63
+
 // parseLeases reads dnsmasq's lease file: one lease a line,
 // "<expiry epoch> <mac> <ip> <hostname|*> <client-id|*>". Lines it cannot
 // use are skipped: DHCPv6 entries and the "duid" line, hardware types other
-// than Ethernet, and a last line dnsmasq has not finished writing.
-func parseLeases(data []byte) []Lease {
+// than Ethernet, addresses outside subnet, and a last line dnsmasq has not
+// finished writing. The file is the guests' word (through dnsmasq), so at
+// most one lease per address is kept, which bounds the leases by the
+// subnet's size, and a hostname that is not a plain host name is dropped.
+func parseLeases(data []byte, subnet netip.Prefix) []Lease {
 	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
 		data = data[:i+1]
 	} else {
 		data = nil
 	}
 	var leases []Lease
+	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
-		if l, ok := parseLease(sc.Text()); ok {
-			leases = append(leases, l)
+		l, ok := parseLease(sc.Text())
+		if !ok || seen[l.IP] || !subnet.Contains(netip.MustParseAddr(l.IP)) {
+			continue
 		}
+		seen[l.IP] = true
+		leases = append(leases, l)
 	}
 	return leases
+}
+
+// validHostname accepts what DNS accepts as a host's own name, one label
+// of letters, digits, '-' and '_' (Windows guests use it), neither first
+// nor last a '-': text that is safe to show and to put in a D-Bus string.
+func validHostname(name string) bool {
+	if name == "" || len(name) > maxHostnameLen || name[0] == '-' || name[len(name)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseLease(line string) (Lease, bool) {
@@ -58,7 +88,7 @@ func parseLease(line string) (Lease, bool) {
 		return Lease{}, false
 	}
 	l := Lease{MAC: mac.String(), IP: ip.String()}
-	if f[3] != "*" {
+	if validHostname(f[3]) {
 		l.Hostname = f[3]
 	}
 	if epoch != 0 {

@@ -1,11 +1,14 @@
 package dnsmasq
 
 import (
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,19 +25,56 @@ func TestParseLeases(t *testing.T) {
 		"1700000000 6-52:54:00:ab:cd:04 10.97.0.27 x *", // another hardware type
 		"1700000000 52:54:00:ab:cd:05 10.97.0 x *",
 		"duid 00:01:00:01:2c:aa:bb:cc:52:54:00:00:00:01",
-		"1700000000 12345678 fd00::5 v6guest 00:01:00:01", // DHCPv6 lease
-		"1700000000 52:54:00:ab:cd:06 10.97.0.28",         // too few fields
-		"1700000000 52:54:00:ab:cd:07 10.97.0.29 half",    // unterminated: dnsmasq is still writing
+		"1700000000 12345678 fd00::5 v6guest 00:01:00:01",     // DHCPv6 lease
+		"1700000000 52:54:00:ab:cd:06 10.97.0.28",             // too few fields
+		"1700000000 52:54:00:ab:cd:08 10.98.0.30 elsewhere *", // outside the subnet
+		"1700000000 52:54:00:ab:cd:09 10.97.0.23 second *",    // an address already leased
+		"1700000000 52:54:00:ab:cd:07 10.97.0.29 half",        // unterminated: dnsmasq is still writing
 	}, "\n")
 	want := []Lease{
 		{MAC: "52:54:00:ab:cd:01", IP: "10.97.0.23", Hostname: "guest1", Expiry: time.Unix(1700000000, 0)},
 		{MAC: "52:54:00:ab:cd:02", IP: "10.97.0.24"},
 	}
-	if got := parseLeases([]byte(file)); !reflect.DeepEqual(got, want) {
+	if got := parseLeases([]byte(file), subnet); !reflect.DeepEqual(got, want) {
 		t.Errorf("parseLeases:\n got %+v\nwant %+v", got, want)
 	}
-	if got := parseLeases(nil); got != nil {
+	if got := parseLeases(nil, subnet); got != nil {
 		t.Errorf("empty file: got %+v", got)
+	}
+}
+
+var subnet = netip.MustParsePrefix("10.97.0.0/24")
+
+func TestHostnamesArePlainNames(t *testing.T) {
+	for name, published := range map[string]string{
+		"guest1":                "guest1",
+		"WIN_PC-7":              "WIN_PC-7",
+		strings.Repeat("a", 63): strings.Repeat("a", 63),
+		strings.Repeat("a", 64): "",
+		"caf\xc3\xa9":           "",
+		"bad\xff":               "",
+		"-lead":                 "",
+		"trail-":                "",
+		"a.b":                   "",
+		"x\x1b[31m":             "",
+		"<script>":              "",
+		"\u202eexe.txt":         "",
+	} {
+		line := "0 52:54:00:ab:cd:01 10.97.0.23 " + name + " *\n"
+		got := parseLeases([]byte(line), subnet)
+		if len(got) != 1 || got[0].Hostname != published {
+			t.Errorf("hostname %q: got %+v, want the lease with hostname %q", name, got, published)
+		}
+	}
+}
+
+func TestLeasesAreBoundedByTheSubnet(t *testing.T) {
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, "0 52:54:00:00:%02x:%02x 10.97.0.%d g *\n", i/256, i%256, i%256)
+	}
+	if got := parseLeases([]byte(b.String()), subnet); len(got) != 256 {
+		t.Errorf("5000 lease lines for a /24: %d leases kept, want one per address (256)", len(got))
 	}
 }
 
@@ -72,7 +112,7 @@ func TestSameGuestsIgnoresExpiry(t *testing.T) {
 func watchFor(t *testing.T, dir string) (*leaseWatcher, <-chan []Lease) {
 	t.Helper()
 	reports := make(chan []Lease, 16)
-	w, err := watchLeases(filepath.Join(dir, "leases"), func(l []Lease) { reports <- l })
+	w, err := watchLeases(filepath.Join(dir, "leases"), subnet, func(l []Lease) { reports <- l })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,5 +220,36 @@ func TestWatcherIgnoresExpiryOnlyRenewal(t *testing.T) {
 	write(line(far+60, "52:54:00:00:00:01", "10.97.0.2") + line(far, "52:54:00:00:00:02", "10.97.0.3"))
 	if got := macs(next(t, reports)); !reflect.DeepEqual(got, []string{"52:54:00:00:00:01", "52:54:00:00:00:02"}) {
 		t.Fatalf("second report (the renewal must not be one): %v", got)
+	}
+}
+
+// dnsmasq's user may replace its lease file: neither a link to a file
+// only root may read, nor a FIFO that never ends, is read.
+func TestLeaseFileIsReadOnlyAsARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("0 52:54:00:ab:cd:01 10.97.0.23 secret *\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "leases-link")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readLeaseFile(link); err == nil {
+		t.Errorf("a link was followed: read %q", data)
+	}
+	fifo := filepath.Join(dir, "leases-fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readLeaseFile(fifo); err == nil {
+		t.Errorf("a FIFO was read: %q", data)
+	}
+	big := filepath.Join(dir, "leases-big")
+	if err := os.WriteFile(big, make([]byte, 3*maxLeaseFileSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readLeaseFile(big); err != nil || len(data) != maxLeaseFileSize {
+		t.Errorf("a huge file: read %d bytes (%v), want %d", len(data), err, maxLeaseFileSize)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,6 +26,7 @@ const settle = 50 * time.Millisecond
 // including when a lease runs out while dnsmasq has not rewritten the file.
 type leaseWatcher struct {
 	path     string
+	subnet   netip.Prefix
 	inotify  *os.File
 	onChange func([]Lease)
 	stop     chan struct{}
@@ -33,7 +36,7 @@ type leaseWatcher struct {
 	leases []Lease
 }
 
-func watchLeases(path string, onChange func([]Lease)) (*leaseWatcher, error) {
+func watchLeases(path string, subnet netip.Prefix, onChange func([]Lease)) (*leaseWatcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
@@ -48,6 +51,7 @@ func watchLeases(path string, onChange func([]Lease)) (*leaseWatcher, error) {
 	}
 	w := &leaseWatcher{
 		path:     path,
+		subnet:   subnet,
 		inotify:  inotify,
 		onChange: onChange,
 		stop:     make(chan struct{}),
@@ -124,13 +128,34 @@ func (w *leaseWatcher) run(touched <-chan struct{}) {
 
 // read returns the leases in the file; a missing file holds none.
 func (w *leaseWatcher) read() []Lease {
-	data, err := os.ReadFile(w.path)
+	data, err := readLeaseFile(w.path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return w.leases // keep what we knew; the next write triggers a retry
 	}
-	return parseLeases(data)
+	return parseLeases(data, w.subnet)
+}
+
+// readLeaseFile reads at most maxLeaseFileSize of the lease file. dnsmasq's
+// user can write its directory, so the file may have been replaced by a
+// link to a file only root may read, or by a FIFO that never ends: only a
+// regular file, reached without following a link, is read.
+func readLeaseFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxLeaseFileSize))
 }
 
 // Leases returns the live leases last seen.

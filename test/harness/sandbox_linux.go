@@ -56,6 +56,13 @@ type testUser struct {
 	groups []uint32
 }
 
+// DnsmasqUser is dnsmasq's system account in the sandbox, as
+// data/netgrant.sysusers creates it on a real system.
+const (
+	DnsmasqUser = "netgrant-dnsmasq"
+	DnsmasqUID  = 4090
+)
+
 var testUsers = []testUser{
 	{UserAlice, 4001, []uint32{NetdevGID}},
 	{UserBob, 4002, nil},
@@ -272,8 +279,11 @@ func installUsers() error {
 		}
 	}
 	group = append(group, fmt.Sprintf("%s:x:%d:%s", GroupNetdev, NetdevGID, strings.Join(groupMembers[NetdevGID], ",")))
+	passwd = append(passwd, fmt.Sprintf("%s:x:%d:%d:netgrant dnsmasq:/nonexistent:/usr/sbin/nologin", DnsmasqUser, DnsmasqUID, DnsmasqUID))
+	group = append(group, fmt.Sprintf("%s:x:%d:", DnsmasqUser, DnsmasqUID))
+	shadow = append(shadow, DnsmasqUser+":!:19000::::::")
 
-	taken := map[string]bool{GroupNetdev: true, strconv.Itoa(NetdevGID): true}
+	taken := map[string]bool{GroupNetdev: true, strconv.Itoa(NetdevGID): true, DnsmasqUser: true, strconv.Itoa(DnsmasqUID): true}
 	for _, u := range testUsers {
 		taken[u.name] = true
 		taken[strconv.Itoa(int(u.id))] = true
