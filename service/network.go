@@ -308,7 +308,7 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	if n.bridge, err = bridge.FreeName(taken); err != nil {
 		return Wrap(Failed, err, "choosing a bridge name")
 	}
-	if err := n.rec.push(opDeleteBridge, map[string]string{"name": n.bridge}); err != nil {
+	if err := n.rec.push(deleteBridgeStep(n.bridge)); err != nil {
 		return Wrap(Failed, err, "recording the network")
 	}
 	gateway := netip.PrefixFrom(n.plan.Gateway, n.plan.Prefix.Bits())
@@ -321,7 +321,7 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 		}
 	}
 	fw := n.firewall()
-	if err := n.rec.push(opRemoveFirewall, firewallArgs(fw)); err != nil {
+	if err := n.rec.push(removeFirewallStep(fw)); err != nil {
 		return Wrap(Failed, err, "recording the network")
 	}
 	// Touching the firewall is the moment to put back what someone else
@@ -351,13 +351,13 @@ func (m *Manager) dnsmasqDir(n *netRes) string {
 func (m *Manager) startDnsmasq(n *netRes) error {
 	dir := m.dnsmasqDir(n)
 	if !n.rec.has(opRemoveDir) {
-		if err := n.rec.push(opRemoveDir, map[string]string{"path": dir}); err != nil {
+		if err := n.rec.push(removeDirStep(dir)); err != nil {
 			return Wrap(Failed, err, "recording the network")
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return Wrap(Failed, err, "creating the network's state directory")
 		}
-		if err := n.rec.push(opStopDnsmasq, map[string]string{"dir": dir}); err != nil {
+		if err := n.rec.push(stopDnsmasqStep(dir)); err != nil {
 			return Wrap(Failed, err, "recording the network")
 		}
 	}

@@ -245,7 +245,7 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 			m.unwind(t.rec)
 		}
 	}()
-	if err := t.rec.push(opDeleteTap, map[string]string{"name": dev.Name, "index": strconv.Itoa(dev.Index)}); err != nil {
+	if err := t.rec.push(deleteTapStep(dev.Name, dev.Index)); err != nil {
 		return nil, nil, Wrap(Failed, err, "recording the tap")
 	}
 
@@ -278,7 +278,7 @@ func (m *Manager) saveTap(t *tapRes) error {
 	// Down hooks see the tap as it is now, not as it was created.
 	for i, s := range t.rec.Steps {
 		if s.Op == opRunDownHooks {
-			t.rec.Steps[i].Args = hookArgs(hooks.TapDown, m.hookEnvForTap(t))
+			t.rec.Steps[i] = downHooksStep(hooks.TapDown, m.hookEnvForTap(t))
 		}
 	}
 	if err := t.rec.save(); err != nil {
@@ -290,7 +290,7 @@ func (m *Manager) saveTap(t *tapRes) error {
 // runUp records the down hooks first, so that a half-failed up still gets
 // its downscripts, then runs the up hooks.
 func (m *Manager) runUp(r *record, up, down hooks.Event, env hooks.Env) error {
-	if err := r.push(opRunDownHooks, hookArgs(down, env)); err != nil {
+	if err := r.push(downHooksStep(down, env)); err != nil {
 		return Wrap(Failed, err, "recording hooks")
 	}
 	if err := m.opts.Hooks.Up(context.Background(), up, env); err != nil {

@@ -1,15 +1,14 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/netgrant/netgrant/service/bridge"
@@ -27,19 +26,75 @@ import (
 // undoes already vanished (a tap whose last fd closed), or was never done
 // (the daemon died between recording the step and acting).
 
+// step is one undo step: Op says which, and exactly the field that Op
+// names carries what it needs.
+type step struct {
+	Op       string            `json:"op"`
+	Tap      *tapRef           `json:"tap,omitempty"`      // delete-tap
+	Hooks    *hookRun          `json:"hooks,omitempty"`    // run-down-hooks
+	Bridge   string            `json:"bridge,omitempty"`   // delete-bridge
+	Firewall *firewall.Network `json:"firewall,omitempty"` // remove-firewall
+	Dir      string            `json:"dir,omitempty"`      // remove-dir, stop-dnsmasq
+}
+
 // Undo operations.
 const (
-	opDeleteTap      = "delete-tap"      // name, index
-	opRunDownHooks   = "run-down-hooks"  // event and the hook environment
-	opDeleteBridge   = "delete-bridge"   // name
-	opRemoveFirewall = "remove-firewall" // bridge, subnet, gateway, outbound
-	opRemoveDir      = "remove-dir"      // path
-	opStopDnsmasq    = "stop-dnsmasq"    // dir, network
+	opDeleteTap      = "delete-tap"
+	opRunDownHooks   = "run-down-hooks"
+	opDeleteBridge   = "delete-bridge"
+	opRemoveFirewall = "remove-firewall"
+	opRemoveDir      = "remove-dir"
+	opStopDnsmasq    = "stop-dnsmasq"
 )
 
-type step struct {
-	Op   string            `json:"op"`
-	Args map[string]string `json:"args,omitempty"`
+// tapRef names one tap device: the index tells it from a later device
+// that took the same name.
+type tapRef struct {
+	Name  string `json:"name"`
+	Index int    `json:"index"`
+}
+
+// hookRun is a run of the down hooks, with the environment they see.
+type hookRun struct {
+	Event hooks.Event `json:"event"`
+	Env   hooks.Env   `json:"env"`
+}
+
+func deleteTapStep(name string, index int) step {
+	return step{Op: opDeleteTap, Tap: &tapRef{Name: name, Index: index}}
+}
+func downHooksStep(event hooks.Event, env hooks.Env) step {
+	return step{Op: opRunDownHooks, Hooks: &hookRun{Event: event, Env: env}}
+}
+func deleteBridgeStep(name string) step { return step{Op: opDeleteBridge, Bridge: name} }
+func removeFirewallStep(n firewall.Network) step {
+	return step{Op: opRemoveFirewall, Firewall: &n}
+}
+func removeDirStep(dir string) step   { return step{Op: opRemoveDir, Dir: dir} }
+func stopDnsmasqStep(dir string) step { return step{Op: opStopDnsmasq, Dir: dir} }
+
+// check reports a step that a restarted daemon could not carry out as
+// recorded: an unknown op, or its field missing or malformed.
+func (s step) check() error {
+	var ok bool
+	switch s.Op {
+	case opDeleteTap:
+		ok = s.Tap != nil && tap.IsTapName(s.Tap.Name) && s.Tap.Index > 0
+	case opRunDownHooks:
+		ok = s.Hooks != nil && hooks.ValidDownEvent(s.Hooks.Event)
+	case opDeleteBridge:
+		ok = bridge.IsBridgeName(s.Bridge)
+	case opRemoveFirewall:
+		ok = s.Firewall != nil && bridge.IsBridgeName(s.Firewall.Bridge) && s.Firewall.Subnet.IsValid() && s.Firewall.Gateway.IsValid()
+	case opRemoveDir, opStopDnsmasq:
+		ok = filepath.IsAbs(s.Dir)
+	default:
+		return fmt.Errorf("unknown undo step %q", s.Op)
+	}
+	if !ok {
+		return fmt.Errorf("undo step %q is incomplete or malformed", s.Op)
+	}
+	return nil
 }
 
 // record is what the state directory keeps of one resource.
@@ -108,8 +163,8 @@ func (r *record) has(op string) bool {
 }
 
 // push records a step; the caller then does what it undoes.
-func (r *record) push(op string, args map[string]string) error {
-	r.Steps = append(r.Steps, step{Op: op, Args: args})
+func (r *record) push(s step) error {
+	r.Steps = append(r.Steps, s)
 	return r.save()
 }
 
@@ -130,36 +185,27 @@ func (m *Manager) unwind(r *record) {
 }
 
 func (m *Manager) runStep(s step) error {
-	a := s.Args
 	switch s.Op {
 	case opDeleteTap:
-		index, _ := strconv.Atoi(a["index"])
-		return tap.Delete(a["name"], index)
+		return tap.Delete(s.Tap.Name, s.Tap.Index)
 	case opRunDownHooks:
-		uid, _ := strconv.ParseUint(a["uid"], 10, 32)
-		m.opts.Hooks.Down(context.Background(), hooks.Event(a["event"]), hooks.Env{
-			IfName: a["ifname"], Bridge: a["bridge"], Network: a["network"], Subnet: a["subnet"], MAC: a["mac"], UID: uint32(uid),
-		})
+		m.opts.Hooks.Down(context.Background(), s.Hooks.Event, s.Hooks.Env)
 		return nil
 	case opDeleteBridge:
-		return bridge.Delete(a["name"])
+		return bridge.Delete(s.Bridge)
 	case opRemoveFirewall:
-		n, err := firewallFromArgs(a)
-		if err != nil {
-			return err
-		}
 		if m.opts.Firewall == nil {
 			return errors.New("iptables is missing: cannot remove the network's rules")
 		}
-		return m.opts.Firewall.Remove(n)
+		return m.opts.Firewall.Remove(*s.Firewall)
 	case opRemoveDir:
-		return os.RemoveAll(a["path"])
+		return os.RemoveAll(s.Dir)
 	case opStopDnsmasq:
-		if inst, ok := m.dnsmasqs[a["dir"]]; ok {
-			delete(m.dnsmasqs, a["dir"])
+		if inst, ok := m.dnsmasqs[s.Dir]; ok {
+			delete(m.dnsmasqs, s.Dir)
 			return inst.Stop()
 		}
-		return stopOrphanDnsmasq(a["dir"])
+		return stopOrphanDnsmasq(s.Dir)
 	}
 	return fmt.Errorf("unknown undo step %q", s.Op)
 }
@@ -176,29 +222,22 @@ func stopOrphanDnsmasq(dir string) error {
 	return dnsmasq.StopOrphan(dir, account)
 }
 
-func hookArgs(event hooks.Event, env hooks.Env) map[string]string {
-	return map[string]string{
-		"event": string(event), "ifname": env.IfName, "bridge": env.Bridge, "network": env.Network,
-		"subnet": env.Subnet, "mac": env.MAC, "uid": uidString(env.UID),
+// parse reads a record written by save, checking every step.
+func (r *record) parse(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(r); err != nil {
+		return err
 	}
-}
-
-func firewallArgs(n firewall.Network) map[string]string {
-	return map[string]string{
-		"bridge": n.Bridge, "subnet": n.Subnet.String(), "gateway": n.Gateway.String(), "outbound": strconv.FormatBool(n.Outbound),
+	if r.Kind != "tap" && r.Kind != "network" {
+		return fmt.Errorf("unknown kind %q", r.Kind)
 	}
-}
-
-func firewallFromArgs(a map[string]string) (firewall.Network, error) {
-	subnet, err := netip.ParsePrefix(a["subnet"])
-	if err != nil {
-		return firewall.Network{}, err
+	for i, s := range r.Steps {
+		if err := s.check(); err != nil {
+			return fmt.Errorf("step %d: %w", i+1, err)
+		}
 	}
-	gateway, err := netip.ParseAddr(a["gateway"])
-	if err != nil {
-		return firewall.Network{}, err
-	}
-	return firewall.Network{Bridge: a["bridge"], Subnet: subnet, Gateway: gateway, Outbound: a["outbound"] == "true"}, nil
+	return nil
 }
 
 // loadRecords reads every record in the state directory. A record that
@@ -225,7 +264,7 @@ func (m *Manager) loadRecords(log *slog.Logger) []*record {
 			continue
 		}
 		r := &record{path: path}
-		if err := json.Unmarshal(data, r); err != nil {
+		if err := r.parse(data); err != nil {
 			log.Warn("unreadable state: leaving it alone", "path", path, "err", err)
 			continue
 		}

@@ -23,7 +23,10 @@ import (
 
 var version = "devel"
 
-const usage = `Usage: netgrant-bridge-helper [--use-vnet] --br=BRIDGE --fd=UNIXFD
+// usageText names HELPER where the helper's own path goes: it lives in
+// the libexec directory the build chose, which differs between
+// distributions.
+const usageText = `Usage: netgrant-bridge-helper [--use-vnet] --br=BRIDGE --fd=UNIXFD
 
 QEMU's bridge helper protocol, without setuid: asks netgrantd for a tap
 device on BRIDGE (a netgrant network's bridge, or a host bridge the
@@ -31,12 +34,21 @@ administrator allows; polkit decides who may) and sends its fd over the
 unix socket UNIXFD. --use-vnet gives the tap a virtio-net header.
 
 With QEMU:
-  qemu-system-x86_64 ... -netdev bridge,id=n0,br=BRIDGE,helper=/usr/lib/netgrant/netgrant-bridge-helper \
+  qemu-system-x86_64 ... -netdev bridge,id=n0,br=BRIDGE,helper=HELPER \
       -device virtio-net-pci,netdev=n0
 With libvirt (qemu:///session), in ~/.config/libvirt/qemu.conf:
-  bridge_helper = "/usr/lib/netgrant/netgrant-bridge-helper"
+  bridge_helper = "HELPER"
 and <interface type='bridge'><source bridge='BRIDGE'/></interface>.
 `
+
+// usage is usageText with this program's own path.
+func usage() string {
+	self, err := os.Executable()
+	if err != nil {
+		self = "/usr/libexec/netgrant-bridge-helper"
+	}
+	return strings.ReplaceAll(usageText, "HELPER", self)
+}
 
 type options struct {
 	bridge  string
@@ -75,7 +87,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	}
 	if len(args) == 1 && args[0] == "--version" {
@@ -84,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	opts, err := parseArgs(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "netgrant-bridge-helper: %v\n\n%s", err, usage)
+		fmt.Fprintf(stderr, "netgrant-bridge-helper: %v\n\n%s", err, usage())
 		return 1
 	}
 	if err := sendTap(opts); err != nil {

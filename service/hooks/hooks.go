@@ -34,6 +34,9 @@ const (
 	NetworkDown Event = "network-down"
 )
 
+// ValidDownEvent reports whether ev is a teardown event.
+func ValidDownEvent(ev Event) bool { return ev == TapDown || ev == NetworkDown }
+
 // Env describes the tap or network the hooks run for. Empty fields are
 // passed as empty variables.
 type Env struct {
