@@ -52,7 +52,8 @@ type Caller struct {
 
 // Observer hears of every object appearing, changing and going away, so the
 // D-Bus layer can export objects and emit signals. Calls come with the
-// manager's lock held: an Observer must not call back into the Manager.
+// manager's lock held, in the order of the changes: an Observer must not
+// call back into the Manager, nor wait for anything but sending.
 type Observer interface {
 	TapAdded(TapInfo)
 	TapChanged(TapInfo)
@@ -78,6 +79,12 @@ type Options struct {
 }
 
 // Manager owns every tap and network netgrant created.
+//
+// Its lock guards the maps and the resources' fields, never slow work: a
+// call looks and claims under it (see decide), then builds or tears down
+// the resource it claimed without it — hooks, dnsmasq, netlink — so one
+// caller's slow hook holds up nobody else. The firewall, which every
+// network shares, has a lock of its own.
 type Manager struct {
 	opts Options
 	log  *slog.Logger
@@ -85,18 +92,28 @@ type Manager struct {
 	mu       sync.Mutex
 	taps     map[string]*tapRes
 	networks map[string]*netRes
+	// pendingTaps counts, per uid, taps being set up: they count against
+	// the quota before they are in taps.
+	pendingTaps map[uint32]int
 	// dnsmasqs are the running dnsmasq instances by directory.
 	dnsmasqs map[string]*dnsmasq.Instance
+
+	fwMu sync.Mutex
+	// fwNetworks are the networks whose rules the firewall holds, by
+	// bridge: what Sync restores.
+	fwNetworks map[string]firewall.Network
 }
 
 // New returns a Manager with nothing in it.
 func New(opts Options) *Manager {
 	return &Manager{
-		opts:     opts,
-		log:      opts.Log,
-		taps:     map[string]*tapRes{},
-		networks: map[string]*netRes{},
-		dnsmasqs: map[string]*dnsmasq.Instance{},
+		opts:        opts,
+		log:         opts.Log,
+		taps:        map[string]*tapRes{},
+		networks:    map[string]*netRes{},
+		pendingTaps: map[uint32]int{},
+		dnsmasqs:    map[string]*dnsmasq.Instance{},
+		fwNetworks:  map[string]firewall.Network{},
 	}
 }
 
@@ -120,6 +137,34 @@ func (m *Manager) authorize(ctx context.Context, c Caller, check *AuthCheck) err
 	return nil
 }
 
+// decide is every state-changing call's way through polkit: look
+// examines the state under the lock and names what it saw and the one
+// check the call needs; once polkit allows it, look runs again under the
+// lock and, if it sees the same (else changed is the answer), claim takes
+// what the call will work on, still under the lock. No lock is held while
+// polkit is asked.
+func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func() (T, *AuthCheck, error), changed error, claim func(T) error) (T, error) {
+	m.mu.Lock()
+	seen, check, err := look()
+	m.mu.Unlock()
+	if err != nil {
+		return seen, err
+	}
+	if err := m.authorize(ctx, c, check); err != nil {
+		return seen, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now, _, err := look()
+	if err != nil {
+		return now, err
+	}
+	if now != seen {
+		return now, changed
+	}
+	return now, claim(now)
+}
+
 func (m *Manager) manageCheck(kind, name string) *AuthCheck {
 	return &AuthCheck{Action: ActionManage, Details: map[string]string{"object": m.opts.ObjectID(kind, name)}}
 }
@@ -130,7 +175,7 @@ func uidString(uid uint32) string { return strconv.FormatUint(uint64(uid), 10) }
 func (m *Manager) GetNetwork(name string) (NetworkInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n, ok := m.networks[name]
+	n, ok := m.readyNetwork(name)
 	if !ok {
 		return NetworkInfo{}, Errorf(NotFound, "there is no network %q", name)
 	}
@@ -146,12 +191,50 @@ func (m *Manager) Shutdown() {
 	m.log.Info("stopping: held taps and networks stay for the next start", "taps", len(m.taps), "networks", len(m.networks))
 }
 
-func (m *Manager) firewallNetworks() []firewall.Network {
-	out := make([]firewall.Network, 0, len(m.networks))
-	for _, n := range m.networks {
-		out = append(out, n.firewall())
+// addFirewall installs n's rules, putting back first what someone else
+// flushed: touching the firewall is the moment to.
+func (m *Manager) addFirewall(n firewall.Network) error {
+	m.fwMu.Lock()
+	defer m.fwMu.Unlock()
+	m.syncFirewallLocked()
+	if err := m.opts.Firewall.Add(n); err != nil {
+		return err
 	}
-	return out
+	m.fwNetworks[n.Bridge] = n
+	return nil
+}
+
+func (m *Manager) removeFirewall(n firewall.Network) error {
+	m.fwMu.Lock()
+	defer m.fwMu.Unlock()
+	delete(m.fwNetworks, n.Bridge)
+	err := m.opts.Firewall.Remove(n)
+	m.syncFirewallLocked()
+	return err
+}
+
+// RestoreFirewall puts back netgrant's rules, as after a firewalld reload
+// flushed them.
+func (m *Manager) RestoreFirewall() {
+	m.fwMu.Lock()
+	defer m.fwMu.Unlock()
+	m.syncFirewallLocked()
+}
+
+// syncFirewallLocked makes the firewall hold exactly the rules of the
+// networks that have them, putting back what someone flushed. A failure is
+// only logged: the networks go on working as well as they can.
+func (m *Manager) syncFirewallLocked() {
+	if m.opts.Firewall == nil {
+		return
+	}
+	nets := make([]firewall.Network, 0, len(m.fwNetworks))
+	for _, n := range m.fwNetworks {
+		nets = append(nets, n)
+	}
+	if err := m.opts.Firewall.Sync(nets); err != nil {
+		m.log.Warn("restoring firewall rules", "err", err)
+	}
 }
 
 func (m *Manager) hookEnvForNetwork(n *netRes) hooks.Env {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -65,9 +66,29 @@ type netRes struct {
 	holders    map[string]bool
 	taps       map[string]bool
 	rec        *record
+	// state moves from creating to ready to removing; the name, subnet and
+	// bridge stay taken until settled is closed, once the network is gone
+	// (or ready). Only the call that created it, or the teardown that
+	// removes it, works on a network that is not ready.
+	state   netState
+	settled chan struct{}
 
 	leaseMu sync.Mutex
 	leases  []dnsmasq.Lease
+}
+
+type netState int
+
+const (
+	creating netState = iota
+	ready
+	removing
+)
+
+// readyNetwork returns the network called name if it is ready for use.
+func (m *Manager) readyNetwork(name string) (*netRes, bool) {
+	n, ok := m.networks[name]
+	return n, ok && n.state == ready
 }
 
 func (n *netRes) firewall() firewall.Network {
@@ -152,12 +173,21 @@ func (r NetworkRequest) sameAs(n *netRes) (string, bool) {
 	return "", true
 }
 
+// errBusy says a network of that name is being created or removed:
+// the caller waits until it has settled and looks again.
+type errBusy struct{ settled chan struct{} }
+
+func (errBusy) Error() string { return "the network is being set up or removed" }
+
 // joinable returns the network r would join, nil if none exists, or an
 // Exists error if it exists but cannot be joined by uid.
 func (m *Manager) joinable(uid uint32, r NetworkRequest) (*netRes, error) {
 	n, ok := m.networks[r.Name]
 	if !ok {
 		return nil, nil
+	}
+	if n.state != ready {
+		return nil, errBusy{n.settled}
 	}
 	if n.owner != uid {
 		return nil, Errorf(Exists, "network %q already exists and belongs to another user: choose another name", r.Name)
@@ -168,12 +198,10 @@ func (m *Manager) joinable(uid uint32, r NetworkRequest) (*netRes, error) {
 	return n, nil
 }
 
-// planNetwork chooses the subnet of a new network and checks it is free.
-func (m *Manager) planNetwork(given netip.Prefix) (subnet.Plan, error) {
-	uses, err := subnet.HostUses()
-	if err != nil {
-		return subnet.Plan{}, Wrap(Failed, err, "reading the host's addresses and routes")
-	}
+// planNetwork chooses the subnet of a new network and checks it is free of
+// hostUses and of every network, those being created or removed included.
+func (m *Manager) planNetwork(given netip.Prefix, hostUses []subnet.Use) (subnet.Plan, error) {
+	uses := append([]subnet.Use(nil), hostUses...)
 	for _, n := range m.networks {
 		uses = append(uses, subnet.Use{Prefix: n.plan.Prefix, What: "network \"" + n.name + "\""})
 	}
@@ -193,31 +221,35 @@ func (m *Manager) planNetwork(given netip.Prefix) (subnet.Plan, error) {
 func (m *Manager) networksOf(uid uint32) int {
 	count := 0
 	for _, n := range m.networks {
-		if n.owner == uid {
+		if n.owner == uid && n.state != removing {
 			count++
 		}
 	}
 	return count
 }
 
-// prepareCreate does every check of a new network that needs no side
-// effect, returning its plan.
-func (m *Manager) prepareCreate(c Caller, r NetworkRequest, given netip.Prefix) (subnet.Plan, error) {
-	if limit := m.opts.Config.NetworksPerUser; m.networksOf(c.UID) >= limit {
-		return subnet.Plan{}, Errorf(QuotaExceeded, "user %d already has %d networks, the limit ([Limits] NetworksPerUser=%d): delete one first", c.UID, limit, limit)
-	}
+// checkSupported refuses a network this host cannot give, before anything
+// is looked at or asked.
+func (m *Manager) checkSupported(r NetworkRequest) error {
 	if m.opts.Firewall == nil {
-		return subnet.Plan{}, Errorf(Unsupported, "NAT networks need iptables, which is not installed: install the iptables package and restart netgrantd")
+		return Errorf(Unsupported, "NAT networks need iptables, which is not installed: install the iptables package and restart netgrantd")
 	}
 	if boolOr(r.DHCP, true) || boolOr(r.DNS, true) {
 		if err := dnsmasq.Available(); err != nil {
-			return subnet.Plan{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
+			return Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
 		}
 		if _, err := dnsmasq.DedicatedAccount(); err != nil {
-			return subnet.Plan{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq's own account (or pass dhcp: false and dns: false)")
+			return Wrap(Unsupported, err, "DHCP and DNS need dnsmasq's own account (or pass dhcp: false and dns: false)")
 		}
 	}
-	return m.planNetwork(given)
+	return nil
+}
+
+// networkPlan is what CreateNATNetwork decides under the lock: join an
+// existing network, or create one with this plan.
+type networkPlan struct {
+	join *netRes
+	plan subnet.Plan
 }
 
 // CreateNATNetwork creates network r.Name, or joins it if it exists, is
@@ -227,73 +259,125 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 	if err != nil {
 		return NetworkInfo{}, err
 	}
-	m.mu.Lock()
-	existing, err := m.joinable(c.UID, r)
-	var plan subnet.Plan
-	if err == nil && existing != nil {
-		plan = existing.plan
-	} else if err == nil {
-		plan, err = m.prepareCreate(c, r, given)
+	for {
+		info, err := m.createOrJoin(ctx, c, r, given)
+		var busy errBusy
+		if !errors.As(err, &busy) {
+			return info, err
+		}
+		select {
+		case <-busy.settled:
+		case <-ctx.Done():
+			return NetworkInfo{}, Wrap(Failed, ctx.Err(), "the caller left")
+		}
 	}
-	m.mu.Unlock()
-	if err != nil {
-		return NetworkInfo{}, err
-	}
-	check := &AuthCheck{Action: ActionCreateNATNetwork, Details: map[string]string{"network": r.Name, "subnet": plan.Prefix.String()}}
-	if existing == nil && boolOr(r.Persistent, false) {
-		check.Action = ActionPersist
-	}
-	if err := m.authorize(ctx, c, check); err != nil {
-		return NetworkInfo{}, err
-	}
+}
 
+func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, given netip.Prefix) (NetworkInfo, error) {
+	// What the kernel says is read before the lock is taken.
+	hostUses, err := subnet.HostUses()
+	if err != nil {
+		return NetworkInfo{}, Wrap(Failed, err, "reading the host's addresses and routes")
+	}
+	linkNames, err := bridge.LinkNames()
+	if err != nil {
+		return NetworkInfo{}, Wrap(Failed, err, "listing links")
+	}
+	look := func() (networkPlan, *AuthCheck, error) {
+		existing, err := m.joinable(c.UID, r)
+		if err != nil {
+			return networkPlan{}, nil, err
+		}
+		check := &AuthCheck{Action: ActionCreateNATNetwork, Details: map[string]string{"network": r.Name}}
+		if existing != nil {
+			check.Details["subnet"] = existing.plan.Prefix.String()
+			return networkPlan{join: existing, plan: existing.plan}, check, nil
+		}
+		if limit := m.opts.Config.NetworksPerUser; m.networksOf(c.UID) >= limit {
+			return networkPlan{}, nil, Errorf(QuotaExceeded, "user %d already has %d networks, the limit ([Limits] NetworksPerUser=%d): delete one first", c.UID, limit, limit)
+		}
+		if err := m.checkSupported(r); err != nil {
+			return networkPlan{}, nil, err
+		}
+		plan, err := m.planNetwork(given, hostUses)
+		if err != nil {
+			return networkPlan{}, nil, err
+		}
+		check.Details["subnet"] = plan.Prefix.String()
+		if boolOr(r.Persistent, false) {
+			check.Action = ActionPersist
+		}
+		return networkPlan{plan: plan}, check, nil
+	}
+	var n *netRes
+	var info NetworkInfo
+	_, err = decide(ctx, m, c, look, Errorf(SubnetConflict, "another network took the subnet or name of %q while polkit was asked: call again", r.Name),
+		func(p networkPlan) error {
+			if p.join != nil {
+				info, err = m.join(p.join, c.Holder)
+				return err
+			}
+			n, err = m.reserveNetwork(c, r, p.plan, linkNames)
+			return err
+		})
+	if err != nil || n == nil {
+		return info, err
+	}
+	setupErr := m.setupNetwork(n)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if existing != nil {
-		n, err := m.joinable(c.UID, r)
-		if err != nil {
-			return NetworkInfo{}, err
-		}
-		if n != existing {
-			return NetworkInfo{}, Errorf(Exists, "network %q was replaced while authorizing: call again", r.Name)
-		}
-		n.holders[c.Holder] = true
-		if err := m.saveNetwork(n); err != nil {
-			delete(n.holders, c.Holder)
-			return NetworkInfo{}, err
-		}
-		info := m.networkInfo(n)
-		m.opts.Observer.NetworkChanged(info)
-		return info, nil
+	close(n.settled)
+	if setupErr != nil {
+		delete(m.networks, n.name)
+		return NetworkInfo{}, setupErr
 	}
-	if _, ok := m.networks[r.Name]; ok {
-		return NetworkInfo{}, Errorf(Exists, "network %q was created by another call meanwhile: call again to join it", r.Name)
-	}
-	again, err := m.prepareCreate(c, r, given)
-	if err != nil {
-		return NetworkInfo{}, err
-	}
-	if again.Prefix != plan.Prefix {
-		return NetworkInfo{}, Errorf(SubnetConflict, "subnet %s was taken by another network meanwhile: call again", plan.Prefix)
-	}
-	n := &netRes{
-		name: r.Name, owner: c.UID, plan: plan,
-		dhcp: boolOr(r.DHCP, true), dns: boolOr(r.DNS, true), outbound: boolOr(r.Outbound, true),
-		persistent: boolOr(r.Persistent, false), mtu: 1500,
-		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{},
-	}
-	if r.MTU != nil {
-		n.mtu = *r.MTU
-	}
-	if err := m.setupNetwork(n); err != nil {
-		return NetworkInfo{}, err
-	}
-	m.networks[n.name] = n
-	info := m.networkInfo(n)
+	n.state, n.settled = ready, make(chan struct{})
+	info = m.networkInfo(n)
 	m.opts.Observer.NetworkAdded(info)
 	return info, nil
 }
 
+// join makes holder another holder of n.
+func (m *Manager) join(n *netRes, holder string) (NetworkInfo, error) {
+	n.holders[holder] = true
+	if err := m.saveNetwork(n); err != nil {
+		delete(n.holders, holder)
+		return NetworkInfo{}, err
+	}
+	info := m.networkInfo(n)
+	m.opts.Observer.NetworkChanged(info)
+	return info, nil
+}
+
+// reserveNetwork takes the name, subnet and a bridge name for a network
+// that setupNetwork then builds without the lock.
+func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, plan subnet.Plan, linkNames map[string]bool) (*netRes, error) {
+	taken := map[string]bool{}
+	for name := range linkNames {
+		taken[name] = true
+	}
+	for _, other := range m.networks {
+		taken[other.bridge] = true
+	}
+	br, err := bridge.FreeName(taken)
+	if err != nil {
+		return nil, Wrap(Failed, err, "choosing a bridge name")
+	}
+	n := &netRes{
+		name: r.Name, owner: c.UID, plan: plan, bridge: br,
+		dhcp: boolOr(r.DHCP, true), dns: boolOr(r.DNS, true), outbound: boolOr(r.Outbound, true),
+		persistent: boolOr(r.Persistent, false), mtu: 1500,
+		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{},
+		state: creating, settled: make(chan struct{}),
+	}
+	if r.MTU != nil {
+		n.mtu = *r.MTU
+	}
+	m.networks[n.name] = n
+	return n, nil
+}
+
+// setupNetwork builds n, which is reserved: no other call touches it.
 func (m *Manager) setupNetwork(n *netRes) (err error) {
 	n.rec = m.newRecord("network", n.name, n.name)
 	defer func() {
@@ -301,13 +385,6 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 			m.unwind(n.rec)
 		}
 	}()
-	taken := map[string]bool{}
-	for _, other := range m.networks {
-		taken[other.bridge] = true
-	}
-	if n.bridge, err = bridge.FreeName(taken); err != nil {
-		return Wrap(Failed, err, "choosing a bridge name")
-	}
 	if err := n.rec.push(deleteBridgeStep(n.bridge)); err != nil {
 		return Wrap(Failed, err, "recording the network")
 	}
@@ -324,10 +401,7 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	if err := n.rec.push(removeFirewallStep(fw)); err != nil {
 		return Wrap(Failed, err, "recording the network")
 	}
-	// Touching the firewall is the moment to put back what someone else
-	// flushed.
-	m.syncFirewall()
-	if err := m.opts.Firewall.Add(fw); err != nil {
+	if err := m.addFirewall(fw); err != nil {
 		return Wrap(Failed, err, "adding firewall rules")
 	}
 	if n.dhcp || n.dns {
@@ -373,7 +447,9 @@ func (m *Manager) startDnsmasq(n *netRes) error {
 	if err != nil {
 		return Wrap(Failed, err, "starting dnsmasq")
 	}
+	m.mu.Lock()
 	m.dnsmasqs[dir] = inst
+	m.mu.Unlock()
 	return nil
 }
 
@@ -404,7 +480,7 @@ func (m *Manager) leasesChanged(n *netRes, leases []dnsmasq.Lease) {
 	go func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.networks[n.name] != n {
+		if m.networks[n.name] != n || n.state != ready {
 			return
 		}
 		m.opts.Observer.NetworkChanged(m.networkInfo(n))
@@ -416,12 +492,10 @@ func (m *Manager) leasesChanged(n *netRes, leases []dnsmasq.Lease) {
 	}()
 }
 
-// teardownNetwork removes n completely: down hooks, dnsmasq, firewall,
-// bridge. Its taps stay, detached.
-func (m *Manager) teardownNetwork(n *netRes) {
-	delete(m.networks, n.name)
-	m.unwind(n.rec)
-	m.syncFirewall()
+// beginTeardown takes n out of use: its object goes, its taps are
+// detached. finishTeardown, without the lock, then removes it.
+func (m *Manager) beginTeardown(n *netRes) {
+	n.state = removing
 	for name := range n.taps {
 		if t, ok := m.taps[name]; ok && t.network == n.name {
 			t.network, t.bridge = "", ""
@@ -434,66 +508,87 @@ func (m *Manager) teardownNetwork(n *netRes) {
 	m.opts.Observer.NetworkRemoved(n.name)
 }
 
-// dropHold removes holder's hold on n, tearing n down if it was the last.
-func (m *Manager) dropHold(n *netRes, holder string) {
+// finishTeardown removes n completely — down hooks, dnsmasq, firewall,
+// bridge — and then frees its name, subnet and bridge name.
+func (m *Manager) finishTeardown(n *netRes) {
+	m.unwind(n.rec)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.networks, n.name)
+	close(n.settled)
+}
+
+// dropHold removes holder's hold on n and reports whether that was the
+// last, in which case n is being torn down: call finishTeardown.
+func (m *Manager) dropHold(n *netRes, holder string) (last bool) {
 	delete(n.holders, holder)
 	if len(n.holders) == 0 && !n.persistent {
 		m.log.Info("last holder left: tearing down network", "network", n.name)
-		m.teardownNetwork(n)
-		return
+		m.beginTeardown(n)
+		return true
 	}
 	if err := m.saveNetwork(n); err != nil {
 		m.log.Warn("recording a dropped hold", "network", n.name, "err", err)
 	}
 	m.opts.Observer.NetworkChanged(m.networkInfo(n))
+	return false
 }
 
 // HolderGone drops every hold of a connection that left the bus.
 func (m *Manager) HolderGone(holder string) {
+	var last []*netRes
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, n := range m.networks {
-		if n.holders[holder] {
-			m.dropHold(n, holder)
+		if n.state == ready && n.holders[holder] && m.dropHold(n, holder) {
+			last = append(last, n)
 		}
+	}
+	m.mu.Unlock()
+	for _, n := range last {
+		m.finishTeardown(n)
 	}
 }
 
 // ReleaseNetwork drops c's hold on a network.
 func (m *Manager) ReleaseNetwork(c Caller, name string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	n, ok := m.networks[name]
+	n, ok := m.readyNetwork(name)
 	if !ok {
+		m.mu.Unlock()
 		return Errorf(NotFound, "there is no network %q", name)
 	}
 	if !n.holders[c.Holder] {
+		m.mu.Unlock()
 		return Errorf(NotFound, "this connection does not hold network %q", name)
 	}
-	m.dropHold(n, c.Holder)
+	last := m.dropHold(n, c.Holder)
+	m.mu.Unlock()
+	if last {
+		m.finishTeardown(n)
+	}
 	return nil
 }
 
 // DeleteNetwork tears a network down now, whoever holds it.
 func (m *Manager) DeleteNetwork(ctx context.Context, c Caller, name string) error {
-	m.mu.Lock()
-	n, ok := m.networks[name]
-	var check *AuthCheck
-	if ok && n.owner != c.UID {
-		check = m.manageCheck("network", name)
+	look := func() (*netRes, *AuthCheck, error) {
+		n, ok := m.readyNetwork(name)
+		if !ok {
+			return nil, nil, Errorf(NotFound, "there is no network %q", name)
+		}
+		if n.owner != c.UID {
+			return n, m.manageCheck("network", name), nil
+		}
+		return n, nil, nil
 	}
-	m.mu.Unlock()
-	if !ok {
-		return Errorf(NotFound, "there is no network %q", name)
-	}
-	if err := m.authorize(ctx, c, check); err != nil {
+	n, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", name),
+		func(n *netRes) error {
+			m.beginTeardown(n)
+			return nil
+		})
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.networks[name] != n {
-		return Errorf(NotFound, "network %q is already gone", name)
-	}
-	m.teardownNetwork(n)
+	m.finishTeardown(n)
 	return nil
 }

@@ -16,8 +16,6 @@ import (
 // daemon died in, is undone. The firewall is then made to match exactly
 // the adopted networks. Call it once, before serving.
 func (m *Manager) Recover(alive func(holder string) bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	records := m.loadRecords(m.log)
 	for _, r := range records {
 		if r.Kind == "network" {
@@ -29,7 +27,7 @@ func (m *Manager) Recover(alive func(holder string) bool) {
 			m.adoptTap(r)
 		}
 	}
-	m.syncFirewall()
+	m.RestoreFirewall()
 }
 
 func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
@@ -61,6 +59,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix),
 		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
 		holders: holders, taps: map[string]bool{}, rec: r,
+		state: ready, settled: make(chan struct{}),
 	}
 	if n.dhcp || n.dns {
 		if err := stopOrphanDnsmasq(m.dnsmasqDir(n)); err != nil {
@@ -72,10 +71,15 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 			return
 		}
 	}
-	m.networks[n.name] = n
 	if err := m.saveNetwork(n); err != nil {
 		m.log.Warn("recording an adopted network", "network", n.name, "err", err)
 	}
+	m.fwMu.Lock()
+	m.fwNetworks[n.bridge] = n.firewall()
+	m.fwMu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.networks[n.name] = n
 	m.log.Info("adopted network", "network", n.name, "holders", len(holders))
 	m.opts.Observer.NetworkAdded(m.networkInfo(n))
 }
@@ -107,6 +111,8 @@ func (m *Manager) adoptTap(r *record) {
 		name: r.Name, index: s.Index, owner: s.Owner, mac: mac, mtu: s.MTU, queues: s.Queues,
 		vnetHdr: s.VnetHdr, bridge: s.Bridge, network: s.Network, rec: r,
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if n, ok := m.networks[t.network]; ok && n.bridge == t.bridge {
 		n.taps[t.name] = true
 	} else if t.network != "" {
@@ -120,25 +126,5 @@ func (m *Manager) adoptTap(r *record) {
 	m.opts.Observer.TapAdded(m.tapInfo(t))
 	if n, ok := m.networks[t.network]; ok {
 		m.opts.Observer.NetworkChanged(m.networkInfo(n))
-	}
-}
-
-// RestoreFirewall puts back netgrant's rules, as after a firewalld reload
-// flushed them.
-func (m *Manager) RestoreFirewall() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.syncFirewall()
-}
-
-// syncFirewall makes the firewall hold exactly the rules of the networks
-// there are, putting back what someone flushed. A failure is only logged:
-// the networks go on working as well as they can.
-func (m *Manager) syncFirewall() {
-	if m.opts.Firewall == nil {
-		return
-	}
-	if err := m.opts.Firewall.Sync(m.firewallNetworks()); err != nil {
-		m.log.Warn("restoring firewall rules", "err", err)
 	}
 }

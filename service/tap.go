@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/hooks"
@@ -47,6 +48,8 @@ type tapRes struct {
 	bridge  string
 	network string
 	rec     *record
+	// attachMu orders AttachBridge calls on the tap.
+	attachMu sync.Mutex
 }
 
 // tapTarget is where a tap is to be plugged: a netgrant network or an
@@ -104,7 +107,7 @@ func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, *Aut
 	}
 	switch {
 	case network != "":
-		n, ok := m.networks[network]
+		n, ok := m.readyNetwork(network)
 		if !ok {
 			return tapTarget{}, nil, Errorf(NotFound, "there is no network %q: create it with CreateNATNetwork first", network)
 		}
@@ -136,7 +139,7 @@ func (t tapTarget) bridgeName() string {
 }
 
 func (m *Manager) tapsOf(uid uint32) int {
-	count := 0
+	count := m.pendingTaps[uid]
 	for _, t := range m.taps {
 		if t.owner == uid {
 			count++
@@ -158,47 +161,61 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 	if err := req.validate(); err != nil {
 		return TapInfo{}, nil, err
 	}
-	m.mu.Lock()
-	authorized, check, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
-	if err == nil {
-		err = m.checkTapQuota(c.UID)
+	look := func() (tapTarget, *AuthCheck, error) {
+		target, check, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
+		if err == nil {
+			err = m.checkTapQuota(c.UID)
+		}
+		return target, check, err
 	}
-	m.mu.Unlock()
+	target, err := decide(ctx, m, c, look, Errorf(NotFound, "the network was replaced while polkit was asked: call again"),
+		func(tapTarget) error {
+			m.pendingTaps[c.UID]++
+			return nil
+		})
 	if err != nil {
-		return TapInfo{}, nil, err
-	}
-	if err := m.authorize(ctx, c, check); err != nil {
-		return TapInfo{}, nil, err
-	}
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	// The world may have changed while polkit was asking: check again, but
-	// never ask again.
-	target, _, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
-	if err != nil {
-		return TapInfo{}, nil, err
-	}
-	if target != authorized {
-		return TapInfo{}, nil, Errorf(NotFound, "the network was replaced while polkit was asked: call again")
-	}
-	if err := m.checkTapQuota(c.UID); err != nil {
 		return TapInfo{}, nil, err
 	}
 	t, files, err := m.setupTap(c, req, target)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pendingTaps[c.UID]--; m.pendingTaps[c.UID] == 0 {
+		delete(m.pendingTaps, c.UID)
+	}
 	if err != nil {
 		return TapInfo{}, nil, err
 	}
-	m.taps[t.name] = t
-	info := m.tapInfo(t)
-	m.opts.Observer.TapAdded(info)
-	if target.network != nil {
-		target.network.taps[t.name] = true
-		m.opts.Observer.NetworkChanged(m.networkInfo(target.network))
-	}
-	return info, files, nil
+	m.registerTap(t, target.network)
+	return m.tapInfo(t), files, nil
 }
 
+// registerTap makes t, set up without the lock, one of the manager's. The
+// network it was set up on may have gone meanwhile, taking its bridge
+// with it: then the tap is detached, as every tap of a network that goes.
+func (m *Manager) registerTap(t *tapRes, on *netRes) {
+	// The kernel hands a name out again as soon as the last fd of its tap
+	// closes, maybe before its removal was reported: that tap is gone.
+	if stale, ok := m.taps[t.name]; ok {
+		m.forgetTap(stale)
+		go m.unwind(stale.rec)
+	}
+	if on != nil && (m.networks[on.name] != on || on.state != ready) {
+		t.network, t.bridge = "", ""
+		if err := m.saveTap(t); err != nil {
+			m.log.Warn("recording a detached tap", "tap", t.name, "err", err)
+		}
+		on = nil
+	}
+	m.taps[t.name] = t
+	m.opts.Observer.TapAdded(m.tapInfo(t))
+	if on != nil {
+		on.taps[t.name] = true
+		m.opts.Observer.NetworkChanged(m.networkInfo(on))
+	}
+}
+
+// setupTap builds the tap without the lock: it belongs to nobody else
+// until it is registered.
 func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRes, _ []*os.File, err error) {
 	t := &tapRes{owner: c.UID, queues: req.Queues, vnetHdr: req.VnetHdr, mtu: req.MTU, bridge: target.bridgeName()}
 	if target.network != nil {
@@ -207,7 +224,9 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 	if req.MAC != "" {
 		t.mac, _ = parseGuestMAC(req.MAC)
 	} else {
+		m.mu.Lock()
 		t.mac = m.freeGuestMAC()
+		m.mu.Unlock()
 	}
 	if t.mtu == 0 {
 		t.mtu = 1500
@@ -231,11 +250,6 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 		return nil, nil, Wrap(Failed, err, "creating the tap device")
 	}
 	t.name, t.index = dev.Name, dev.Index
-	// The kernel hands a name out again as soon as the last fd of its tap
-	// closes, maybe before its removal was reported: that tap is gone.
-	if stale, ok := m.taps[dev.Name]; ok {
-		m.removeTap(stale)
-	}
 	t.rec = m.newRecord("tap", dev.Name, dev.Name+"-"+strconv.Itoa(dev.Index))
 	defer func() {
 		if err != nil {
@@ -259,7 +273,7 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 			}
 		}
 	}
-	if err := m.runUp(t.rec, hooks.TapUp, hooks.TapDown, m.hookEnvForTap(t)); err != nil {
+	if err := m.runUp(t.rec, hooks.TapUp, hooks.TapDown, m.hookEnvForTap(t, target.network)); err != nil {
 		return nil, nil, err
 	}
 	t.rec.Complete = true
@@ -278,7 +292,7 @@ func (m *Manager) saveTap(t *tapRes) error {
 	// Down hooks see the tap as it is now, not as it was created.
 	for i, s := range t.rec.Steps {
 		if s.Op == opRunDownHooks {
-			t.rec.Steps[i] = downHooksStep(hooks.TapDown, m.hookEnvForTap(t))
+			t.rec.Steps[i] = downHooksStep(hooks.TapDown, m.hookEnvForTap(t, m.networks[t.network]))
 		}
 	}
 	if err := t.rec.save(); err != nil {
@@ -299,9 +313,10 @@ func (m *Manager) runUp(r *record, up, down hooks.Event, env hooks.Env) error {
 	return nil
 }
 
-func (m *Manager) hookEnvForTap(t *tapRes) hooks.Env {
+// hookEnvForTap is what t's hooks see; n is its network, if any.
+func (m *Manager) hookEnvForTap(t *tapRes, n *netRes) hooks.Env {
 	env := hooks.Env{IfName: t.name, Bridge: t.bridge, Network: t.network, MAC: t.mac.String(), UID: t.owner}
-	if n, ok := m.networks[t.network]; ok {
+	if n != nil {
 		env.Subnet = n.plan.Prefix.String()
 	}
 	return env
@@ -327,9 +342,13 @@ func (m *Manager) freeGuestMAC() net.HardwareAddr {
 // was closed.
 func (m *Manager) tapGone(name string, index int) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t, ok := m.taps[name]; ok && t.index == index {
-		m.removeTap(t)
+	t, ok := m.taps[name]
+	if ok && t.index == index {
+		m.forgetTap(t)
+	}
+	m.mu.Unlock()
+	if ok && t.index == index {
+		m.unwind(t.rec)
 	}
 }
 
@@ -350,9 +369,13 @@ func (m *Manager) tapChanged(name string, index int) {
 	}
 	m.log.Warn("deleting a tap its holder made persistent or gave to another user", "tap", name, "persistent", state.Persistent, "owner", state.Owner)
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.taps[name] == t {
-		m.removeTap(t)
+	mine := m.taps[name] == t
+	if mine {
+		m.forgetTap(t)
+	}
+	m.mu.Unlock()
+	if mine {
+		m.unwind(t.rec)
 	}
 }
 
@@ -360,9 +383,10 @@ func tampered(state tap.State, owner uint32) bool {
 	return state.Persistent || state.Owner != owner
 }
 
-func (m *Manager) removeTap(t *tapRes) {
+// forgetTap takes t out of the manager, under the lock; its teardown
+// (m.unwind(t.rec), down hooks included) is then the caller's, without it.
+func (m *Manager) forgetTap(t *tapRes) {
 	delete(m.taps, t.name)
-	m.unwind(t.rec)
 	m.opts.Observer.TapRemoved(t.name)
 	if n, ok := m.networks[t.network]; ok {
 		delete(n.taps, t.name)
@@ -385,25 +409,24 @@ func (m *Manager) findOwnTap(uid uint32, name string) (*tapRes, *AuthCheck, erro
 
 // DeleteTap deletes a tap now, whoever holds its fds.
 func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
-	m.mu.Lock()
-	authorized, check, err := m.findOwnTap(c.UID, name)
-	m.mu.Unlock()
+	look := func() (*tapRes, *AuthCheck, error) { return m.findOwnTap(c.UID, name) }
+	// A new tap may have taken the name meanwhile; the check was not about
+	// it.
+	t, err := decide(ctx, m, c, look, Errorf(NotFound, "tap %q is already gone", name), func(t *tapRes) error {
+		m.forgetTap(t)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if err := m.authorize(ctx, c, check); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	// A new tap may have taken the name meanwhile; the checks were not
-	// about it.
-	t, ok := m.taps[name]
-	if !ok || t != authorized {
-		return Errorf(NotFound, "tap %q is already gone", name)
-	}
-	m.removeTap(t)
+	m.unwind(t.rec)
 	return nil
+}
+
+// attachment is what AttachBridge decides: which tap goes where.
+type attachment struct {
+	tap    *tapRes
+	target tapTarget
 }
 
 // AttachBridge plugs a tap into a netgrant network's bridge or an allowed
@@ -415,58 +438,57 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	if !validIfName(br) {
 		return Errorf(InvalidArgument, "bridge: %q is not a valid interface name", br)
 	}
-	m.mu.Lock()
-	t, check, err := m.findOwnTap(c.UID, ifname)
-	var authorized tapTarget
-	var targetCheck *AuthCheck
-	if err == nil {
-		authorized, targetCheck, err = m.resolveTarget(c.UID, "", br)
+	look := func() (attachment, *AuthCheck, error) {
+		t, check, err := m.findOwnTap(c.UID, ifname)
+		if err != nil {
+			return attachment{}, nil, err
+		}
+		target, targetCheck, err := m.resolveTarget(c.UID, "", br)
+		if err != nil {
+			return attachment{}, nil, err
+		}
+		// Another user's tap is settled by manage alone; one's own by
+		// what it goes onto.
+		if check == nil {
+			check = targetCheck
+		}
+		return attachment{t, target}, check, nil
 	}
-	m.mu.Unlock()
+	a, err := decide(ctx, m, c, look, Errorf(NotFound, "tap %q or bridge %s was replaced while polkit was asked: call again", ifname, br),
+		func(attachment) error { return nil })
 	if err != nil {
 		return err
 	}
-	// Another user's tap is settled by manage alone; one's own by what it
-	// goes onto.
-	if check == nil {
-		check = targetCheck
-	}
-	if err := m.authorize(ctx, c, check); err != nil {
-		return err
-	}
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if cur, ok := m.taps[ifname]; !ok || cur != t {
-		return Errorf(NotFound, "tap %q went away", ifname)
-	}
-	target, _, err := m.resolveTarget(c.UID, "", br)
+	// One attach of a tap at a time, so the kernel and the records end in
+	// the same order.
+	a.tap.attachMu.Lock()
+	defer a.tap.attachMu.Unlock()
+	mtu, err := bridge.MTU(a.target.bridgeName())
 	if err != nil {
-		return err
+		return Wrap(Failed, err, "reading the MTU of bridge %s", a.target.bridgeName())
 	}
-	if target != authorized {
-		return Errorf(NotFound, "the network of bridge %s was replaced while polkit was asked: call again", br)
-	}
-	mtu, err := bridge.MTU(target.bridgeName())
-	if err != nil {
-		return Wrap(Failed, err, "reading the MTU of bridge %s", target.bridgeName())
-	}
-	if err := bridge.Attach(t.name, target.bridgeName()); err != nil {
+	if err := bridge.Attach(a.tap.name, a.target.bridgeName()); err != nil {
 		// Its last fd may have closed since, the removal not yet handled.
-		if !tap.Exists(t.name, t.index) {
+		if !tap.Exists(a.tap.name, a.tap.index) {
 			return Errorf(NotFound, "tap %q is gone: its last fd was closed", ifname)
 		}
-		return Wrap(Failed, err, "attaching %s to %s", t.name, target.bridgeName())
+		return Wrap(Failed, err, "attaching %s to %s", a.tap.name, a.target.bridgeName())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := a.tap
+	if m.taps[t.name] != t {
+		return Errorf(NotFound, "tap %q is gone", ifname)
 	}
 	if old, ok := m.networks[t.network]; ok {
 		delete(old.taps, t.name)
 		m.opts.Observer.NetworkChanged(m.networkInfo(old))
 	}
-	t.bridge, t.network, t.mtu = target.bridgeName(), "", uint32(mtu)
-	if target.network != nil {
-		t.network = target.network.name
-		target.network.taps[t.name] = true
-		m.opts.Observer.NetworkChanged(m.networkInfo(target.network))
+	t.bridge, t.network, t.mtu = a.target.bridgeName(), "", uint32(mtu)
+	if n := a.target.network; n != nil && m.networks[n.name] == n && n.state == ready {
+		t.network = n.name
+		n.taps[t.name] = true
+		m.opts.Observer.NetworkChanged(m.networkInfo(n))
 	}
 	m.opts.Observer.TapChanged(m.tapInfo(t))
 	return m.saveTap(t)

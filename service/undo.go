@@ -197,12 +197,15 @@ func (m *Manager) runStep(s step) error {
 		if m.opts.Firewall == nil {
 			return errors.New("iptables is missing: cannot remove the network's rules")
 		}
-		return m.opts.Firewall.Remove(*s.Firewall)
+		return m.removeFirewall(*s.Firewall)
 	case opRemoveDir:
 		return os.RemoveAll(s.Dir)
 	case opStopDnsmasq:
-		if inst, ok := m.dnsmasqs[s.Dir]; ok {
-			delete(m.dnsmasqs, s.Dir)
+		m.mu.Lock()
+		inst, ok := m.dnsmasqs[s.Dir]
+		delete(m.dnsmasqs, s.Dir)
+		m.mu.Unlock()
+		if ok {
 			return inst.Stop()
 		}
 		return stopOrphanDnsmasq(s.Dir)

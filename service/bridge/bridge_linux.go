@@ -185,23 +185,29 @@ func IsBridge(name string) (bool, error) {
 	return link.Type() == "bridge", nil
 }
 
-// FreeName returns the lowest ngbr<N> that is neither a link's name (or
-// alternative name) in the kernel nor in taken.
-func FreeName(taken map[string]bool) (string, error) {
+// LinkNames are the names (alternative names too) of every link on the
+// host, for FreeName.
+func LinkNames() (map[string]bool, error) {
 	links, err := nldump.Links()
 	if err != nil {
-		return "", fmt.Errorf("listing links: %w", err)
+		return nil, fmt.Errorf("listing links: %w", err)
 	}
-	inUse := make(map[string]bool, len(links))
+	names := make(map[string]bool, len(links))
 	for _, l := range links {
-		inUse[l.Attrs().Name] = true
+		names[l.Attrs().Name] = true
 		for _, alt := range l.Attrs().AltNames {
-			inUse[alt] = true
+			names[alt] = true
 		}
 	}
+	return names, nil
+}
+
+// FreeName returns the lowest ngbr<N> not in taken (link names, and the
+// bridges of networks being built or removed).
+func FreeName(taken map[string]bool) (string, error) {
 	for n := range maxBridges {
 		name := namePrefix + strconv.Itoa(n)
-		if !inUse[name] && !taken[name] {
+		if !taken[name] {
 			return name, nil
 		}
 	}

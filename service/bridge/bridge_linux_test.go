@@ -287,13 +287,21 @@ func TestFreeName(t *testing.T) {
 	addLink(t, "ngbr2", "type", "bridge")
 	vethPort(t, "ngbr3", "")
 
-	got, err := FreeName(map[string]bool{"ngbr1": true, "ngbr5": true})
+	links, err := LinkNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := map[string]bool{"ngbr1": true, "ngbr5": true}
+	for name := range links {
+		taken[name] = true
+	}
+	got, err := FreeName(taken)
 	if err != nil || got != "ngbr4" {
 		t.Fatalf("FreeName = %q, %v; want ngbr4", got, err)
 	}
-	got, err = FreeName(nil)
+	got, err = FreeName(links)
 	if err != nil || got != "ngbr1" {
-		t.Fatalf("FreeName(nil) = %q, %v; want ngbr1", got, err)
+		t.Fatalf("FreeName(links) = %q, %v; want ngbr1", got, err)
 	}
 }
 
