@@ -6,6 +6,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/service"
 )
 
 func (s *Server) managerMethods() iface {
@@ -88,33 +89,33 @@ func (s *Server) objectName(path godbus.ObjectPath) string {
 
 func (s *Server) networkMethods() iface {
 	return iface{
-		"Release": {run: func(c *call) ([]any, error) {
-			caller, err := s.caller(c)
-			if err != nil {
-				return nil, err
-			}
-			return nil, s.manager.ReleaseNetwork(caller, s.objectName(c.path))
-		}},
-		"Delete": {run: func(c *call) ([]any, error) {
-			caller, err := s.caller(c)
-			if err != nil {
-				return nil, err
-			}
-			return nil, s.manager.DeleteNetwork(c.ctx, caller, s.objectName(c.path))
-		}},
+		"Release": s.onObject(func(c *call, caller service.Caller, name string) error {
+			return s.manager.ReleaseNetwork(caller, name)
+		}),
+		"Delete": s.onObject(func(c *call, caller service.Caller, name string) error {
+			return s.manager.DeleteNetwork(c.ctx, caller, name)
+		}),
 	}
 }
 
 func (s *Server) tapMethods() iface {
 	return iface{
-		"Delete": {run: func(c *call) ([]any, error) {
-			caller, err := s.caller(c)
-			if err != nil {
-				return nil, err
-			}
-			return nil, s.manager.DeleteTap(c.ctx, caller, s.objectName(c.path))
-		}},
+		"Delete": s.onObject(func(c *call, caller service.Caller, name string) error {
+			return s.manager.DeleteTap(c.ctx, caller, name)
+		}),
 	}
+}
+
+// onObject is a method without arguments or results on a tap or network
+// object, which act does for the caller on the object's name.
+func (s *Server) onObject(act func(c *call, caller service.Caller, name string) error) *method {
+	return &method{run: func(c *call) ([]any, error) {
+		caller, err := s.caller(c)
+		if err != nil {
+			return nil, err
+		}
+		return nil, act(c, caller, s.objectName(c.path))
+	}}
 }
 
 // ObjectID names objects for polkit's `object` detail: their path.

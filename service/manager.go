@@ -71,8 +71,12 @@ type Options struct {
 	// Firewall is nil where iptables is missing: taps work, NAT networks
 	// are Unsupported.
 	Firewall firewall.Firewall
-	Log      *slog.Logger
-	Observer Observer
+	// DnsmasqUnits runs each network's dnsmasq as an instance of the
+	// netgrant-dnsmasq@ systemd unit instead of as a child; StateDir must
+	// then be where that unit looks (/run/netgrant).
+	DnsmasqUnits bool
+	Log          *slog.Logger
+	Observer     Observer
 	// ObjectID names a tap ("tap") or network ("network") for the `object`
 	// detail of org.netgrant.manage, the way clients address it.
 	ObjectID func(kind, name string) string

@@ -442,7 +442,7 @@ func (m *Manager) startDnsmasq(n *netRes) error {
 	inst, err := dnsmasq.Start(dnsmasq.Config{
 		Network: n.name, Bridge: n.bridge, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
 		DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
-		Dir: dir, Account: account, Log: m.log.With("network", n.name),
+		Dir: dir, Account: account, Unit: m.opts.DnsmasqUnits, Log: m.log.With("network", n.name),
 	}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
 	if err != nil {
 		return Wrap(Failed, err, "starting dnsmasq")

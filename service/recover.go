@@ -62,8 +62,12 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 		state: ready, settled: make(chan struct{}),
 	}
 	if n.dhcp || n.dns {
-		if err := stopOrphanDnsmasq(m.dnsmasqDir(n)); err != nil {
-			m.log.Warn("stopping the previous dnsmasq", "network", n.name, "err", err)
+		// A child dnsmasq of the previous daemon is replaced; a unit goes
+		// on serving as it is.
+		if !m.opts.DnsmasqUnits {
+			if err := stopOrphanDnsmasq(m.dnsmasqDir(n)); err != nil {
+				m.log.Warn("stopping the previous dnsmasq", "network", n.name, "err", err)
+			}
 		}
 		if err := m.startDnsmasq(n); err != nil {
 			m.log.Warn("removing a network whose dnsmasq would not start again", "network", n.name, "err", err)

@@ -205,8 +205,11 @@ func (m *Manager) runStep(s step) error {
 		inst, ok := m.dnsmasqs[s.Dir]
 		delete(m.dnsmasqs, s.Dir)
 		m.mu.Unlock()
-		if ok {
+		switch {
+		case ok:
 			return inst.Stop()
+		case m.opts.DnsmasqUnits:
+			return dnsmasq.StopUnit(strings.TrimPrefix(filepath.Base(s.Dir), "dnsmasq-"))
 		}
 		return stopOrphanDnsmasq(s.Dir)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/netgrant/netgrant/dbus/names"
 	"github.com/netgrant/netgrant/service"
 	"github.com/netgrant/netgrant/service/config"
+	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
 )
@@ -32,23 +34,31 @@ func main() {
 	stateDir := flag.String("state-dir", "/run/netgrant", "`directory` for runtime state")
 	hooksDir := flag.String("hooks-dir", "/etc/netgrant/hooks.d", "`directory` of up/down hook executables")
 	debug := flag.Bool("debug", false, "log debug messages")
+	dnsmasqMode := flag.String("dnsmasq", "child", "how to run each network's dnsmasq: `child` of netgrantd, or systemd (instances of the netgrant-dnsmasq@ unit; needs --state-dir=/run/netgrant)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "netgrantd: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
 	log := newLogger(*debug)
-	if err := run(log, *configPath, *stateDir, *hooksDir); err != nil {
+	if *dnsmasqMode != "child" && *dnsmasqMode != "systemd" {
+		fmt.Fprintf(os.Stderr, "netgrantd: --dnsmasq=%s: want child or systemd\n", *dnsmasqMode)
+		os.Exit(2)
+	}
+	if err := run(log, *configPath, *stateDir, *hooksDir, *dnsmasqMode == "systemd"); err != nil {
 		log.Error(err.Error())
 		daemon.SdNotify(false, "STATUS=Failed: "+err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
+func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits bool) error {
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		return err
+	}
+	if dnsmasqUnits && filepath.Clean(stateDir) != dnsmasq.UnitStateDir {
+		return fmt.Errorf("--dnsmasq=systemd needs --state-dir=%s, where the netgrant-dnsmasq@ unit looks", dnsmasq.UnitStateDir)
 	}
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
@@ -67,13 +77,14 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string) error {
 	defer srv.Close()
 
 	manager := service.New(service.Options{
-		Config:   cfg,
-		StateDir: stateDir,
-		Hooks:    &hooks.Runner{Dir: hooksDir, Timeout: cfg.HookTimeout, Log: log},
-		Firewall: fw,
-		Log:      log,
-		Observer: srv,
-		ObjectID: dbus.ObjectID,
+		Config:       cfg,
+		StateDir:     stateDir,
+		Hooks:        &hooks.Runner{Dir: hooksDir, Timeout: cfg.HookTimeout, Log: log},
+		Firewall:     fw,
+		DnsmasqUnits: dnsmasqUnits,
+		Log:          log,
+		Observer:     srv,
+		ObjectID:     dbus.ObjectID,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

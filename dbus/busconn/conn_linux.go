@@ -267,9 +267,19 @@ func NewCall(dest string, path dbus.ObjectPath, iface, member string, flags dbus
 
 // Emit sends the signal name ("interface.member") from path.
 func (c *Conn) Emit(path dbus.ObjectPath, name string, args ...any) error {
+	msg, err := NewSignal(path, name, args...)
+	if err != nil {
+		return err
+	}
+	_, err = c.Send(msg)
+	return err
+}
+
+// NewSignal builds the signal name ("interface.member") from path.
+func NewSignal(path dbus.ObjectPath, name string, args ...any) (*dbus.Message, error) {
 	dot := strings.LastIndexByte(name, '.')
 	if dot < 0 {
-		return fmt.Errorf("signal name %q has no interface", name)
+		return nil, fmt.Errorf("signal name %q has no interface", name)
 	}
 	msg := &dbus.Message{
 		Type: dbus.TypeSignal,
@@ -283,8 +293,7 @@ func (c *Conn) Emit(path dbus.ObjectPath, name string, args ...any) error {
 	if len(args) > 0 {
 		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
 	}
-	_, err := c.Send(msg)
-	return err
+	return msg, nil
 }
 
 // CallRaw sends raw, an encoded little-endian method call, with fds, and

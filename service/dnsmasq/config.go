@@ -23,7 +23,10 @@ type Config struct {
 	DNS                bool
 	Dir                string // existing state directory; dnsmasq's files go here
 	Account            Account
-	Log                *slog.Logger
+	// Unit runs dnsmasq as an instance of the netgrant-dnsmasq@ systemd
+	// unit rather than as a child; Dir must then be UnitDir(Network).
+	Unit bool
+	Log  *slog.Logger
 }
 
 const leaseTime = "1h"
@@ -42,6 +45,8 @@ func (c Config) validate() error {
 		return errors.New("no state directory")
 	case c.Account.User == "" || c.Account.Group == "":
 		return errors.New("no account to run as")
+	case c.Unit && c.Dir != UnitDir(c.Network):
+		return fmt.Errorf("state directory %s is not %s, where the netgrant-dnsmasq@ unit looks", c.Dir, UnitDir(c.Network))
 	case !c.DHCP && !c.DNS:
 		return errors.New("neither DHCP nor DNS requested")
 	case !c.Gateway.Is4() || !c.Prefix.Addr().Is4() || !c.Prefix.Contains(c.Gateway):

@@ -28,10 +28,12 @@ const (
 
 var errStopped = errors.New("stopped")
 
-// Instance is a supervised dnsmasq.
+// Instance is a supervised dnsmasq: netgrantd's own child, or an instance
+// of the systemd unit netgrant-dnsmasq@ that systemd supervises.
 type Instance struct {
 	cfg     Config
 	bin     string
+	unit    string // the systemd unit, when cfg.Unit
 	leases  *leaseWatcher
 	stop    chan struct{}
 	stopped chan struct{} // closed when the supervisor has finished
@@ -70,6 +72,14 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	if cfg.Unit {
+		i.unit = UnitName(cfg.Network)
+		if err := startUnit(cfg); err != nil {
+			leases.Close()
+			return nil, err
+		}
+		return i, nil
+	}
 	p, err := i.launch()
 	if err != nil {
 		leases.Close()
@@ -85,8 +95,12 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 // dnsmasq had to be killed.
 func (i *Instance) Stop() error {
 	i.once.Do(func() {
-		close(i.stop)
-		<-i.stopped
+		if i.unit != "" {
+			i.stopErr = StopUnit(i.cfg.Network)
+		} else {
+			close(i.stop)
+			<-i.stopped
+		}
 		i.leases.Close()
 	})
 	return i.stopErr

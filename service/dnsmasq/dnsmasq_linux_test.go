@@ -447,3 +447,40 @@ func TestAvailable(t *testing.T) {
 		t.Errorf("Available without dnsmasq: %v", err)
 	}
 }
+
+// The configuration the netgrant-dnsmasq@ unit reads holds the command
+// line's options but those that would keep dnsmasq from daemonizing (how
+// systemd learns it serves), and dnsmasq itself accepts it.
+func TestUnitConfigurationIsTheCommandLine(t *testing.T) {
+	cfg := config(t, true, true, nil)
+	cfg.Network = "lab"
+	conf := string(cfg.conf())
+	for _, want := range []string{"interface=" + bridge + "\n", "listen-address=" + gateway + "\n", "user=nobody\n", "pid-file=\n",
+		"dhcp-leasefile=" + cfg.Dir + "/leases\n", "dhcp-range=10.97.0.100,10.97.0.150,255.255.255.0,1h\n", "no-hosts\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("configuration lacks %q:\n%s", want, conf)
+		}
+	}
+	for _, unwanted := range []string{"keep-in-foreground", "log-facility", "conf-file", "--"} {
+		if strings.Contains(conf, unwanted) {
+			t.Errorf("configuration has %q:\n%s", unwanted, conf)
+		}
+	}
+	bin, err := binary()
+	if err != nil {
+		t.Skip(err)
+	}
+	file := filepath.Join(t.TempDir(), "dnsmasq.conf")
+	writeFile(t, file, conf)
+	if out, err := exec.Command(bin, "--test", "--conf-file="+file).CombinedOutput(); err != nil {
+		t.Errorf("dnsmasq --test refuses the configuration: %v\n%s", err, out)
+	}
+}
+
+func TestUnitNeedsItsStateDirectory(t *testing.T) {
+	cfg := config(t, true, true, nil)
+	cfg.Unit = true
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), UnitDir(cfg.Network)) {
+		t.Errorf("a unit with state in %s: %v, want an error naming %s", cfg.Dir, err, UnitDir(cfg.Network))
+	}
+}

@@ -40,12 +40,13 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/dbus/busconn"
 	"golang.org/x/sys/unix"
 )
 
@@ -302,27 +303,16 @@ func (c *Client) Begin(call Call) (wait func() *Reply) {
 	if call.Interface == "" {
 		call.Interface = ManagerIface
 	}
-	msg := &dbus.Message{
-		Type: dbus.TypeMethodCall,
-		Headers: map[dbus.HeaderField]dbus.Variant{
-			dbus.FieldDestination: dbus.MakeVariant(call.Dest),
-			dbus.FieldPath:        dbus.MakeVariant(call.Path),
-			dbus.FieldInterface:   dbus.MakeVariant(call.Interface),
-			dbus.FieldMember:      dbus.MakeVariant(call.Method),
-		},
-		Body: call.Args,
+	var flags dbus.Flags
+	if call.Interactive {
+		flags = dbus.FlagAllowInteractiveAuthorization
 	}
-	if len(call.Args) > 0 {
-		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(call.Args...))
-	}
+	msg := busconn.NewCall(call.Dest, call.Path, call.Interface, call.Method, flags, call.Args...)
 	if call.Signature != "" {
 		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.ParseSignatureMust(call.Signature))
 	}
 	if call.AttachFDs > 0 {
 		msg.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(call.AttachFDs))
-	}
-	if call.Interactive {
-		msg.Flags |= dbus.FlagAllowInteractiveAuthorization
 	}
 	var buf bytes.Buffer
 	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
@@ -360,21 +350,12 @@ func (c *Client) decodeReply(call Call, resp response) *Reply {
 // can.
 func (c *Client) Emit(dest string, path dbus.ObjectPath, name string, count int, args ...any) {
 	c.t.Helper()
-	dot := strings.LastIndexByte(name, '.')
-	msg := &dbus.Message{
-		Type: dbus.TypeSignal,
-		Headers: map[dbus.HeaderField]dbus.Variant{
-			dbus.FieldPath:      dbus.MakeVariant(path),
-			dbus.FieldInterface: dbus.MakeVariant(name[:dot]),
-			dbus.FieldMember:    dbus.MakeVariant(name[dot+1:]),
-		},
-		Body: args,
+	msg, err := busconn.NewSignal(path, name, args...)
+	if err != nil {
+		c.t.Fatalf("harness: %v", err)
 	}
 	if dest != "" {
 		msg.Headers[dbus.FieldDestination] = dbus.MakeVariant(dest)
-	}
-	if len(args) > 0 {
-		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(args...))
 	}
 	var buf bytes.Buffer
 	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {

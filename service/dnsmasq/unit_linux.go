@@ -1,0 +1,80 @@
+package dnsmasq
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Under systemd, each network's dnsmasq is an instance of the unit
+// netgrant-dnsmasq@ (data/netgrant-dnsmasq@.service) rather than
+// netgrantd's child: it gets a sandbox of its own, systemd restarts it,
+// and it keeps serving while netgrantd restarts. netgrantd's own sandbox
+// can then do without what only dnsmasq needs (changing uid, binding
+// privileged ports, signalling another user's process). The instance
+// reads the configuration file netgrantd writes in UnitDir.
+
+// UnitStateDir is the state directory the unit expects the networks' directories in.
+const UnitStateDir = "/run/netgrant"
+
+// systemctlTimeout bounds one systemctl call; dnsmasq starts in well
+// under a second.
+const systemctlTimeout = time.Minute
+
+// UnitName is the systemd unit of network's dnsmasq.
+func UnitName(network string) string { return "netgrant-dnsmasq@" + network + ".service" }
+
+// UnitDir is the directory the unit of network's dnsmasq reads its
+// configuration from.
+func UnitDir(network string) string { return filepath.Join(UnitStateDir, "dnsmasq-"+network) }
+
+func (c Config) confFile() string { return filepath.Join(c.Dir, "dnsmasq.conf") }
+
+// conf is c as a dnsmasq configuration file: the command line's options
+// but keep-in-foreground and log-facility. The unit's dnsmasq daemonizes,
+// which is how systemd learns it is serving, and logs to the journal.
+func (c Config) conf() []byte {
+	var b bytes.Buffer
+	for _, arg := range c.args() {
+		opt := strings.TrimPrefix(arg, "--")
+		if opt == "keep-in-foreground" || strings.HasPrefix(opt, "log-facility=") || strings.HasPrefix(opt, "conf-file=") {
+			continue
+		}
+		b.WriteString(opt + "\n")
+	}
+	return b.Bytes()
+}
+
+// startUnit writes c's configuration and starts its unit, returning once
+// dnsmasq serves. A unit still running (netgrantd restarted) goes on as
+// it is: the configuration of a network never changes.
+func startUnit(c Config) error {
+	tmp := c.confFile() + ".tmp"
+	if err := os.WriteFile(tmp, c.conf(), 0o600); err != nil {
+		return fmt.Errorf("writing dnsmasq's configuration: %w", err)
+	}
+	if err := os.Rename(tmp, c.confFile()); err != nil {
+		return fmt.Errorf("writing dnsmasq's configuration: %w", err)
+	}
+	return systemctl("start", UnitName(c.Network))
+}
+
+// StopUnit stops network's dnsmasq unit; one not running is not an error.
+func StopUnit(network string) error {
+	return systemctl("stop", UnitName(network))
+}
+
+func systemctl(verb, unit string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), systemctlTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "systemctl", verb, "--quiet", unit).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("systemctl %s %s: %w: %s (see journalctl -u %s)", verb, unit, err, strings.TrimSpace(string(out)), unit)
+	}
+	return nil
+}
