@@ -101,6 +101,10 @@ type Manager struct {
 	pendingTaps map[uint32]int
 	// dnsmasqs are the running dnsmasq instances by directory.
 	dnsmasqs map[string]*dnsmasq.Instance
+	// working counts the calls and events that claimed something and are
+	// building or tearing it down; once stopping is set, no more start.
+	working  sync.WaitGroup
+	stopping bool
 
 	fwMu sync.Mutex
 	// fwNetworks are the networks whose rules the firewall holds, by
@@ -146,7 +150,8 @@ func (m *Manager) authorize(ctx context.Context, c Caller, check *AuthCheck) err
 // check the call needs; once polkit allows it, look runs again under the
 // lock and, if it sees the same (else changed is the answer), claim takes
 // what the call will work on, still under the lock. No lock is held while
-// polkit is asked.
+// polkit is asked. When decide succeeds the call counts as working until
+// it calls m.working.Done.
 func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func() (T, *AuthCheck, error), changed error, claim func(T) error) (T, error) {
 	m.mu.Lock()
 	seen, check, err := look()
@@ -159,6 +164,9 @@ func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.stopping {
+		return seen, errStopping
+	}
 	now, _, err := look()
 	if err != nil {
 		return now, err
@@ -166,7 +174,24 @@ func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func()
 	if now != seen {
 		return now, changed
 	}
-	return now, claim(now)
+	if err := claim(now); err != nil {
+		return now, err
+	}
+	m.working.Add(1)
+	return now, nil
+}
+
+var errStopping = Errorf(Failed, "netgrantd is stopping: call again once it is back (D-Bus activation starts it)")
+
+// startWork counts an event's work (a holder leaving, a tap going), under
+// the lock; false means netgrantd is stopping and the next one will see
+// to it.
+func (m *Manager) startWork() bool {
+	if m.stopping {
+		return false
+	}
+	m.working.Add(1)
+	return true
 }
 
 func (m *Manager) manageCheck(kind, name string) *AuthCheck {
@@ -186,11 +211,17 @@ func (m *Manager) GetNetwork(name string) (NetworkInfo, error) {
 	return m.networkInfo(n), nil
 }
 
-// Shutdown waits for the call in progress and then leaves everything as it
-// is: a restart or upgrade must not take the network from running VMs, and
-// the next daemon adopts what is still held (see Recover). The lock stays
-// taken, so no call starts any more work before the process exits.
+// Shutdown lets the work in progress finish (a setup or a teardown, hooks
+// included; a call still waiting for polkit starts none) and then leaves
+// everything as it is: a restart or upgrade must not take the network
+// from running VMs, and the next daemon adopts what is still held (see
+// Recover). The lock stays taken, so nothing changes before the process
+// exits.
 func (m *Manager) Shutdown() {
+	m.mu.Lock()
+	m.stopping = true
+	m.mu.Unlock()
+	m.working.Wait()
 	m.mu.Lock()
 	m.log.Info("stopping: held taps and networks stay for the next start", "taps", len(m.taps), "networks", len(m.networks))
 }

@@ -320,8 +320,12 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 			n, err = m.reserveNetwork(c, r, p.plan, linkNames)
 			return err
 		})
-	if err != nil || n == nil {
+	if err != nil {
 		return info, err
+	}
+	defer m.working.Done()
+	if n == nil {
+		return info, nil
 	}
 	setupErr := m.setupNetwork(n)
 	m.mu.Lock()
@@ -538,6 +542,11 @@ func (m *Manager) dropHold(n *netRes, holder string) (last bool) {
 func (m *Manager) HolderGone(holder string) {
 	var last []*netRes
 	m.mu.Lock()
+	if !m.startWork() {
+		m.mu.Unlock()
+		return
+	}
+	defer m.working.Done()
 	for _, n := range m.networks {
 		if n.state == ready && n.holders[holder] && m.dropHold(n, holder) {
 			last = append(last, n)
@@ -561,6 +570,11 @@ func (m *Manager) ReleaseNetwork(c Caller, name string) error {
 		m.mu.Unlock()
 		return Errorf(NotFound, "this connection does not hold network %q", name)
 	}
+	if !m.startWork() {
+		m.mu.Unlock()
+		return errStopping
+	}
+	defer m.working.Done()
 	last := m.dropHold(n, c.Holder)
 	m.mu.Unlock()
 	if last {
@@ -589,6 +603,7 @@ func (m *Manager) DeleteNetwork(ctx context.Context, c Caller, name string) erro
 	if err != nil {
 		return err
 	}
+	defer m.working.Done()
 	m.finishTeardown(n)
 	return nil
 }

@@ -176,6 +176,7 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 	if err != nil {
 		return TapInfo{}, nil, err
 	}
+	defer m.working.Done()
 	t, files, err := m.setupTap(c, req, target)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -195,9 +196,12 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 func (m *Manager) registerTap(t *tapRes, on *netRes) {
 	// The kernel hands a name out again as soon as the last fd of its tap
 	// closes, maybe before its removal was reported: that tap is gone.
-	if stale, ok := m.taps[t.name]; ok {
+	if stale, ok := m.taps[t.name]; ok && m.startWork() {
 		m.forgetTap(stale)
-		go m.unwind(stale.rec)
+		go func() {
+			defer m.working.Done()
+			m.unwind(stale.rec)
+		}()
 	}
 	if on != nil && (m.networks[on.name] != on || on.state != ready) {
 		t.network, t.bridge = "", ""
@@ -343,11 +347,13 @@ func (m *Manager) freeGuestMAC() net.HardwareAddr {
 func (m *Manager) tapGone(name string, index int) {
 	m.mu.Lock()
 	t, ok := m.taps[name]
-	if ok && t.index == index {
+	mine := ok && t.index == index && m.startWork()
+	if mine {
 		m.forgetTap(t)
 	}
 	m.mu.Unlock()
-	if ok && t.index == index {
+	if mine {
+		defer m.working.Done()
 		m.unwind(t.rec)
 	}
 }
@@ -369,12 +375,13 @@ func (m *Manager) tapChanged(name string, index int) {
 	}
 	m.log.Warn("deleting a tap its holder made persistent or gave to another user", "tap", name, "persistent", state.Persistent, "owner", state.Owner)
 	m.mu.Lock()
-	mine := m.taps[name] == t
+	mine := m.taps[name] == t && m.startWork()
 	if mine {
 		m.forgetTap(t)
 	}
 	m.mu.Unlock()
 	if mine {
+		defer m.working.Done()
 		m.unwind(t.rec)
 	}
 }
@@ -419,6 +426,7 @@ func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 	if err != nil {
 		return err
 	}
+	defer m.working.Done()
 	m.unwind(t.rec)
 	return nil
 }
@@ -459,6 +467,7 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	if err != nil {
 		return err
 	}
+	defer m.working.Done()
 	// One attach of a tap at a time, so the kernel and the records end in
 	// the same order.
 	a.tap.attachMu.Lock()

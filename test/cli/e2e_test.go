@@ -36,7 +36,9 @@ func guestArgs(t *testing.T) []string {
 			t.Fatal(err)
 		}
 	}
-	return readable.QEMUArgs(guest.Checks{PingGateway: true})
+	// The guest stays up until the test is done with it: its tap and lease
+	// must still be there when the test looks.
+	return readable.QEMUArgs(guest.Checks{PingGateway: true, StayUp: true})
 }
 
 // startGuest runs cmd (QEMU, or a wrapper that runs it) with its process

@@ -6,10 +6,8 @@ package guest
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Kit is a kernel and initramfs ready to boot.
@@ -36,9 +34,10 @@ type Checks struct {
 	// ListenPort, if not 0, serves Banner on this TCP port until power-off
 	// ("listen"; detail: the port).
 	ListenPort int
-	// StayUp keeps the guest running this long (rounded up to whole seconds)
-	// after the checks, so its listener can be reached.
-	StayUp time.Duration
+	// StayUp keeps the guest running after the checks until it is stopped,
+	// so its listener can be reached and its tap and lease stay while the
+	// test looks at them; otherwise it powers off.
+	StayUp bool
 	// StaticIP ("10.97.0.50/24") is configured instead of asking DHCP.
 	StaticIP string
 	// Gateway is the default route (and DNS server) with StaticIP; with DHCP
@@ -81,8 +80,8 @@ func (k Kit) KernelArgs(c Checks) string {
 	if c.ListenPort != 0 {
 		add("listen", strconv.Itoa(c.ListenPort))
 	}
-	if c.StayUp > 0 {
-		add("stayup", strconv.Itoa(int(math.Ceil(c.StayUp.Seconds()))))
+	if c.StayUp {
+		add("stayup", "1")
 	}
 	if c.StaticIP != "" {
 		add("ip", c.StaticIP)

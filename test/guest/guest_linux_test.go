@@ -48,7 +48,7 @@ func TestGuestChecksNetwork(t *testing.T) {
 		ResolveName: "upstream.test",
 		Connect:     []string{gateway + ":8080", gateway + ":8081"},
 		ListenPort:  7000,
-		StayUp:      time.Minute,
+		StayUp:      true,
 	})
 	staticGuest := guest.Boot(t, kit, staticTap, "52:54:00:00:97:02", guest.Checks{
 		StaticIP:    "10.97.0.50/24",

@@ -77,7 +77,7 @@ func TestGuestOnNATNetwork(t *testing.T) {
 		ResolveName: "upstream.test",
 		Connect:     []string{"198.51.100.2:8080@80", gateway + ":2222"},
 		ListenPort:  7000,
-		StayUp:      2 * time.Minute,
+		StayUp:      true,
 	})
 	tapFile.Close()
 	results, err := vm.Results(3 * time.Minute)

@@ -23,7 +23,7 @@ func main() {
 	flag.StringVar(&c.ResolveName, "resolve", "", "look this name up at the DNS server")
 	connect := flag.String("connect", "", "comma-separated host:port list to connect to")
 	flag.IntVar(&c.ListenPort, "listen", 0, "serve the banner on this TCP port")
-	flag.DurationVar(&c.StayUp, "stay-up", 0, "keep running this long after the checks")
+	flag.BoolVar(&c.StayUp, "stay-up", false, "keep running after the checks until stopped")
 	flag.StringVar(&c.StaticIP, "static-ip", "", "address/prefix to use instead of DHCP")
 	flag.StringVar(&c.Gateway, "gateway", "", "gateway (with -static-ip)")
 	flag.Parse()
