@@ -54,7 +54,13 @@ func (s *Server) incoming(m *busconn.Message) {
 	case godbus.TypeSignal:
 		s.signals.receive(m)
 	case godbus.TypeMethodCall:
-		go s.handleCall(m)
+		// Counted before the next message is read: once ReleaseName's
+		// reply is in, every call that came before it is counted.
+		s.callStarted()
+		go func() {
+			defer s.callEnded()
+			s.handleCall(m)
+		}()
 	}
 }
 

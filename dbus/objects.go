@@ -117,6 +117,7 @@ func (s *Server) changed(path godbus.ObjectPath, props map[string]godbus.Variant
 }
 
 func (s *Server) removed(path godbus.ObjectPath) {
+	defer s.active()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.props[path]

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	godbus "github.com/godbus/dbus/v5"
 
@@ -31,6 +32,13 @@ type Server struct {
 	checks  pendingChecks
 	signals *signalWatch
 
+	// busy counts the calls being answered, drained is signalled when it
+	// drops to zero, and activity hears of every call and of every object
+	// that goes (see Activity).
+	busy     atomic.Int64
+	drained  chan struct{}
+	activity chan struct{}
+
 	mu    sync.Mutex
 	props map[godbus.ObjectPath]objectProps // what clients were last told
 }
@@ -44,9 +52,57 @@ type objectProps struct {
 func NewServer(log *slog.Logger, version string) *Server {
 	return &Server{
 		log: log, version: version, props: map[godbus.ObjectPath]objectProps{},
-		calls:  callTracker{byCaller: map[string]map[*callEntry]bool{}},
-		checks: pendingChecks{perUID: map[uint32]int{}},
+		calls:    callTracker{byCaller: map[string]map[*callEntry]bool{}},
+		checks:   pendingChecks{perUID: map[uint32]int{}},
+		drained:  make(chan struct{}, 1),
+		activity: make(chan struct{}, 1),
 	}
+}
+
+// Activity receives a token when a call starts or ends and when a tap or
+// network goes away: the moments netgrantd may have become idle.
+func (s *Server) Activity() <-chan struct{} { return s.activity }
+
+func (s *Server) active() {
+	select {
+	case s.activity <- struct{}{}:
+	default:
+	}
+}
+
+// Busy reports whether a call is being answered.
+func (s *Server) Busy() bool { return s.busy.Load() > 0 }
+
+// Stop gives up the bus name, so that the next call starts a new
+// netgrantd, and waits for the calls already received to be answered.
+// With abandon, a call still waiting for polkit is abandoned (its check
+// withdrawn) and told to call again; calls past polkit finish their work
+// either way.
+func (s *Server) Stop(abandon bool) error {
+	var reply uint32
+	err := s.busCall("ReleaseName", &reply, names.BusName)
+	if abandon {
+		s.calls.cancelAll(errStopping)
+	}
+	for s.Busy() {
+		<-s.drained
+	}
+	return err
+}
+
+func (s *Server) callStarted() {
+	s.busy.Add(1)
+	s.active()
+}
+
+func (s *Server) callEnded() {
+	if s.busy.Add(-1) == 0 {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+	}
+	s.active()
 }
 
 // Connect opens the system bus (honouring DBUS_SYSTEM_BUS_ADDRESS) with s

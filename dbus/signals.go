@@ -2,6 +2,7 @@ package dbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -132,10 +133,15 @@ type callTracker struct {
 	byCaller map[string]map[*callEntry]bool
 }
 
-type callEntry struct{ cancel context.CancelFunc }
+type callEntry struct{ cancel context.CancelCauseFunc }
+
+var (
+	errCallerLeft = errors.New("the caller left the bus")
+	errStopping   = errors.New("netgrantd is stopping: call again once it is back (the next call starts it)")
+)
 
 func (t *callTracker) begin(sender string) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	e := &callEntry{cancel: cancel}
 	t.mu.Lock()
 	if t.byCaller[sender] == nil {
@@ -150,7 +156,7 @@ func (t *callTracker) begin(sender string) (context.Context, func()) {
 			delete(t.byCaller, sender)
 		}
 		t.mu.Unlock()
-		cancel()
+		cancel(nil)
 	}
 }
 
@@ -158,6 +164,17 @@ func (t *callTracker) callerGone(sender string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for e := range t.byCaller[sender] {
-		e.cancel()
+		e.cancel(errCallerLeft)
+	}
+}
+
+// cancelAll abandons every call in progress, for cause.
+func (t *callTracker) cancelAll(cause error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, entries := range t.byCaller {
+		for e := range entries {
+			e.cancel(cause)
+		}
 	}
 }

@@ -140,7 +140,7 @@ func (m *Manager) authorize(ctx context.Context, c Caller, check *AuthCheck) err
 		}
 	}
 	if ctx.Err() != nil {
-		return Wrap(Failed, ctx.Err(), "the caller left")
+		return Errorf(Failed, "%v", context.Cause(ctx))
 	}
 	return nil
 }
@@ -181,7 +181,7 @@ func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func()
 	return now, nil
 }
 
-var errStopping = Errorf(Failed, "netgrantd is stopping: call again once it is back (D-Bus activation starts it)")
+var errStopping = Errorf(Failed, "netgrantd is stopping: call again once it is back (the next call starts it)")
 
 // startWork counts an event's work (a holder leaving, a tap going), under
 // the lock; false means netgrantd is stopping and the next one will see
@@ -211,18 +211,27 @@ func (m *Manager) GetNetwork(name string) (NetworkInfo, error) {
 	return m.networkInfo(n), nil
 }
 
-// Shutdown lets the work in progress finish (a setup or a teardown, hooks
-// included; a call still waiting for polkit starts none) and then leaves
+// Holds reports whether netgrantd has something to watch: a tap, a network
+// (being set up or removed too), or a tap being set up.
+func (m *Manager) Holds() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.taps) > 0 || len(m.networks) > 0 || len(m.pendingTaps) > 0
+}
+
+// Shutdown starts no more work — calls past polkit are told to call
+// again, events are left to the next start — lets the work in progress
+// finish (a setup or a teardown, hooks included), and then leaves
 // everything as it is: a restart or upgrade must not take the network
 // from running VMs, and the next daemon adopts what is still held (see
-// Recover). The lock stays taken, so nothing changes before the process
-// exits.
+// Recover).
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.stopping = true
 	m.mu.Unlock()
 	m.working.Wait()
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.log.Info("stopping: held taps and networks stay for the next start", "taps", len(m.taps), "networks", len(m.networks))
 }
 

@@ -268,7 +268,7 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 		select {
 		case <-busy.settled:
 		case <-ctx.Done():
-			return NetworkInfo{}, Wrap(Failed, ctx.Err(), "the caller left")
+			return NetworkInfo{}, Errorf(Failed, "%v", context.Cause(ctx))
 		}
 	}
 }

@@ -347,7 +347,17 @@ func (m *Manager) freeGuestMAC() net.HardwareAddr {
 func (m *Manager) tapGone(name string, index int) {
 	m.mu.Lock()
 	t, ok := m.taps[name]
-	mine := ok && t.index == index && m.startWork()
+	m.mu.Unlock()
+	if ok && t.index == index {
+		m.removeTap(t)
+	}
+}
+
+// removeTap takes t out of the manager and tears it down, down hooks
+// included, unless another event or call got to it first.
+func (m *Manager) removeTap(t *tapRes) {
+	m.mu.Lock()
+	mine := m.taps[t.name] == t && m.startWork()
 	if mine {
 		m.forgetTap(t)
 	}
@@ -374,16 +384,7 @@ func (m *Manager) tapChanged(name string, index int) {
 		return
 	}
 	m.log.Warn("deleting a tap its holder made persistent or gave to another user", "tap", name, "persistent", state.Persistent, "owner", state.Owner)
-	m.mu.Lock()
-	mine := m.taps[name] == t && m.startWork()
-	if mine {
-		m.forgetTap(t)
-	}
-	m.mu.Unlock()
-	if mine {
-		defer m.working.Done()
-		m.unwind(t.rec)
-	}
+	m.removeTap(t)
 }
 
 func tampered(state tap.State, owner uint32) bool {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
@@ -99,8 +100,28 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 
 	stats := make(chan os.Signal, 1)
 	signal.Notify(stats, syscall.SIGUSR1)
+	idle := time.NewTimer(cfg.IdleExit)
+	if cfg.IdleExit == 0 {
+		idle.Stop()
+	}
 	for {
 		select {
+		case <-srv.Activity():
+			if cfg.IdleExit > 0 {
+				idle.Reset(cfg.IdleExit)
+			}
+		case <-idle.C:
+			// Still holding something: the activity that ends it re-arms.
+			if srv.Busy() || manager.Holds() {
+				continue
+			}
+			log.Info("idle with nothing to watch: exiting; the next call starts netgrantd again", "idle_exit_sec", cfg.IdleExit.Seconds())
+			daemon.SdNotify(false, daemon.SdNotifyStopping)
+			manager.Shutdown()
+			if err := srv.Stop(false); err != nil {
+				log.Warn("releasing the bus name", "err", err)
+			}
+			return nil
 		case <-stats:
 			logRuntimeStats(log)
 		case <-srv.Done():
@@ -109,6 +130,9 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 		case <-ctx.Done():
 			daemon.SdNotify(false, daemon.SdNotifyStopping)
 			manager.Shutdown()
+			if err := srv.Stop(true); err != nil {
+				log.Warn("releasing the bus name", "err", err)
+			}
 			return nil
 		}
 	}

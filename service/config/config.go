@@ -36,6 +36,9 @@ type Config struct {
 	// HookTimeout is how long a hook may run before it is killed
 	// ([Hooks] TimeoutSec=).
 	HookTimeout time.Duration
+	// IdleExit is how long netgrantd waits, with nothing held and no call,
+	// before it exits; 0 means never ([Daemon] IdleExitSec=).
+	IdleExit time.Duration
 }
 
 // maxHookTimeoutSec bounds TimeoutSec: a hook runs before a D-Bus reply, so
@@ -51,6 +54,7 @@ func Default() Config {
 		TapsPerUser:     32,
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,
+		IdleExit:        60 * time.Second,
 	}
 }
 
@@ -79,6 +83,8 @@ func Load(path string) (Config, error) {
 //   - LargestPrefix: a prefix length from 16 to 29.
 //   - TapsPerUser, NetworksPerUser: whole numbers >= 0.
 //   - TimeoutSec: whole seconds from 1 to 86400, optionally suffixed "s".
+//   - IdleExitSec: whole seconds from 0 (never) to 86400, optionally
+//     suffixed "s".
 //
 // An empty value is an error for every key except Allow.
 func Parse(r io.Reader, filename string) (Config, error) {
@@ -124,6 +130,9 @@ var sections = map[string]map[string]setter{
 	},
 	"Hooks": {
 		"TimeoutSec": setHookTimeout,
+	},
+	"Daemon": {
+		"IdleExitSec": setIdleExit,
 	},
 }
 
@@ -241,6 +250,15 @@ func setHookTimeout(c *Config, value string) error {
 		return fmt.Errorf("not whole seconds from 1 to %d", maxHookTimeoutSec)
 	}
 	c.HookTimeout = time.Duration(n) * time.Second
+	return nil
+}
+
+func setIdleExit(c *Config, value string) error {
+	n, err := parseCount(strings.TrimSuffix(value, "s"))
+	if err != nil || n > maxHookTimeoutSec {
+		return fmt.Errorf("not whole seconds from 0 (never) to %d", maxHookTimeoutSec)
+	}
+	c.IdleExit = time.Duration(n) * time.Second
 	return nil
 }
 

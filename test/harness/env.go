@@ -161,7 +161,13 @@ func (e *Env) writeFiles(dir string) error {
 			return err
 		}
 	}
-	if err := os.WriteFile(e.ConfigPath, []byte(e.opts.Config), 0o644); err != nil {
+	config := e.opts.Config
+	// A test that waits is no idle daemon: netgrantd stays unless the test
+	// is about its idle exit.
+	if !strings.Contains(config, "IdleExitSec") {
+		config += "\n[Daemon]\nIdleExitSec=0\n"
+	}
+	if err := os.WriteFile(e.ConfigPath, []byte(config), 0o644); err != nil {
 		return err
 	}
 	return writeRules(e.opts.Rules)
@@ -368,6 +374,23 @@ func (e *Env) startDaemon() error {
 	e.daemonDown = false
 	e.logs = append(e.logs, p.log)
 	return e.waitOwner(BusName, p)
+}
+
+// WaitDaemonExit waits for netgrantd to exit by itself and returns how it
+// ended (nil for exit status 0). The bound only keeps a daemon that never
+// exits from hanging the test.
+func (e *Env) WaitDaemonExit(t testing.TB) error {
+	t.Helper()
+	select {
+	case <-e.daemon.done:
+	case <-time.After(time.Minute):
+		t.Fatal("netgrantd did not exit")
+	}
+	e.daemonDown = true
+	if err := e.waitNoOwner(BusName); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return e.daemon.err
 }
 
 // RestartDaemon stops netgrantd with SIGTERM and starts it again on the

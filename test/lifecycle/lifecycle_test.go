@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -154,4 +156,37 @@ func objectPaths(env *harness.Env) []string {
 	}
 	sort.Strings(paths)
 	return paths
+}
+
+// With nothing held and no call for IdleExitSec, netgrantd exits cleanly
+// (the next call D-Bus-activates it again); while a tap or a network
+// exists it stays, however long nobody calls.
+func TestIdleExit(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Daemon]\nIdleExitSec=1\n"})
+	alice := env.Client(t, harness.UserAlice)
+	_, fds, _ := mustCreateTap(t, alice, nil)
+	netPath := mustCreateNetwork(t, alice, "lab", nil)
+	pid := env.DaemonPID()
+
+	// Three idle periods pass with a tap and a network held. (Were it to
+	// exit regardless, it would have after one.)
+	time.Sleep(3 * time.Second)
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("netgrantd exited while a tap and a network were held: %v", err)
+	}
+
+	alice.CloseFD(fds[0])
+	if r := alice.Do(harness.Call{Path: netPath, Interface: networkIface, Method: "Release"}); r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	if err := env.WaitDaemonExit(t); err != nil {
+		t.Fatalf("netgrantd's idle exit: %v", err)
+	}
+	log := strings.Join(env.DaemonLog(), "\n")
+	if !strings.Contains(log, "idle with nothing to watch: exiting") {
+		t.Errorf("netgrantd did not say why it exited:\n%s", log)
+	}
+	if links := harness.Links(t, "ng"); len(links) != 0 {
+		t.Errorf("netgrantd exited leaving %v", links)
+	}
 }

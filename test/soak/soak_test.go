@@ -467,6 +467,9 @@ func (w *worker) judge(op string, c harness.Call, r *harness.Reply) *harness.Rep
 		w.s.count(op, "ServiceUnknown")
 		// The daemon is down: let it come back rather than spin.
 		time.Sleep(time.Duration(50+w.rng.IntN(100)) * time.Millisecond)
+	case r.ErrorName == apiError+"Failed" && strings.HasPrefix(r.ErrorMessage, "netgrantd is stopping: call again"):
+		// A call that met the daemon stopping for a restart is told so.
+		w.s.count(op, "Stopping")
 	case expected[r.ErrorName], op == "AttachBridge" && r.ErrorName == apiError+"BridgeNotAllowed":
 		// A bridge that went with its network is no netgrant bridge any
 		// more, and no allowed host bridge either.

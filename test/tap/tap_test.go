@@ -503,11 +503,14 @@ func TestCreateCloseCyclesLeaveNothing(t *testing.T) {
 	}
 	harness.WaitFor(t, "every tap to go", func() bool { return len(harness.Links(t, "ngtap")) == 0 })
 	harness.WaitFor(t, "every tap object to go", func() bool { return len(env.ManagedObjects()) == 0 })
-	after := harness.OpenFDs(env.DaemonPID())
+	// A removal's teardown may still hold a netlink socket for a moment,
+	// at either count: a leak is an fd that stays.
+	var after int
+	harness.WaitFor(t, "the daemon's fds to return to their baseline", func() bool {
+		after = harness.OpenFDs(env.DaemonPID())
+		return after <= baseline
+	})
 	t.Logf("%d create/close cycles: daemon fds %d before, %d after", cycles, baseline, after)
-	if after != baseline {
-		t.Fatalf("daemon holds %d fds after %d cycles, %d before", after, cycles, baseline)
-	}
 }
 
 func TestSecondDaemonExitsWhenNameIsTaken(t *testing.T) {
