@@ -82,7 +82,7 @@ func (s *Server) Stop(abandon bool) error {
 	var reply uint32
 	err := s.busCall("ReleaseName", &reply, names.BusName)
 	if abandon {
-		s.calls.cancelAll(errStopping)
+		s.calls.cancelAll(service.ErrStopping)
 	}
 	for s.Busy() {
 		<-s.drained

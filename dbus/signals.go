@@ -135,10 +135,7 @@ type callTracker struct {
 
 type callEntry struct{ cancel context.CancelCauseFunc }
 
-var (
-	errCallerLeft = errors.New("the caller left the bus")
-	errStopping   = errors.New("netgrantd is stopping: call again once it is back (the next call starts it)")
-)
+var errCallerLeft = errors.New("the caller left the bus")
 
 func (t *callTracker) begin(sender string) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())

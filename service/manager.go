@@ -165,7 +165,7 @@ func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.stopping {
-		return seen, errStopping
+		return seen, ErrStopping
 	}
 	now, _, err := look()
 	if err != nil {
@@ -181,7 +181,8 @@ func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func()
 	return now, nil
 }
 
-var errStopping = Errorf(Failed, "netgrantd is stopping: call again once it is back (the next call starts it)")
+// ErrStopping answers a call that meets netgrantd stopping.
+var ErrStopping = Errorf(Failed, "netgrantd is stopping: call again once it is back (the next call starts it)")
 
 // startWork counts an event's work (a holder leaving, a tap going), under
 // the lock; false means netgrantd is stopping and the next one will see

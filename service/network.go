@@ -572,7 +572,7 @@ func (m *Manager) ReleaseNetwork(c Caller, name string) error {
 	}
 	if !m.startWork() {
 		m.mu.Unlock()
-		return errStopping
+		return ErrStopping
 	}
 	defer m.working.Done()
 	last := m.dropHold(n, c.Holder)
