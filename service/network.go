@@ -14,6 +14,7 @@ import (
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
+	"github.com/netgrant/netgrant/service/nldump"
 	"github.com/netgrant/netgrant/service/subnet"
 )
 
@@ -275,14 +276,15 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 
 func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, given netip.Prefix) (NetworkInfo, error) {
 	// What the kernel says is read before the lock is taken.
-	hostUses, err := subnet.HostUses()
-	if err != nil {
-		return NetworkInfo{}, Wrap(Failed, err, "reading the host's addresses and routes")
-	}
-	linkNames, err := bridge.LinkNames()
+	links, err := nldump.Links()
 	if err != nil {
 		return NetworkInfo{}, Wrap(Failed, err, "listing links")
 	}
+	hostUses, err := subnet.HostUses(links)
+	if err != nil {
+		return NetworkInfo{}, Wrap(Failed, err, "reading the host's addresses and routes")
+	}
+	linkNames := bridge.LinkNames(links)
 	look := func() (networkPlan, *AuthCheck, error) {
 		existing, err := m.joinable(c.UID, r)
 		if err != nil {

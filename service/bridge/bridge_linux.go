@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netgrant/netgrant/service/linkconf"
-	"github.com/netgrant/netgrant/service/nldump"
 )
 
 // Config describes a network's bridge.
@@ -185,13 +184,8 @@ func IsBridge(name string) (bool, error) {
 	return link.Type() == "bridge", nil
 }
 
-// LinkNames are the names (alternative names too) of every link on the
-// host, for FreeName.
-func LinkNames() (map[string]bool, error) {
-	links, err := nldump.Links()
-	if err != nil {
-		return nil, fmt.Errorf("listing links: %w", err)
-	}
+// LinkNames are the names (alternative names too) of links, for FreeName.
+func LinkNames(links []netlink.Link) map[string]bool {
 	names := make(map[string]bool, len(links))
 	for _, l := range links {
 		names[l.Attrs().Name] = true
@@ -199,7 +193,7 @@ func LinkNames() (map[string]bool, error) {
 			names[alt] = true
 		}
 	}
-	return names, nil
+	return names
 }
 
 // FreeName returns the lowest ngbr<N> not in taken (link names, and the

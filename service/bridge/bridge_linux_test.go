@@ -13,6 +13,8 @@ import (
 
 	"github.com/netgrant/netgrant/test/nstest"
 	"github.com/vishvananda/netlink"
+
+	"github.com/netgrant/netgrant/service/nldump"
 )
 
 func TestMain(m *testing.M) { nstest.Main(m) }
@@ -287,10 +289,11 @@ func TestFreeName(t *testing.T) {
 	addLink(t, "ngbr2", "type", "bridge")
 	vethPort(t, "ngbr3", "")
 
-	links, err := LinkNames()
+	all, err := nldump.Links()
 	if err != nil {
 		t.Fatal(err)
 	}
+	links := LinkNames(all)
 	taken := map[string]bool{"ngbr1": true, "ngbr5": true}
 	for name := range links {
 		taken[name] = true

@@ -24,12 +24,8 @@ const broadestRouteBits = 8
 
 // HostUses lists the host's IPv4 addresses and its unicast IPv4 routes in
 // all routing tables, except default routes and anything on netgrant's own
-// bridges.
-func HostUses() ([]Use, error) {
-	links, err := nldump.Links()
-	if err != nil {
-		return nil, fmt.Errorf("listing links: %w", err)
-	}
+// bridges; links are the host's links, to name them.
+func HostUses(links []netlink.Link) ([]Use, error) {
 	names := make(map[int]string, len(links))
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name

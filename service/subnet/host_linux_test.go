@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/netgrant/netgrant/test/nstest"
+
+	"github.com/netgrant/netgrant/service/nldump"
 )
 
 func TestMain(m *testing.M) { nstest.Main(m) }
@@ -33,7 +35,11 @@ func TestHostUses(t *testing.T) {
 	ip(t, "addr", "add", "10.97.3.1/24", "dev", "ngbr0")
 	ip(t, "route", "add", "10.98.0.0/16", "dev", "ngbr0")
 
-	uses, err := HostUses()
+	links, err := nldump.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses, err := HostUses(links)
 	if err != nil {
 		t.Fatal(err)
 	}
