@@ -260,6 +260,9 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 	if err != nil {
 		return NetworkInfo{}, err
 	}
+	if err := checkDefaultNetworkName(c.UID, r.Name); err != nil {
+		return NetworkInfo{}, err
+	}
 	for {
 		info, err := m.createOrJoin(ctx, c, r, given)
 		var busy errBusy

@@ -3,6 +3,7 @@ package service
 import (
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -11,6 +12,31 @@ var networkNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`)
 // ValidNetworkName reports whether name may name a netgrant network.
 func ValidNetworkName(name string) bool {
 	return networkNamePattern.MatchString(name)
+}
+
+// defaultNetworkOwner reports whether name is a default network's,
+// user-<uid>, and whose. Only the canonical spelling of a uid names its
+// owner; "user-01000" is nobody's, so nobody may create it.
+func defaultNetworkOwner(name string) (uid uint32, reserved, owned bool) {
+	digits, ok := strings.CutPrefix(name, "user-")
+	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil || strconv.FormatUint(n, 10) != digits {
+		return 0, true, false
+	}
+	return uint32(n), true, true
+}
+
+// checkDefaultNetworkName refuses uid a name reserved for another uid's
+// default network.
+func checkDefaultNetworkName(uid uint32, name string) error {
+	owner, reserved, owned := defaultNetworkOwner(name)
+	if reserved && (!owned || owner != uid) {
+		return Errorf(NotOwner, "network names user-<uid> are each reserved for that uid's default network; %q is not yours: choose another name", name)
+	}
+	return nil
 }
 
 // validIfName reports whether name could be a Linux interface name: the

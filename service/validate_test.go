@@ -77,3 +77,26 @@ func TestJoinNeedsEveryGivenOptionToMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultNetworkNamesAreReserved(t *testing.T) {
+	for _, tc := range []struct {
+		uid  uint32
+		name string
+		ok   bool
+	}{
+		{1000, "user-1000", true},
+		{1000, "user-1001", false},
+		{0, "user-0", true},
+		{1000, "user-01000", false},
+		{1000, "user-4294967296", false},
+		{1000, "user-", true},
+		{1000, "user-x", true},
+		{1000, "users-1001", true},
+		{1000, "lab", true},
+	} {
+		err := checkDefaultNetworkName(tc.uid, tc.name)
+		if (err == nil) != tc.ok || err != nil && KindOf(err) != NotOwner {
+			t.Errorf("uid %d creating %q: %v, want allowed=%v", tc.uid, tc.name, err, tc.ok)
+		}
+	}
+}

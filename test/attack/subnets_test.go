@@ -1,6 +1,7 @@
 package attack_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -34,4 +35,19 @@ func TestSubnetsStayInThePools(t *testing.T) {
 	if got := info["subnet"].Value(); got != "10.97.4.0/24" {
 		t.Errorf("bob's default subnet is %v, want 10.97.4.0/24 (the first free /24 of the pool)", got)
 	}
+}
+
+// user-<uid> is that uid's default network (netgrant run creates or joins
+// it): no one else may take the name first.
+func TestDefaultNetworkNamesCannotBeSquatted(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: allowAliceAndBob})
+	alice, bob := env.Client(t, harness.UserAlice), env.Client(t, harness.UserBob)
+	aliceDefault := fmt.Sprintf("user-%d", alice.UID)
+	for _, name := range []string{aliceDefault, "user-0" + fmt.Sprint(alice.UID)} {
+		if _, _, err := bob.CreateNATNetwork(name, nil); harness.ErrorName(err) != "org.netgrant.NetGrant1.Error.NotOwner" {
+			t.Errorf("bob creating %s: %v, want NotOwner", name, err)
+		}
+	}
+	mustCreateNetwork(t, alice, aliceDefault, nil)
+	mustCreateNetwork(t, bob, fmt.Sprintf("user-%d", bob.UID), nil)
 }
