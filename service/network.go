@@ -288,6 +288,9 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 		return NetworkInfo{}, Wrap(Failed, err, "reading the host's addresses and routes")
 	}
 	linkNames := bridge.LinkNames(links)
+	// What the host lacks (iptables, dnsmasq, its account) matters only
+	// for a new network; it is looked up once, without the lock.
+	unsupported := m.checkSupported(r)
 	look := func() (networkPlan, *AuthCheck, error) {
 		existing, err := m.joinable(c.UID, r)
 		if err != nil {
@@ -301,8 +304,8 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 		if limit := m.opts.Config.NetworksPerUser; m.networksOf(c.UID) >= limit {
 			return networkPlan{}, nil, Errorf(QuotaExceeded, "user %d already has %d networks, the limit ([Limits] NetworksPerUser=%d): delete one first", c.UID, limit, limit)
 		}
-		if err := m.checkSupported(r); err != nil {
-			return networkPlan{}, nil, err
+		if unsupported != nil {
+			return networkPlan{}, nil, unsupported
 		}
 		plan, err := m.planNetwork(given, hostUses)
 		if err != nil {
