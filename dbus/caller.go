@@ -77,7 +77,8 @@ func (a *authorizer) Authorize(ctx context.Context, check service.AuthCheck) err
 	defer a.srv.checks.release(a.uid)
 	result, err := a.srv.polkit.Check(ctx, a.call.sender, polkit.Check{Action: check.Action, Details: check.Details}, a.call.interactive())
 	if ctx.Err() != nil {
-		return service.Errorf(service.Failed, "%v", context.Cause(ctx))
+		// Abandoned, not refused: the manager says why.
+		return ctx.Err()
 	}
 	what := actionVerbs[check.Action]
 	switch {

@@ -132,17 +132,17 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 // authorize asks for the one check a call needs (none: nil) before any side
-// effect, and fails if the caller has gone meanwhile.
+// effect. A call abandoned meanwhile (its caller gone, netgrantd stopping)
+// fails with why, whatever polkit said.
 func (m *Manager) authorize(ctx context.Context, c Caller, check *AuthCheck) error {
+	var err error
 	if check != nil {
-		if err := c.Auth.Authorize(ctx, *check); err != nil {
-			return err
-		}
+		err = c.Auth.Authorize(ctx, *check)
 	}
 	if ctx.Err() != nil {
 		return Errorf(Failed, "%v", context.Cause(ctx))
 	}
-	return nil
+	return err
 }
 
 // decide is every state-changing call's way through polkit: look
