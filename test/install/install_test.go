@@ -75,6 +75,7 @@ func TestMesonInstallsEverything(t *testing.T) {
 		"usr/share/dbus-1/system-services/org.netgrant.NetGrant1.service",
 		"usr/share/dbus-1/interfaces/org.netgrant.NetGrant1.xml",
 		"usr/share/polkit-1/actions/org.netgrant.policy",
+		"usr/share/polkit-1/rules.d/60-netgrant.rules",
 		"usr/lib/sysusers.d/netgrant.conf",
 		"etc/netgrant/hooks.d",
 		unitPath(t, dest, "netgrantd.service"),
