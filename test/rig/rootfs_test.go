@@ -68,7 +68,12 @@ func cachedRootfs() (string, error) {
 	}
 	partial := tar + ".partial"
 	args := append([]string{"--variant=minbase", "--format=tar", "--include=" + strings.Join(rootfsPackages, ","), suite, partial}, sources...)
-	cmd := exec.Command("mmdebstrap", args...)
+	// In a pid namespace of its own: the packages' maintainer scripts stop
+	// "their" daemons by executable (polkitd's runs start-stop-daemon
+	// --stop --exec /usr/lib/polkit-1/polkitd), and from a chroot that
+	// sees the host's /proc they killed the polkitd of tests running
+	// meanwhile.
+	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "--", "mmdebstrap"}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
