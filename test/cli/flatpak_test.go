@@ -58,7 +58,7 @@ func flatpakProxy(t *testing.T, userName string) string {
 	t.Cleanup(func() { ready.Close() })
 	proxy := commandAs(t, userName, "xdg-dbus-proxy", "--fd=3", harness.BusAddress, socket, "--filter", "--talk=org.netgrant.NetGrant1")
 	proxy.ExtraFiles = []*os.File{readyW}
-	var stderr lockedBuffer
+	var stderr harness.Output
 	proxy.Stderr = &stderr
 	if err := proxy.Start(); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,7 @@
 package cli_test
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ polkit.addRule(function(action, subject) {
 });
 `
 
-// lockedBuffer collects a process's terminal output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // onTerminal runs the CLI as ngbob on a terminal (script(1) gives it one),
 // typing password when the prompt shows.
 func onTerminal(t *testing.T, password string, args ...string) (output string, code int) {
@@ -46,7 +26,7 @@ func onTerminal(t *testing.T, password string, args ...string) (output string, c
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out harness.Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netgrant/netgrant/test/guest"
+	"github.com/netgrant/netgrant/test/harness"
 	"golang.org/x/sys/unix"
 )
 
@@ -439,7 +440,7 @@ func passwordPrompt(t *testing.T, c *container) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out harness.Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -470,23 +471,6 @@ func passwordPrompt(t *testing.T, c *container) {
 			typed++
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func sandboxScore(t *testing.T, c *container) {
