@@ -3,7 +3,6 @@ package cli_test
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/netgrant/netgrant/test/harness"
 )
@@ -22,31 +21,9 @@ polkit.addRule(function(action, subject) {
 func onTerminal(t *testing.T, password string, args ...string) (output string, code int) {
 	t.Helper()
 	cmd := commandAs(t, harness.UserBob, "script", "-qec", strings.Join(append([]string{bin(t, "netgrant")}, args...), " "), "/dev/null")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out harness.Output
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	eventually(t, "the password prompt", func() bool { return strings.Contains(out.String(), "Password:") })
-	stdin.Write([]byte(password + "\n"))
-	select {
-	case err := <-done:
-		code = 0
-		if err != nil {
-			code = cmd.ProcessState.ExitCode()
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("netgrant still runs after the password was typed:\n%s", out.String())
-	}
-	t.Logf("ngbob on a terminal$ netgrant %s\n%s(exit %d)", strings.Join(args, " "), out.String(), code)
-	return out.String(), code
+	output, code = harness.AnswerPrompts(t, cmd, password)
+	t.Logf("ngbob on a terminal$ netgrant %s\n%s(exit %d)", strings.Join(args, " "), output, code)
+	return output, code
 }
 
 func TestPasswordPromptOnTheTerminal(t *testing.T) {

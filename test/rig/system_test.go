@@ -436,40 +436,15 @@ func idleExit(t *testing.T, c *container, vm *guest.VM, tap *os.File) {
 // run on a terminal asks once per call and goes on.
 func passwordPrompt(t *testing.T, c *container) {
 	cmd := c.asUser(bob, "script", "-qec", "netgrant run --network lab2 -- echo child-ran-on-{ifname}", "/dev/null")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	out, code := harness.AnswerPrompts(t, cmd, adminPassword)
+	t.Logf("ngbob on a terminal, outside any session$ netgrant run --network lab2 -- echo …\n%s(exit %d)", out, code)
+	if code != 0 || !strings.Contains(out, "child-ran-on-ngtap") {
+		t.Fatalf("netgrant run failed")
 	}
-	var out harness.Output
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.After(2 * time.Minute)
-	for typed := 0; ; {
-		select {
-		case err := <-done:
-			t.Logf("ngbob on a terminal, outside any session$ netgrant run --network lab2 -- echo …\n%s(%v)", out.String(), err)
-			if err != nil || !strings.Contains(out.String(), "child-ran-on-ngtap") {
-				t.Fatalf("netgrant run failed")
-			}
-			if n := strings.Count(out.String(), "AUTHENTICATING FOR"); n != 2 ||
-				!strings.Contains(out.String(), "AUTHENTICATING FOR org.netgrant.create-nat-network") ||
-				!strings.Contains(out.String(), "AUTHENTICATING FOR org.netgrant.use-network") {
-				t.Errorf("want one prompt per call (create-nat-network, use-network); got %d", n)
-			}
-			return
-		case <-time.After(100 * time.Millisecond):
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatalf("netgrant run still runs after 2 minutes:\n%s", out.String())
-		}
-		if strings.Count(out.String(), "Password:") > typed {
-			stdin.Write([]byte(adminPassword + "\n"))
-			typed++
-		}
+	if n := strings.Count(out, "AUTHENTICATING FOR"); n != 2 ||
+		!strings.Contains(out, "AUTHENTICATING FOR org.netgrant.create-nat-network") ||
+		!strings.Contains(out, "AUTHENTICATING FOR org.netgrant.use-network") {
+		t.Errorf("want one prompt per call (create-nat-network, use-network); got %d", n)
 	}
 }
 
