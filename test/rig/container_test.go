@@ -62,6 +62,10 @@ func boot(tarball string, prepare func(root string) error) (*container, error) {
 	c.nspawn = exec.Command("systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
 		"-D", dir, "-M", "ngrig", "--private-network", "--console=read-only",
 		"--system-call-filter=bpf", "--capability=CAP_BPF", "-b")
+	// Pure cgroup v2 inside, as on desktops: systemd then enforces
+	// DevicePolicy= with a BPF program, which it cannot on this host's
+	// hybrid hierarchy.
+	c.nspawn.Env = append(os.Environ(), "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1")
 	c.nspawn.Stdout, c.nspawn.Stderr = &c.console, &c.console
 	if err := c.nspawn.Start(); err != nil {
 		c.remove()
