@@ -25,6 +25,8 @@ type container struct {
 	leader  int
 	console bytes.Buffer
 	cgroups []string
+	// bootTime is from starting nspawn to systemd reporting the system up.
+	bootTime time.Duration
 }
 
 // machineEnv is the environment commands get inside the container, as a
@@ -72,10 +74,12 @@ func boot(tarball string, prepare func(root string) error) (*container, error) {
 		return nil, fmt.Errorf("starting systemd-nspawn: %w", err)
 	}
 	go func() { c.nspawn.Wait(); close(c.exited) }()
+	start := time.Now()
 	if err := c.waitUp(); err != nil {
 		c.shutdown()
 		return nil, err
 	}
+	c.bootTime = time.Since(start)
 	return c, nil
 }
 
