@@ -6,7 +6,9 @@ package service
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -68,8 +70,8 @@ type Options struct {
 	Config   config.Config
 	StateDir string
 	Hooks    *hooks.Runner
-	// Firewall is nil where iptables is missing: taps work, NAT networks
-	// are Unsupported.
+	// Firewall is nil where neither nftables nor iptables works: taps
+	// work, NAT networks are Unsupported.
 	Firewall firewall.Firewall
 	// DnsmasqUnits runs each network's dnsmasq as an instance of the
 	// netgrant-dnsmasq@ systemd unit instead of as a child; StateDir must
@@ -241,8 +243,7 @@ func (m *Manager) Shutdown() {
 func (m *Manager) addFirewall(n firewall.Network) error {
 	m.fwMu.Lock()
 	defer m.fwMu.Unlock()
-	m.syncFirewallLocked()
-	if err := m.opts.Firewall.Add(n); err != nil {
+	if err := m.opts.Firewall.Apply(append(m.firewallNetworksLocked(), n)); err != nil {
 		return err
 	}
 	m.fwNetworks[n.Bridge] = n
@@ -253,33 +254,31 @@ func (m *Manager) removeFirewall(n firewall.Network) error {
 	m.fwMu.Lock()
 	defer m.fwMu.Unlock()
 	delete(m.fwNetworks, n.Bridge)
-	err := m.opts.Firewall.Remove(n)
-	m.syncFirewallLocked()
-	return err
+	return m.opts.Firewall.Apply(m.firewallNetworksLocked())
 }
 
 // RestoreFirewall puts back netgrant's rules, as after a firewalld reload
-// flushed them.
+// flushed them. A failure is only logged: the networks go on working as
+// well as they can.
 func (m *Manager) RestoreFirewall() {
-	m.fwMu.Lock()
-	defer m.fwMu.Unlock()
-	m.syncFirewallLocked()
-}
-
-// syncFirewallLocked makes the firewall hold exactly the rules of the
-// networks that have them, putting back what someone flushed. A failure is
-// only logged: the networks go on working as well as they can.
-func (m *Manager) syncFirewallLocked() {
 	if m.opts.Firewall == nil {
 		return
 	}
-	nets := make([]firewall.Network, 0, len(m.fwNetworks))
-	for _, n := range m.fwNetworks {
-		nets = append(nets, n)
-	}
-	if err := m.opts.Firewall.Sync(nets); err != nil {
+	m.fwMu.Lock()
+	defer m.fwMu.Unlock()
+	if err := m.opts.Firewall.Apply(m.firewallNetworksLocked()); err != nil {
 		m.log.Warn("restoring firewall rules", "err", err)
 	}
+}
+
+// firewallNetworksLocked lists the networks that have rules, in the order
+// of their bridges, so each Apply writes them in the same order.
+func (m *Manager) firewallNetworksLocked() []firewall.Network {
+	nets := make([]firewall.Network, 0, len(m.fwNetworks)+1)
+	for _, bridge := range slices.Sorted(maps.Keys(m.fwNetworks)) {
+		nets = append(nets, m.fwNetworks[bridge])
+	}
+	return nets
 }
 
 func (m *Manager) hookEnvForNetwork(n *netRes) hooks.Env {

@@ -233,7 +233,7 @@ func (m *Manager) networksOf(uid uint32) int {
 // is looked at or asked.
 func (m *Manager) checkSupported(r NetworkRequest) error {
 	if m.opts.Firewall == nil {
-		return Errorf(Unsupported, "NAT networks need iptables, which is not installed: install the iptables package and restart netgrantd")
+		return Errorf(Unsupported, "NAT networks need a firewall, and netgrantd could use neither nftables nor iptables: install the iptables package (or check the kernel's nf_tables) and restart netgrantd; journalctl -u netgrantd says why")
 	}
 	if boolOr(r.DHCP, true) || boolOr(r.DNS, true) {
 		if err := dnsmasq.Available(); err != nil {

@@ -17,10 +17,16 @@ import (
 // the adopted networks. Call it once, before serving.
 func (m *Manager) Recover(alive func(holder string) bool) {
 	records := m.loadRecords(m.log)
+	// Networks that stay are adopted before any other is unwound: each
+	// unwind rewrites the firewall for the networks known by then.
+	var leftovers []*record
 	for _, r := range records {
-		if r.Kind == "network" {
-			m.adoptNetwork(r, alive)
+		if r.Kind == "network" && !m.adoptNetwork(r, alive) {
+			leftovers = append(leftovers, r)
 		}
+	}
+	for _, r := range leftovers {
+		m.unwind(r)
 	}
 	for _, r := range records {
 		if r.Kind == "tap" {
@@ -30,12 +36,13 @@ func (m *Manager) Recover(alive func(holder string) bool) {
 	m.RestoreFirewall()
 }
 
-func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
+// adoptNetwork takes over r's network if it is to stay, and reports
+// whether it did; one that is not must be unwound.
+func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	s := r.Network
 	if !r.Complete || s == nil {
 		m.log.Info("removing a network whose setup never finished", "network", r.Name)
-		m.unwind(r)
-		return
+		return false
 	}
 	holders := map[string]bool{}
 	for _, h := range s.Holders {
@@ -45,15 +52,13 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 	}
 	if len(holders) == 0 && !s.Persistent {
 		m.log.Info("removing a network whose holders left while netgrantd was away", "network", r.Name)
-		m.unwind(r)
-		return
+		return false
 	}
 	prefix, err := netip.ParsePrefix(s.Subnet)
 	isBridge, _ := bridge.IsBridge(s.Bridge)
 	if err != nil || !isBridge {
 		m.log.Warn("removing a network whose bridge is gone", "network", r.Name, "bridge", s.Bridge)
-		m.unwind(r)
-		return
+		return false
 	}
 	n := &netRes{
 		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix),
@@ -71,8 +76,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 		}
 		if err := m.startDnsmasq(n); err != nil {
 			m.log.Warn("removing a network whose dnsmasq would not start again", "network", n.name, "err", err)
-			m.unwind(r)
-			return
+			return false
 		}
 	}
 	if err := m.saveNetwork(n); err != nil {
@@ -86,6 +90,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) {
 	m.networks[n.name] = n
 	m.log.Info("adopted network", "network", n.name, "holders", len(holders))
 	m.opts.Observer.NetworkAdded(m.networkInfo(n))
+	return true
 }
 
 func (m *Manager) adoptTap(r *record) {

@@ -195,7 +195,7 @@ func (m *Manager) runStep(s step) error {
 		return bridge.Delete(s.Bridge)
 	case opRemoveFirewall:
 		if m.opts.Firewall == nil {
-			return errors.New("iptables is missing: cannot remove the network's rules")
+			return errors.New("no firewall backend: cannot remove the network's rules")
 		}
 		return m.removeFirewall(*s.Firewall)
 	case opRemoveDir:

@@ -64,11 +64,10 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
-	var fw firewall.Firewall
-	if ipt, err := firewall.NewIPTables(); err != nil {
-		log.Warn("no iptables: NAT networks are unavailable until it is installed", "err", err)
-	} else {
-		fw = ipt
+	fw, err := firewall.New(cfg.FirewallBackend)
+	if err != nil {
+		log.Warn("no firewall backend: NAT networks are unavailable until nftables or iptables works", "backend", cfg.FirewallBackend, "err", err)
+		fw = nil
 	}
 
 	srv := dbus.NewServer(log, version)
@@ -95,7 +94,7 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 	if err := srv.Serve(manager); err != nil {
 		return err
 	}
-	log.Info("netgrantd ready", "bus_name", names.BusName, "version", version)
+	log.Info("netgrantd ready", "bus_name", names.BusName, "version", version, "firewall", firewallName(fw))
 	daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=Serving "+names.BusName)
 
 	stats := make(chan os.Signal, 1)
@@ -157,4 +156,11 @@ func newLogger(debug bool) *slog.Logger {
 		fmt.Fprintln(os.Stderr, "netgrantd: journal unavailable, logging to stderr:", err)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func firewallName(fw firewall.Firewall) string {
+	if fw == nil {
+		return "none"
+	}
+	return fw.Backend()
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// IdleExit is how long netgrantd waits, with nothing held and no call,
 	// before it exits; 0 means never ([Daemon] IdleExitSec=).
 	IdleExit time.Duration
+	// FirewallBackend is "auto", "nftables" or "iptables" ([Firewall]
+	// Backend=).
+	FirewallBackend string
 }
 
 // maxHookTimeoutSec bounds TimeoutSec: a hook runs before a D-Bus reply, so
@@ -55,6 +58,7 @@ func Default() Config {
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,
 		IdleExit:        60 * time.Second,
+		FirewallBackend: "auto",
 	}
 }
 
@@ -85,6 +89,7 @@ func Load(path string) (Config, error) {
 //   - TimeoutSec: whole seconds from 1 to 86400, optionally suffixed "s".
 //   - IdleExitSec: whole seconds from 0 (never) to 86400, optionally
 //     suffixed "s".
+//   - Backend: auto, nftables or iptables.
 //
 // An empty value is an error for every key except Allow.
 func Parse(r io.Reader, filename string) (Config, error) {
@@ -133,6 +138,15 @@ var sections = map[string]map[string]setter{
 	},
 	"Daemon": {
 		"IdleExitSec": setIdleExit,
+	},
+	"Firewall": {
+		"Backend": func(c *Config, v string) error {
+			if v != "auto" && v != "nftables" && v != "iptables" {
+				return errors.New("not auto, nftables or iptables")
+			}
+			c.FirewallBackend = v
+			return nil
+		},
 	},
 }
 

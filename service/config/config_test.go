@@ -54,6 +54,7 @@ func TestParse(t *testing.T) {
 		{"timeout max", "[Hooks]\nTimeoutSec=86400\n", func(c *Config) { c.HookTimeout = 24 * time.Hour }},
 		{"idle exit", "[Daemon]\nIdleExitSec=5s\n", func(c *Config) { c.IdleExit = 5 * time.Second }},
 		{"idle exit never", "[Daemon]\nIdleExitSec=0\n", func(c *Config) { c.IdleExit = 0 }},
+		{"firewall backend", "[Firewall]\nBackend=iptables\n", func(c *Config) { c.FirewallBackend = "iptables" }},
 		{"section repeated", "[Limits]\nTapsPerUser=1\n[Hooks]\nTimeoutSec=2\n[Limits]\nNetworksPerUser=3\n", func(c *Config) {
 			c.TapsPerUser, c.HookTimeout, c.NetworksPerUser = 1, 2*time.Second, 3
 		}},
@@ -112,6 +113,7 @@ func TestParseErrors(t *testing.T) {
 		{"networks huge", "[Limits]\nNetworksPerUser=99999999999999999999\n", `f.conf:2: bad NetworksPerUser=99999999999999999999: number too large`},
 		{"networks fraction", "[Limits]\nNetworksPerUser=1.5\n", `f.conf:2: bad NetworksPerUser=1.5: not a whole number`},
 		{"timeout zero", "[Hooks]\nTimeoutSec=0\n", `f.conf:2: bad TimeoutSec=0: not whole seconds from 1 to 86400`},
+		{"firewall backend unknown", "[Firewall]\nBackend=ebtables\n", `f.conf:2: bad Backend=ebtables: not auto, nftables or iptables`},
 		{"idle exit negative", "[Daemon]\nIdleExitSec=-1\n", `f.conf:2: bad IdleExitSec=-1: not whole seconds from 0 (never) to 86400`},
 		{"timeout too long", "[Hooks]\nTimeoutSec=86401\n", `f.conf:2: bad TimeoutSec=86401: not whole seconds from 1 to 86400`},
 		{"timeout minutes", "[Hooks]\nTimeoutSec=1min\n", `f.conf:2: bad TimeoutSec=1min: not whole seconds from 1 to 86400`},
@@ -152,6 +154,7 @@ func TestDefault(t *testing.T) {
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,
 		IdleExit:        time.Minute,
+		FirewallBackend: "auto",
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)

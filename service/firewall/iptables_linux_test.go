@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"errors"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -100,20 +99,18 @@ func lines(t testing.TB, table, chain string) []string {
 	return strings.Split(strings.TrimSpace(iptablesRun(t, "-t", table, "-S", chain)), "\n")
 }
 
-func mustAdd(t testing.TB, fw Firewall, nets ...Network) {
+func mustApply(t testing.TB, fw Firewall, nets ...Network) {
 	t.Helper()
-	for _, n := range nets {
-		if err := fw.Add(n); err != nil {
-			t.Fatalf("adding %s: %v", n.Bridge, err)
-		}
+	if err := fw.Apply(nets); err != nil {
+		t.Fatalf("applying %v: %v", nets, err)
 	}
 }
 
-func TestAddInstallsRules(t *testing.T) {
+func TestApplyInstallsRules(t *testing.T) {
 	nstest.Require(t)
 	clean(t)
 	fw := newFirewall(t)
-	mustAdd(t, fw, net0)
+	mustApply(t, fw, net0)
 
 	for _, c := range []struct{ table, builtin, jump string }{
 		{"filter", "INPUT", "NETGRANT-INPUT"},
@@ -161,7 +158,7 @@ func TestHostOnlyNetworkNeitherForwardsOutNorMasquerades(t *testing.T) {
 	nstest.Require(t)
 	clean(t)
 	fw := newFirewall(t)
-	mustAdd(t, fw, hostOnly)
+	mustApply(t, fw, hostOnly)
 
 	if got, want := lines(t, "filter", "NG-ngbr2-FROM"), []string{
 		"-N NG-ngbr2-FROM",
@@ -177,22 +174,18 @@ func TestHostOnlyNetworkNeitherForwardsOutNorMasquerades(t *testing.T) {
 	}
 }
 
-func TestRemoveRestoresBaseline(t *testing.T) {
+func TestApplyRemoveRestoresBaseline(t *testing.T) {
 	nstest.Require(t)
 	baseline := clean(t)
 	fw := newFirewall(t)
-	mustAdd(t, fw, net0)
-	if err := fw.Remove(net0); err != nil {
-		t.Fatal(err)
-	}
+	mustApply(t, fw, net0)
+	mustApply(t, fw)
 	if got := save(t); got != baseline {
-		t.Fatalf("after Remove:\n%s\nwant the baseline:\n%s", got, baseline)
+		t.Fatalf("after removing the network:\n%s\nwant the baseline:\n%s", got, baseline)
 	}
-	if err := fw.Remove(net0); err != nil {
-		t.Fatalf("removing a removed network: %v", err)
-	}
+	mustApply(t, fw)
 	if got := save(t); got != baseline {
-		t.Fatalf("after a second Remove:\n%s\nwant the baseline:\n%s", got, baseline)
+		t.Fatalf("after removing it again:\n%s\nwant the baseline:\n%s", got, baseline)
 	}
 }
 
@@ -207,11 +200,11 @@ func ours(all, bridge string) []string {
 	return mine
 }
 
-func TestRemoveOneNetworkKeepsTheOthers(t *testing.T) {
+func TestApplyRemoveOneNetworkKeepsTheOthers(t *testing.T) {
 	nstest.Require(t)
 	clean(t)
 	fw := newFirewall(t)
-	mustAdd(t, fw, net0, hostOnly, net1)
+	mustApply(t, fw, net0, hostOnly, net1)
 
 	// Each network's check on traffic into its bridge must come before
 	// any network's accept of traffic out of its own.
@@ -229,9 +222,7 @@ func TestRemoveOneNetworkKeepsTheOthers(t *testing.T) {
 	}
 
 	before := save(t)
-	if err := fw.Remove(net0); err != nil {
-		t.Fatal(err)
-	}
+	mustApply(t, fw, hostOnly, net1)
 	after := save(t)
 	if left := ours(after, "ngbr0"); len(left) > 0 {
 		t.Errorf("removed network left %q", left)
@@ -246,7 +237,7 @@ func TestRemoveOneNetworkKeepsTheOthers(t *testing.T) {
 	}
 }
 
-func TestSyncRestoresFlushedRules(t *testing.T) {
+func TestApplyRestoresFlushedRules(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		wipe [][]string
@@ -258,7 +249,7 @@ func TestSyncRestoresFlushedRules(t *testing.T) {
 			nstest.Require(t)
 			clean(t)
 			fw := newFirewall(t)
-			mustAdd(t, fw, net0, hostOnly)
+			mustApply(t, fw, net0, hostOnly)
 			want := save(t)
 
 			for _, args := range tc.wipe {
@@ -269,33 +260,33 @@ func TestSyncRestoresFlushedRules(t *testing.T) {
 			}
 			// The other tools re-create their rules too, after ours.
 			addForeignRules(t)
-			if err := fw.Sync([]Network{net0, hostOnly}); err != nil {
+			if err := fw.Apply([]Network{net0, hostOnly}); err != nil {
 				t.Fatal(err)
 			}
 			if got := save(t); got != want {
-				t.Fatalf("after Sync:\n%s\nwant as before the wipe:\n%s", got, want)
+				t.Fatalf("after Apply:\n%s\nwant as before the wipe:\n%s", got, want)
 			}
 		})
 	}
 }
 
-func TestSyncRepairsTamperedChains(t *testing.T) {
+func TestApplyRepairsTamperedChains(t *testing.T) {
 	nstest.Require(t)
 	clean(t)
 	fw := newFirewall(t)
-	mustAdd(t, fw, net0, net1)
+	mustApply(t, fw, net0, net1)
 	want := save(t)
 
 	// Out of order: ngbr1's check on traffic into its bridge now comes
 	// after ngbr0's accept of its guests' outbound traffic.
 	iptablesRun(t, "-D", "NETGRANT-FORWARD", "-o", "ngbr1", "-j", "NG-ngbr1-TO")
 	iptablesRun(t, "-A", "NETGRANT-FORWARD", "-o", "ngbr1", "-j", "NG-ngbr1-TO")
-	if err := fw.Sync([]Network{net0, net1}); err != nil {
+	if err := fw.Apply([]Network{net0, net1}); err != nil {
 		t.Fatal(err)
 	}
 	fwd := lines(t, "filter", "NETGRANT-FORWARD")
 	if !strings.Contains(fwd[1], " -o ") || !strings.Contains(fwd[2], " -o ") {
-		t.Errorf("NETGRANT-FORWARD after Sync = %q, want -o jumps first", fwd)
+		t.Errorf("NETGRANT-FORWARD after Apply = %q, want -o jumps first", fwd)
 	}
 
 	iptablesRun(t, "-I", "NETGRANT-FORWARD", "-j", "ACCEPT")
@@ -303,14 +294,14 @@ func TestSyncRepairsTamperedChains(t *testing.T) {
 	iptablesRun(t, "-I", "NG-ngbr0-IN", "-j", "ACCEPT")
 	iptablesRun(t, "-t", "nat", "-D", "NG-ngbr1-NAT", "-d", "224.0.0.0/24", "-j", "RETURN")
 	iptablesRun(t, "-D", "INPUT", "-j", "NETGRANT-INPUT")
-	if err := fw.Sync([]Network{net0, net1}); err != nil {
+	if err := fw.Apply([]Network{net0, net1}); err != nil {
 		t.Fatal(err)
 	}
 	got := save(t)
 	if got != want {
-		// The order of jumps within their group may differ from Add's.
+		// The order of jumps within their group may differ from the first Apply's.
 		if !slices.Equal(sorted(got), sorted(want)) {
-			t.Fatalf("after Sync:\n%s\nwant:\n%s", got, want)
+			t.Fatalf("after Apply:\n%s\nwant:\n%s", got, want)
 		}
 	}
 }
@@ -321,34 +312,34 @@ func sorted(s string) []string {
 	return l
 }
 
-func TestSyncRemovesStaleNetworks(t *testing.T) {
+func TestApplyRemovesStaleNetworks(t *testing.T) {
 	nstest.Require(t)
 	baseline := clean(t)
 	fw := newFirewall(t)
-	mustAdd(t, fw, net1)
+	mustApply(t, fw, net1)
 	want := save(t)
 
 	clean(t)
-	mustAdd(t, fw, net0, net1, hostOnly)
-	if err := fw.Sync([]Network{net1}); err != nil {
+	mustApply(t, fw, net0, net1, hostOnly)
+	if err := fw.Apply([]Network{net1}); err != nil {
 		t.Fatal(err)
 	}
 	if got := save(t); got != want {
-		t.Fatalf("after Sync with ngbr1 alone:\n%s\nwant:\n%s", got, want)
+		t.Fatalf("after Apply with ngbr1 alone:\n%s\nwant:\n%s", got, want)
 	}
-	if err := fw.Sync(nil); err != nil {
+	if err := fw.Apply(nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := save(t); got != baseline {
-		t.Fatalf("after Sync with no networks:\n%s\nwant the baseline:\n%s", got, baseline)
+		t.Fatalf("after Apply with no networks:\n%s\nwant the baseline:\n%s", got, baseline)
 	}
 }
 
-func TestAddTakesOverLeftovers(t *testing.T) {
+func TestApplyTakesOverLeftovers(t *testing.T) {
 	nstest.Require(t)
 	clean(t)
 	fw := newFirewall(t)
-	mustAdd(t, fw, net0)
+	mustApply(t, fw, net0)
 	want := save(t)
 
 	// As if the removal of an earlier network on ngbr0 had failed halfway.
@@ -356,13 +347,13 @@ func TestAddTakesOverLeftovers(t *testing.T) {
 	iptablesRun(t, "-F", "NG-ngbr0-IN")
 	iptablesRun(t, "-X", "NG-ngbr0-IN")
 	iptablesRun(t, "-A", "NG-ngbr0-TO", "-j", "ACCEPT")
-	mustAdd(t, fw, net0)
+	mustApply(t, fw, net0)
 	if got := save(t); got != want {
-		t.Fatalf("after Add over leftovers:\n%s\nwant:\n%s", got, want)
+		t.Fatalf("after Apply over leftovers:\n%s\nwant:\n%s", got, want)
 	}
 }
 
-func TestAddRejectsInvalidNetworks(t *testing.T) {
+func TestApplyRejectsInvalidNetworks(t *testing.T) {
 	nstest.Require(t)
 	baseline := clean(t)
 	fw := newFirewall(t)
@@ -374,121 +365,39 @@ func TestAddRejectsInvalidNetworks(t *testing.T) {
 		{Bridge: "ngbr0", Subnet: net0.Subnet, Gateway: netip.MustParseAddr("10.98.0.1")},
 		{Bridge: "ngbr0", Subnet: netip.MustParsePrefix("0.0.0.0/0"), Gateway: net0.Gateway},
 	} {
-		if err := fw.Add(n); err == nil {
-			t.Errorf("Add(%+v) succeeded", n)
+		if err := fw.Apply([]Network{n}); err == nil {
+			t.Errorf("Apply(%+v) succeeded", n)
 		}
 	}
-	if err := fw.Sync([]Network{net0, net0}); err == nil {
-		t.Error("Sync with a bridge listed twice succeeded")
+	if err := fw.Apply([]Network{net0, net0}); err == nil {
+		t.Error("Apply with a bridge listed twice succeeded")
 	}
 	if got := save(t); got != baseline {
 		t.Fatalf("after failed calls:\n%s\nwant the baseline:\n%s", got, baseline)
 	}
 }
 
-var errInjected = errors.New("injected failure")
-
-// failingCmd fails the failAt-th call and passes all others to iptables.
-type failingCmd struct {
-	iptablesCmd
-	calls, failAt int
-}
-
-func (f *failingCmd) fail() bool {
-	f.calls++
-	return f.calls == f.failAt
-}
-
-func (f *failingCmd) NewChain(table, chain string) error {
-	if f.fail() {
-		return errInjected
-	}
-	return f.iptablesCmd.NewChain(table, chain)
-}
-
-func (f *failingCmd) Append(table, chain string, spec ...string) error {
-	if f.fail() {
-		return errInjected
-	}
-	return f.iptablesCmd.Append(table, chain, spec...)
-}
-
-func (f *failingCmd) Insert(table, chain string, pos int, spec ...string) error {
-	if f.fail() {
-		return errInjected
-	}
-	return f.iptablesCmd.Insert(table, chain, pos, spec...)
-}
-
-func (f *failingCmd) Exists(table, chain string, spec ...string) (bool, error) {
-	if f.fail() {
-		return false, errInjected
-	}
-	return f.iptablesCmd.Exists(table, chain, spec...)
-}
-
-func TestAddRollsBackOnFailure(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		other []Network // present before the failing Add
-	}{
-		{"first network", nil},
-		{"next to another", []Network{hostOnly}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			nstest.Require(t)
-			for failAt := 1; ; failAt++ {
-				clean(t)
-				fw := newFirewall(t)
-				mustAdd(t, fw, tc.other...)
-				want := save(t)
-
-				cmd := &failingCmd{iptablesCmd: fw.ipt, failAt: failAt}
-				fw.ipt = cmd
-				err := fw.Add(net0)
-				if cmd.calls < failAt {
-					if err != nil {
-						t.Fatalf("Add without injected failure: %v", err)
-					}
-					if failAt < 20 {
-						t.Fatalf("Add made only %d failable calls", failAt-1)
-					}
-					return
-				}
-				if !errors.Is(err, errInjected) {
-					t.Fatalf("Add failing at call %d returned %v", failAt, err)
-				}
-				if got := save(t); got != want {
-					t.Fatalf("after Add failed at call %d:\n%s\nwant as before:\n%s", failAt, got, want)
-				}
-			}
-		})
-	}
-}
-
-func BenchmarkAddRemove(b *testing.B) {
+func BenchmarkAddRemoveNetwork(b *testing.B) {
 	nstest.Require(b)
 	clean(b)
 	fw := newFirewall(b)
-	mustAdd(b, fw, net1) // the usual case: other networks exist
+	mustApply(b, fw, net1) // the usual case: other networks exist
 	b.ResetTimer()
 	for range b.N {
-		mustAdd(b, fw, net0)
-		if err := fw.Remove(net0); err != nil {
-			b.Fatal(err)
-		}
+		mustApply(b, fw, net1, net0)
+		mustApply(b, fw, net1)
 	}
 }
 
-func BenchmarkSyncIntact(b *testing.B) {
+func BenchmarkApplyIntact(b *testing.B) {
 	nstest.Require(b)
 	clean(b)
 	fw := newFirewall(b)
 	nets := []Network{net0, net1, hostOnly}
-	mustAdd(b, fw, nets...)
+	mustApply(b, fw, nets...)
 	b.ResetTimer()
 	for range b.N {
-		if err := fw.Sync(nets); err != nil {
+		if err := fw.Apply(nets); err != nil {
 			b.Fatal(err)
 		}
 	}

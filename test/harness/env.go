@@ -167,6 +167,12 @@ func (e *Env) writeFiles(dir string) error {
 	if !strings.Contains(config, "IdleExitSec") {
 		config += "\n[Daemon]\nIdleExitSec=0\n"
 	}
+	// The tests read netgrant's rules with iptables-save unless they ask
+	// for another backend; the nftables backend has tests of its own
+	// (service/firewall, test/rig).
+	if !strings.Contains(config, "[Firewall]") {
+		config += "\n[Firewall]\nBackend=iptables\n"
+	}
 	if err := os.WriteFile(e.ConfigPath, []byte(config), 0o644); err != nil {
 		return err
 	}

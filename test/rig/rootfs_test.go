@@ -15,11 +15,11 @@ import (
 )
 
 // rootfsPackages is what the container runs besides what netgrant's own
-// package pulls in: systemd as PID 1 with logind (libpam-systemd), and
-// gdbus to make raw calls as scripts do.
+// package pulls in: systemd as PID 1 with logind (libpam-systemd), gdbus
+// to make raw calls as scripts do, and nft to look at the firewall.
 var rootfsPackages = []string{
 	"systemd", "systemd-sysv", "libpam-systemd", "dbus", "polkitd",
-	"iproute2", "iptables", "dnsmasq-base", "libglib2.0-bin",
+	"iproute2", "iptables", "dnsmasq-base", "libglib2.0-bin", "nftables",
 }
 
 // cachedRootfs returns the rootfs tarball for rootfsPackages from the

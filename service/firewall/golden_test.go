@@ -1,0 +1,110 @@
+package firewall
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the generated rules")
+
+// golden compares got with testdata/name, as Tailscale's runner tests
+// compare generated rules with fakes: a rule changes only where a golden
+// file changes with it.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -run %s -update writes it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("generated rules differ from %s (-update rewrites it):\n%s", path, got)
+	}
+}
+
+var goldenNets = []Network{net0, hostOnly, net1}
+
+func TestIPTablesRulesGolden(t *testing.T) {
+	golden(t, "iptables.golden", restoreScript(ruleset{}, wantedChains(goldenNets)))
+}
+
+func TestNFTablesRulesGolden(t *testing.T) {
+	golden(t, "nftables.golden", nftText(goldenNets))
+}
+
+func TestRestoreScriptTouchesOnlyWhatDiffers(t *testing.T) {
+	// As the kernel holds net0's and net1's rules beside Docker's chain.
+	installed := wantedChains([]Network{net0, net1})
+	installed["filter"]["INPUT"] = []string{"-j NETGRANT-INPUT"}
+	installed["filter"]["FORWARD"] = []string{"-j NETGRANT-FORWARD", "-j DOCKER-USER"}
+	installed["filter"]["DOCKER-USER"] = []string{"-j RETURN"}
+	installed["nat"]["POSTROUTING"] = []string{"-j NETGRANT-POSTROUTING"}
+	if script := restoreScript(installed, wantedChains([]Network{net0, net1})); script != "" {
+		t.Errorf("rules as wanted still give a script:\n%s", script)
+	}
+	script := restoreScript(installed, wantedChains([]Network{net1}))
+	for _, want := range []string{":NG-ngbr0-IN - [0:0]", "-X NG-ngbr0-IN", ":NETGRANT-FORWARD - [0:0]", "-X NG-ngbr0-NAT"} {
+		if !strings.Contains(script, want+"\n") {
+			t.Errorf("removing ngbr0: script lacks %q:\n%s", want, script)
+		}
+	}
+	if strings.Contains(script, ":NG-ngbr1") || strings.Contains(script, "DOCKER-USER") {
+		t.Errorf("removing ngbr0 touches what stays or is not netgrant's:\n%s", script)
+	}
+
+	// A jump from a built-in chain counted twice (by another tool's
+	// restore, say) is deleted down to one.
+	doubled := parseSave("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j NETGRANT-INPUT\n-A INPUT -j NETGRANT-INPUT\n")
+	if script := restoreScript(doubled, wantedChains([]Network{net0})); !strings.Contains(script, "-D INPUT -j NETGRANT-INPUT\n") ||
+		strings.Contains(script, "-I INPUT 1 -j NETGRANT-INPUT") {
+		t.Errorf("a doubled jump is not cut back to one:\n%s", script)
+	}
+}
+
+// The batch google/nftables builds for a masquerade to ports leaves out
+// the flag the kernel needs; masqPortsFix adds it and nothing else.
+func TestMasqPortsFixAddsTheRangeFlag(t *testing.T) {
+	var sent []netlink.Message
+	conn, err := nftables.New(nftables.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+		sent = append(sent, req...)
+		return nil, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable})
+	chain := conn.AddChain(&nftables.Chain{Table: table, Name: "c"})
+	conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftVerdict("b", rule{verdict: masquerade, toPorts: true})})
+	conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftVerdict("b", rule{verdict: masquerade})})
+	conn.Flush()
+	var rules []netlink.Message
+	for _, m := range sent {
+		if m.Header.Type == newRuleMsg {
+			rules = append(rules, m)
+		}
+	}
+	if len(rules) != 2 {
+		t.Fatalf("captured %d rules, want 2", len(rules))
+	}
+	plain := string(rules[1].Data)
+	masqPortsFix(rules)
+	flag := string([]byte{8, 0, unix.NFTA_MASQ_FLAGS, 0, 0, 0, 0, unix.NF_NAT_RANGE_PROTO_SPECIFIED})
+	if !strings.Contains(string(rules[0].Data), flag) || rules[0].Header.Length != 0 {
+		t.Errorf("the masquerade to ports lacks NF_NAT_RANGE_PROTO_SPECIFIED or keeps its old length: %x", rules[0].Data)
+	}
+	if string(rules[1].Data) != plain {
+		t.Errorf("the plain masquerade changed")
+	}
+}

@@ -1,0 +1,117 @@
+package firewall
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The nftables backend's layout: one table, ip netgrant, with base chains
+// input, forward (filter, priority 0) and postrouting (nat, srcnat), and
+// per-network chains <bridge>-in, -to, -from and -nat.
+const nftTable = "netgrant"
+
+var nftRoleSuffixes = [...]string{roleIn: "-in", roleTo: "-to", roleFrom: "-from", roleNAT: "-nat"}
+
+type nftBaseChain struct {
+	name, kind, hook, priority string
+}
+
+var nftBaseChains = [...]nftBaseChain{
+	hookInput:       {"input", "filter", "input", "filter"},
+	hookForward:     {"forward", "filter", "forward", "filter"},
+	hookPostrouting: {"postrouting", "nat", "postrouting", "srcnat"},
+}
+
+func nftChain(bridge string, r role) string { return bridge + nftRoleSuffixes[r] }
+
+// nftText renders the table nets need as nft(8) would list it: what the
+// netlink transaction of NFTables.Apply builds, in words.
+func nftText(nets []Network) string {
+	if len(nets) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "table ip %s {\n", nftTable)
+	hooks := hookRules(nets)
+	for h, base := range nftBaseChains {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", base.name, base.kind, base.hook, base.priority)
+		for _, nr := range hooks[hook(h)] {
+			fmt.Fprintf(&b, "\t\t%s\n", nftRuleText(nr.net.Bridge, nr.rule))
+		}
+		b.WriteString("\t}\n")
+	}
+	for _, n := range nets {
+		for _, c := range networkChains(n) {
+			fmt.Fprintf(&b, "\tchain %s {\n", nftChain(n.Bridge, c.role))
+			for _, r := range c.rules {
+				fmt.Fprintf(&b, "\t\t%s\n", nftRuleText(n.Bridge, r))
+			}
+			b.WriteString("\t}\n")
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func nftRuleText(bridge string, r rule) string {
+	var b []string
+	if r.iif != "" {
+		b = append(b, fmt.Sprintf("iifname %q", r.iif))
+	}
+	if r.oif != "" {
+		b = append(b, fmt.Sprintf("oifname %q", r.oif))
+	}
+	if r.src.IsValid() {
+		b = append(b, "ip saddr "+nftPrefix(r.src))
+	}
+	if r.dst.IsValid() {
+		op := ""
+		if r.notDst {
+			op = "!= "
+		}
+		b = append(b, "ip daddr "+op+nftPrefix(r.dst))
+	}
+	if r.proto != "" {
+		b = append(b, "meta l4proto "+r.proto)
+	}
+	if r.dport != 0 {
+		b = append(b, fmt.Sprintf("th dport %d", r.dport))
+	}
+	if r.established {
+		b = append(b, "ct state established,related")
+	}
+	switch r.verdict {
+	case accept:
+		b = append(b, "accept")
+	case drop:
+		b = append(b, "drop")
+	case returnVerdict:
+		b = append(b, "return")
+	case jumpVerdict:
+		b = append(b, "jump "+nftChain(bridge, r.jumpTo))
+	case masquerade:
+		if r.toPorts {
+			b = append(b, "masquerade to :1024-65535")
+		} else {
+			b = append(b, "masquerade")
+		}
+	case rejectPortUnreachable:
+		b = append(b, "reject with icmp port-unreachable")
+	case rejectTCPReset:
+		b = append(b, "reject with tcp reset")
+	case rejectHostProhibited:
+		b = append(b, "reject with icmp host-prohibited")
+	}
+	return strings.Join(b, " ")
+}
+
+func nftPrefix(p interface {
+	Bits() int
+	String() string
+}) string {
+	if p.Bits() == 32 {
+		s := p.String()
+		return s[:strings.IndexByte(s, '/')]
+	}
+	return p.String()
+}

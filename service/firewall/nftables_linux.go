@@ -1,0 +1,196 @@
+package firewall
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// NFTables is the Firewall on nftables: netgrant's own table, rebuilt as a
+// whole by every Apply in one netlink transaction, so the kernel switches
+// from the old rules to the new at once and nothing is ever half there.
+type NFTables struct {
+	mu sync.Mutex
+}
+
+var _ Firewall = (*NFTables)(nil)
+
+// NewNFTables returns a Firewall on nftables, if the kernel has it.
+func NewNFTables() (*NFTables, error) {
+	conn, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	if _, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4); err != nil {
+		return nil, fmt.Errorf("nftables: listing tables: %w", err)
+	}
+	return &NFTables{}, nil
+}
+
+func (f *NFTables) Backend() string { return "nftables" }
+
+func (f *NFTables) Apply(nets []Network) error {
+	if err := validateAll(nets); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	conn, closeConn, err := newPatchedConn()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	// Adding the table before deleting it makes the delete succeed whether
+	// or not it was there; the whole batch is one transaction.
+	table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
+	conn.AddTable(table)
+	conn.DelTable(table)
+	if len(nets) > 0 {
+		buildTable(conn, table, nets)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("nftables: applying table ip %s: %w", nftTable, err)
+	}
+	return nil
+}
+
+func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
+	conn.AddTable(table)
+	chains := map[string]*nftables.Chain{}
+	policy := nftables.ChainPolicyAccept
+	for _, base := range nftBaseChains {
+		c := &nftables.Chain{Table: table, Name: base.name, Type: nftables.ChainTypeFilter, Policy: &policy}
+		switch base.hook {
+		case "input":
+			c.Hooknum, c.Priority = nftables.ChainHookInput, nftables.ChainPriorityFilter
+		case "forward":
+			c.Hooknum, c.Priority = nftables.ChainHookForward, nftables.ChainPriorityFilter
+		case "postrouting":
+			c.Type, c.Hooknum, c.Priority = nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource
+		}
+		chains[base.name] = conn.AddChain(c)
+	}
+	// Per-network chains exist before anything jumps to them.
+	for _, n := range nets {
+		for _, c := range networkChains(n) {
+			chain := conn.AddChain(&nftables.Chain{Table: table, Name: nftChain(n.Bridge, c.role)})
+			for _, r := range c.rules {
+				conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(n.Bridge, r)})
+			}
+		}
+	}
+	for h, rules := range hookRules(nets) {
+		chain := chains[nftBaseChains[h].name]
+		for _, nr := range rules {
+			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.net.Bridge, nr.rule)})
+		}
+	}
+}
+
+// nftExprs renders r as nftables expressions, as nftText describes them.
+// The table is IPv4's, so every rule sees IPv4 packets only.
+func nftExprs(bridge string, r rule) []expr.Any {
+	var e []expr.Any
+	if r.iif != "" {
+		e = append(e, cmpMeta(expr.MetaKeyIIFNAME, ifname(r.iif))...)
+	}
+	if r.oif != "" {
+		e = append(e, cmpMeta(expr.MetaKeyOIFNAME, ifname(r.oif))...)
+	}
+	if r.src.IsValid() {
+		e = append(e, matchPrefix(12, r.src, false)...)
+	}
+	if r.dst.IsValid() {
+		e = append(e, matchPrefix(16, r.dst, r.notDst)...)
+	}
+	if r.proto != "" {
+		e = append(e, cmpMeta(expr.MetaKeyL4PROTO, []byte{protoNumbers[r.proto]})...)
+	}
+	if r.dport != 0 {
+		e = append(e,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.dport)})
+	}
+	if r.established {
+		e = append(e,
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+				Xor:  make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
+	}
+	return append(e, nftVerdict(bridge, r)...)
+}
+
+// ICMP destination-unreachable codes (RFC 792, RFC 1812), as iptables'
+// REJECT sends them.
+const (
+	icmpPortUnreachable = 3
+	icmpHostProhibited  = 10
+)
+
+var protoNumbers = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP}
+
+func nftVerdict(bridge string, r rule) []expr.Any {
+	switch r.verdict {
+	case accept:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
+	case drop:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
+	case returnVerdict:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
+	case jumpVerdict:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: nftChain(bridge, r.jumpTo)}}
+	case masquerade:
+		if !r.toPorts {
+			return []expr.Any{&expr.Masq{}}
+		}
+		return []expr.Any{
+			&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(1024)},
+			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(65535)},
+			// masqPortsFix adds the flag that makes the kernel use the range.
+			&expr.Masq{ToPorts: true, RegProtoMin: 1, RegProtoMax: 2},
+		}
+	case rejectPortUnreachable:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable}}
+	case rejectTCPReset:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
+	case rejectHostProhibited:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpHostProhibited}}
+	}
+	panic(fmt.Sprintf("firewall: verdict %d has no nftables form", r.verdict))
+}
+
+func cmpMeta(key expr.MetaKey, value []byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: value},
+	}
+}
+
+// ifname is an interface name as the kernel compares it: NUL-terminated.
+func ifname(name string) []byte { return append([]byte(name), 0) }
+
+// matchPrefix compares the IPv4 address at offset of the network header
+// with p.
+func matchPrefix(offset uint32, p netip.Prefix, negate bool) []expr.Any {
+	op := expr.CmpOpEq
+	if negate {
+		op = expr.CmpOpNeq
+	}
+	addr := p.Masked().Addr().As4()
+	e := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}}
+	if p.Bits() < 32 {
+		bits := make([]byte, 4)
+		for i := 0; i < p.Bits(); i++ {
+			bits[i/8] |= 0x80 >> (i % 8)
+		}
+		e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: bits, Xor: make([]byte, 4)})
+	}
+	return append(e, &expr.Cmp{Op: op, Register: 1, Data: addr[:]})
+}

@@ -1,0 +1,144 @@
+package firewall
+
+import "net/netip"
+
+// The rules of a network are written once, in this small model, and each
+// backend renders them in its own terms: iptables rule specs in chains of
+// the filter and nat tables, or nftables expressions in netgrant's table.
+
+// hook is where a chain is entered from.
+type hook int
+
+const (
+	hookInput       hook = iota // guest to host
+	hookForward                 // through the host
+	hookPostrouting             // leaving the host (masquerade)
+)
+
+// role is what a per-network chain does; its name derives from the bridge
+// and the role.
+type role int
+
+const (
+	roleIn   role = iota // guest to host
+	roleTo               // forwarded into the bridge
+	roleFrom             // forwarded out of the bridge
+	roleNAT              // masquerade
+)
+
+var roleHooks = [...]hook{roleIn: hookInput, roleTo: hookForward, roleFrom: hookForward, roleNAT: hookPostrouting}
+
+// verdict ends a rule.
+type verdict int
+
+const (
+	accept verdict = iota
+	drop
+	returnVerdict
+	jumpVerdict
+	masquerade // to ports 1024-65535 for tcp and udp, as is for others
+	rejectPortUnreachable
+	rejectTCPReset
+	rejectHostProhibited
+)
+
+// rule matches every field that is set.
+type rule struct {
+	iif, oif    string
+	src, dst    netip.Prefix
+	notDst      bool
+	proto       string // "tcp", "udp" or "icmp"
+	dport       uint16
+	established bool // conntrack RELATED or ESTABLISHED
+	verdict     verdict
+	jumpTo      role // with jumpVerdict: the chain of the same network
+	toPorts     bool // with masquerade: map ports into 1024-65535
+}
+
+// netChain is one per-network chain.
+type netChain struct {
+	role  role
+	rules []rule
+}
+
+// networkChains returns the chains of n, mirroring libvirt's NAT networks
+// except that guests may reach only DHCP, DNS and ICMP on the host.
+func networkChains(n Network) []netChain {
+	subnet := n.Subnet.Masked()
+	gateway := netip.PrefixFrom(n.Gateway, 32)
+	in := netChain{roleIn, []rule{
+		{established: true, verdict: accept}, // replies to the host's own connections, e.g. ssh into a guest
+		{proto: "udp", dport: 67, verdict: accept},
+		{dst: gateway, proto: "udp", dport: 53, verdict: accept},
+		{dst: gateway, proto: "tcp", dport: 53, verdict: accept},
+		{proto: "icmp", verdict: accept},
+		// Refuse rather than drop, so a guest fails fast instead of hanging.
+		{proto: "udp", verdict: rejectPortUnreachable},
+		{proto: "tcp", verdict: rejectTCPReset},
+		{verdict: rejectHostProhibited},
+	}}
+	to := netChain{roleTo, []rule{
+		{dst: subnet, established: true, verdict: accept},
+		{iif: n.Bridge, verdict: accept},
+		{verdict: rejectPortUnreachable},
+	}}
+	from := netChain{roleFrom, []rule{{verdict: rejectPortUnreachable}}}
+	if !n.Outbound {
+		return []netChain{in, to, from}
+	}
+	// Only the subnet's own addresses go out; anything else is spoofed.
+	from.rules = append([]rule{{src: subnet, verdict: accept}}, from.rules...)
+	nat := netChain{roleNAT, []rule{
+		{dst: netip.MustParsePrefix("224.0.0.0/24"), verdict: returnVerdict},
+		{dst: netip.MustParsePrefix("255.255.255.255/32"), verdict: returnVerdict},
+		// A guest must never appear to come from a privileged port.
+		{dst: subnet, notDst: true, proto: "tcp", verdict: masquerade, toPorts: true},
+		{dst: subnet, notDst: true, proto: "udp", verdict: masquerade, toPorts: true},
+		{dst: subnet, notDst: true, verdict: masquerade},
+	}}
+	return []netChain{in, to, from, nat}
+}
+
+// networkJumps returns the rules that lead from the hooks into n's
+// chains. In the forward hook every network's check of traffic into its
+// bridge must come before any network's accept of traffic out of its
+// bridge, or one network could reach another through its outbound accept:
+// jumps with first set go before all others of their hook.
+func networkJumps(n Network) []jump {
+	jumps := []jump{
+		{hookInput, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleIn}, false},
+		{hookForward, rule{oif: n.Bridge, verdict: jumpVerdict, jumpTo: roleTo}, true},
+		{hookForward, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleFrom}, false},
+	}
+	if n.Outbound {
+		jumps = append(jumps, jump{hookPostrouting, rule{src: n.Subnet.Masked(), verdict: jumpVerdict, jumpTo: roleNAT}, false})
+	}
+	return jumps
+}
+
+type jump struct {
+	hook  hook
+	rule  rule
+	first bool
+}
+
+// hookRules lists, per hook, the jumps of nets in the order they must be
+// evaluated, each with the network it belongs to.
+func hookRules(nets []Network) map[hook][]networkRule {
+	out := map[hook][]networkRule{}
+	for _, first := range []bool{true, false} {
+		for _, n := range nets {
+			for _, j := range networkJumps(n) {
+				if j.first == first {
+					out[j.hook] = append(out[j.hook], networkRule{n, j.rule})
+				}
+			}
+		}
+	}
+	return out
+}
+
+type networkRule struct {
+	net  Network
+	rule rule
+}
