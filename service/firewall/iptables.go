@@ -75,8 +75,6 @@ func ruleSpec(bridge string, r rule) string {
 	switch r.verdict {
 	case accept:
 		b = append(b, "-j", "ACCEPT")
-	case drop:
-		b = append(b, "-j", "DROP")
 	case returnVerdict:
 		b = append(b, "-j", "RETURN")
 	case jumpVerdict:

@@ -83,8 +83,6 @@ func nftRuleText(bridge string, r rule) string {
 	switch r.verdict {
 	case accept:
 		b = append(b, "accept")
-	case drop:
-		b = append(b, "drop")
 	case returnVerdict:
 		b = append(b, "return")
 	case jumpVerdict:

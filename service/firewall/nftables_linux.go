@@ -140,8 +140,6 @@ func nftVerdict(bridge string, r rule) []expr.Any {
 	switch r.verdict {
 	case accept:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
-	case drop:
-		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	case returnVerdict:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
 	case jumpVerdict:

@@ -33,7 +33,6 @@ type verdict int
 
 const (
 	accept verdict = iota
-	drop
 	returnVerdict
 	jumpVerdict
 	masquerade // to ports 1024-65535 for tcp and udp, as is for others
