@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,7 +111,7 @@ func parseSave(out string) ruleset {
 		case table == nil:
 		case strings.HasPrefix(line, ":"):
 			if name, _, ok := strings.Cut(line[1:], " "); ok {
-				table[name] = table[name][:0:0]
+				table[name] = []string{}
 			}
 		case strings.HasPrefix(line, "-A "):
 			chain, spec, _ := strings.Cut(line[3:], " ")
@@ -156,7 +157,7 @@ func restoreScript(have, want ruleset) string {
 	var b strings.Builder
 	for _, table := range []string{"filter", "nat"} {
 		var declare, commands, deletes []string
-		for _, name := range sortedKeys(want[table]) {
+		for _, name := range slices.Sorted(maps.Keys(want[table])) {
 			specs, ok := have[table][name]
 			if ok && slices.Equal(specs, want[table][name]) {
 				continue
@@ -171,10 +172,9 @@ func restoreScript(have, want ruleset) string {
 				continue
 			}
 			_, wanted := want[table][top.name]
-			jumps := slices.Index(have[table][top.builtin], "-j "+top.name)
 			count := countOf(have[table][top.builtin], "-j "+top.name)
 			switch {
-			case wanted && jumps < 0:
+			case wanted && count == 0:
 				commands = append([]string{"-I " + top.builtin + " 1 -j " + top.name}, commands...)
 			case wanted:
 				count-- // one stays
@@ -187,7 +187,7 @@ func restoreScript(have, want ruleset) string {
 				deletes = append(deletes, "-X "+top.name)
 			}
 		}
-		for _, name := range sortedKeys(have[table]) {
+		for _, name := range slices.Sorted(maps.Keys(have[table])) {
 			if _, wanted := want[table][name]; !wanted && isNetworkChain(table, name) {
 				declare = append(declare, ":"+name+" - [0:0]")
 				deletes = append(deletes, "-X "+name)
@@ -215,13 +215,4 @@ func countOf(list []string, s string) int {
 		}
 	}
 	return n
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -103,13 +104,10 @@ func nftRuleText(bridge string, r rule) string {
 	return strings.Join(b, " ")
 }
 
-func nftPrefix(p interface {
-	Bits() int
-	String() string
-}) string {
-	if p.Bits() == 32 {
-		s := p.String()
-		return s[:strings.IndexByte(s, '/')]
+// nftPrefix writes a single address as nft lists it, without "/32".
+func nftPrefix(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
 	}
 	return p.String()
 }

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -61,19 +62,12 @@ func (f *NFTables) Apply(nets []Network) error {
 
 func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
 	conn.AddTable(table)
-	chains := map[string]*nftables.Chain{}
+	chains := map[hook]*nftables.Chain{}
 	policy := nftables.ChainPolicyAccept
-	for _, base := range nftBaseChains {
-		c := &nftables.Chain{Table: table, Name: base.name, Type: nftables.ChainTypeFilter, Policy: &policy}
-		switch base.hook {
-		case "input":
-			c.Hooknum, c.Priority = nftables.ChainHookInput, nftables.ChainPriorityFilter
-		case "forward":
-			c.Hooknum, c.Priority = nftables.ChainHookForward, nftables.ChainPriorityFilter
-		case "postrouting":
-			c.Type, c.Hooknum, c.Priority = nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource
-		}
-		chains[base.name] = conn.AddChain(c)
+	for h, base := range nftBaseChains {
+		hooked := nftHooks[h]
+		chains[hook(h)] = conn.AddChain(&nftables.Chain{Table: table, Name: base.name, Type: hooked.kind,
+			Hooknum: hooked.hooknum, Priority: hooked.priority, Policy: &policy})
 	}
 	// Per-network chains exist before anything jumps to them.
 	for _, n := range nets {
@@ -85,11 +79,22 @@ func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
 		}
 	}
 	for h, rules := range hookRules(nets) {
-		chain := chains[nftBaseChains[h].name]
+		chain := chains[h]
 		for _, nr := range rules {
 			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.net.Bridge, nr.rule)})
 		}
 	}
+}
+
+// nftHooks are nftBaseChains in google/nftables' terms.
+var nftHooks = [...]struct {
+	kind     nftables.ChainType
+	hooknum  *nftables.ChainHook
+	priority *nftables.ChainPriority
+}{
+	hookInput:       {nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter},
+	hookForward:     {nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter},
+	hookPostrouting: {nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource},
 }
 
 // nftExprs renders r as nftables expressions, as nftText describes them.
@@ -184,11 +189,7 @@ func matchPrefix(offset uint32, p netip.Prefix, negate bool) []expr.Any {
 	addr := p.Masked().Addr().As4()
 	e := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}}
 	if p.Bits() < 32 {
-		bits := make([]byte, 4)
-		for i := 0; i < p.Bits(); i++ {
-			bits[i/8] |= 0x80 >> (i % 8)
-		}
-		e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: bits, Xor: make([]byte, 4)})
+		e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: net.CIDRMask(p.Bits(), 32), Xor: make([]byte, 4)})
 	}
 	return append(e, &expr.Cmp{Op: op, Register: 1, Data: addr[:]})
 }
