@@ -1,7 +1,6 @@
 package rig_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netgrant/netgrant/test/harness"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,8 +22,9 @@ type container struct {
 	nspawn *exec.Cmd
 	exited chan struct{}
 	// leader is the host pid of the container's PID 1.
-	leader  int
-	console bytes.Buffer
+	leader int
+	// console is read while nspawn still writes it.
+	console harness.Output
 	cgroups []string
 	// bootTime is from starting nspawn to systemd reporting the system up.
 	bootTime time.Duration
