@@ -111,6 +111,7 @@ func tapInfoMap(info service.TapInfo) map[string]godbus.Variant {
 		"vnet_hdr": godbus.MakeVariant(info.VnetHdr),
 		"bridge":   godbus.MakeVariant(info.Bridge),
 		"network":  godbus.MakeVariant(info.Network),
+		"ipv4":     godbus.MakeVariant(info.IPv4),
 	}
 }
 

@@ -112,6 +112,8 @@ type Manager struct {
 	// fwNetworks are the networks whose rules the firewall holds, by
 	// bridge: what Sync restores.
 	fwNetworks map[string]firewall.Network
+	// fwGuests are the guests filtered on those networks' bridges, by tap.
+	fwGuests map[string]fwGuest
 }
 
 // New returns a Manager with nothing in it.
@@ -124,6 +126,7 @@ func New(opts Options) *Manager {
 		pendingTaps: map[uint32]int{},
 		dnsmasqs:    map[string]*dnsmasq.Instance{},
 		fwNetworks:  map[string]firewall.Network{},
+		fwGuests:    map[string]fwGuest{},
 	}
 }
 
@@ -254,6 +257,11 @@ func (m *Manager) removeFirewall(n firewall.Network) error {
 	m.fwMu.Lock()
 	defer m.fwMu.Unlock()
 	delete(m.fwNetworks, n.Bridge)
+	for name, g := range m.fwGuests {
+		if g.bridge == n.Bridge {
+			delete(m.fwGuests, name)
+		}
+	}
 	return m.opts.Firewall.Apply(m.firewallNetworksLocked())
 }
 
@@ -271,12 +279,15 @@ func (m *Manager) RestoreFirewall() {
 	}
 }
 
-// firewallNetworksLocked lists the networks that have rules, in the order
-// of their bridges, so each Apply writes them in the same order.
+// firewallNetworksLocked lists the networks that have rules, with their
+// guests, in the order of their bridges, so each Apply writes them in the
+// same order.
 func (m *Manager) firewallNetworksLocked() []firewall.Network {
 	nets := make([]firewall.Network, 0, len(m.fwNetworks)+1)
 	for _, bridge := range slices.Sorted(maps.Keys(m.fwNetworks)) {
-		nets = append(nets, m.fwNetworks[bridge])
+		n := m.fwNetworks[bridge]
+		n.Guests = m.guestsOn(bridge)
+		nets = append(nets, n)
 	}
 	return nets
 }

@@ -66,7 +66,9 @@ type netRes struct {
 	persistent bool
 	holders    map[string]bool
 	taps       map[string]bool
-	rec        *record
+	// reserved are the guests' addresses, each by its reservation's name.
+	reserved map[netip.Addr]string
+	rec      *record
 	// state moves from creating to ready to removing; the name, subnet and
 	// bridge stay taken until settled is closed, once the network is gone
 	// (or ready). Only the call that created it, or the teardown that
@@ -379,7 +381,7 @@ func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, plan subnet.Plan, l
 		name: r.Name, owner: c.UID, plan: plan, bridge: br,
 		dhcp: boolOr(r.DHCP, true), dns: boolOr(r.DNS, true), outbound: boolOr(r.Outbound, true),
 		persistent: boolOr(r.Persistent, false), mtu: 1500,
-		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{},
+		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{}, reserved: map[netip.Addr]string{},
 		state: creating, settled: make(chan struct{}),
 	}
 	if r.MTU != nil {
@@ -510,7 +512,7 @@ func (m *Manager) beginTeardown(n *netRes) {
 	n.state = removing
 	for name := range n.taps {
 		if t, ok := m.taps[name]; ok && t.network == n.name {
-			t.network, t.bridge = "", ""
+			t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}
 			if err := m.saveTap(t); err != nil {
 				m.log.Warn("recording a detached tap", "tap", t.name, "err", err)
 			}

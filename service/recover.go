@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/netgrant/netgrant/service/bridge"
+	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/subnet"
 	"github.com/netgrant/netgrant/service/tap"
 )
@@ -63,7 +64,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	n := &netRes{
 		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix),
 		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
-		holders: holders, taps: map[string]bool{}, rec: r,
+		holders: holders, taps: map[string]bool{}, reserved: map[netip.Addr]string{}, rec: r,
 		state: ready, settled: make(chan struct{}),
 	}
 	if n.dhcp || n.dns {
@@ -118,14 +119,21 @@ func (m *Manager) adoptTap(r *record) {
 	}
 	t := &tapRes{
 		name: r.Name, index: s.Index, owner: s.Owner, mac: mac, mtu: s.MTU, queues: s.Queues,
-		vnetHdr: s.VnetHdr, bridge: s.Bridge, network: s.Network, rec: r,
+		vnetHdr: s.VnetHdr, bridge: s.Bridge, network: s.Network, ipv4: s.IPv4, rec: r,
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if n, ok := m.networks[t.network]; ok && n.bridge == t.bridge {
 		n.taps[t.name] = true
+		if t.ipv4.IsValid() {
+			n.reserved[t.ipv4] = reservationName(t.name, t.index)
+		}
+		// RestoreFirewall, once every tap is back, puts its filter in.
+		m.fwMu.Lock()
+		m.fwGuests[t.name] = fwGuest{t.index, n.bridge, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: t.ipv4}}
+		m.fwMu.Unlock()
 	} else if t.network != "" {
-		t.network, t.bridge = "", ""
+		t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}
 	}
 	m.taps[t.name] = t
 	if err := m.saveTap(t); err != nil {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -47,7 +48,9 @@ type tapRes struct {
 	vnetHdr bool
 	bridge  string
 	network string
-	rec     *record
+	// ipv4 is the address reserved for the guest on network, if any.
+	ipv4 netip.Addr
+	rec  *record
 	// attachMu orders AttachBridge calls on the tap.
 	attachMu sync.Mutex
 }
@@ -64,7 +67,9 @@ func (m *Manager) tapInfo(t *tapRes) TapInfo {
 		Name: t.name, Owner: t.owner, MAC: t.mac.String(), MTU: t.mtu,
 		Queues: t.queues, VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network,
 	}
-	if n, ok := m.networks[t.network]; ok {
+	if t.ipv4.IsValid() {
+		info.IPv4 = t.ipv4.String()
+	} else if n, ok := m.networks[t.network]; ok {
 		info.IPv4 = n.leaseIPv4(info.MAC)
 	}
 	return info
@@ -204,7 +209,13 @@ func (m *Manager) registerTap(t *tapRes, on *netRes) {
 		}()
 	}
 	if on != nil && (m.networks[on.name] != on || on.state != ready) {
-		t.network, t.bridge = "", ""
+		t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}
+		if m.startWork() {
+			go func() {
+				defer m.working.Done()
+				m.dropGuestFilter(t.name, t.index)
+			}()
+		}
 		if err := m.saveTap(t); err != nil {
 			m.log.Warn("recording a detached tap", "tap", t.name, "err", err)
 		}
@@ -267,6 +278,11 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 		return nil, nil, Wrap(Failed, err, "recording the tap")
 	}
 
+	if target.network != nil {
+		if err := m.admitGuest(t, target.network); err != nil {
+			return nil, nil, err
+		}
+	}
 	if t.bridge != "" {
 		if err := bridge.Attach(t.name, t.bridge); err != nil {
 			return nil, nil, Wrap(Failed, err, "attaching %s to bridge %s", t.name, t.bridge)
@@ -291,7 +307,7 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 func (m *Manager) saveTap(t *tapRes) error {
 	t.rec.Tap = &tapSaved{
 		Index: t.index, Owner: t.owner, MAC: t.mac.String(), MTU: t.mtu, Queues: t.queues,
-		VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network,
+		VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network, IPv4: t.ipv4,
 	}
 	// Down hooks see the tap as it is now, not as it was created.
 	for i, s := range t.rec.Steps {
@@ -477,6 +493,19 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	if err != nil {
 		return Wrap(Failed, err, "reading the MTU of bridge %s", a.target.bridgeName())
 	}
+	m.mu.Lock()
+	onNetwork := m.networks[a.tap.network]
+	m.mu.Unlock()
+	if n := a.target.network; n != nil && n != onNetwork {
+		if err := m.admitGuest(a.tap, n); err != nil {
+			return err
+		}
+	}
+	if onNetwork != nil && a.target.network == nil {
+		// Off the network, the guest's filter would only get in the way;
+		// it goes once the tap is on the other bridge.
+		defer m.dropGuestFilter(a.tap.name, a.tap.index)
+	}
 	if err := bridge.Attach(a.tap.name, a.target.bridgeName()); err != nil {
 		// Its last fd may have closed since, the removal not yet handled.
 		if !tap.Exists(a.tap.name, a.tap.index) {
@@ -493,6 +522,9 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	if old, ok := m.networks[t.network]; ok {
 		delete(old.taps, t.name)
 		m.opts.Observer.NetworkChanged(m.networkInfo(old))
+	}
+	if a.target.network == nil {
+		t.ipv4 = netip.Addr{}
 	}
 	t.bridge, t.network, t.mtu = a.target.bridgeName(), "", uint32(mtu)
 	if n := a.target.network; n != nil && m.networks[n.name] == n && n.state == ready {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,7 @@ type step struct {
 	Bridge   string            `json:"bridge,omitempty"`   // delete-bridge
 	Firewall *firewall.Network `json:"firewall,omitempty"` // remove-firewall
 	Dir      string            `json:"dir,omitempty"`      // remove-dir, stop-dnsmasq
+	Guest    *guestRef         `json:"guest,omitempty"`    // forget-guest
 }
 
 // Undo operations.
@@ -45,6 +47,7 @@ const (
 	opRemoveFirewall = "remove-firewall"
 	opRemoveDir      = "remove-dir"
 	opStopDnsmasq    = "stop-dnsmasq"
+	opForgetGuest    = "forget-guest"
 )
 
 // tapRef names one tap device: the index tells it from a later device
@@ -72,6 +75,7 @@ func removeFirewallStep(n firewall.Network) step {
 }
 func removeDirStep(dir string) step   { return step{Op: opRemoveDir, Dir: dir} }
 func stopDnsmasqStep(dir string) step { return step{Op: opStopDnsmasq, Dir: dir} }
+func forgetGuestStep(g guestRef) step { return step{Op: opForgetGuest, Guest: &g} }
 
 // check reports a step that a restarted daemon could not carry out as
 // recorded: an unknown op, or its field missing or malformed.
@@ -88,6 +92,8 @@ func (s step) check() error {
 		ok = s.Firewall != nil && bridge.IsBridgeName(s.Firewall.Bridge) && s.Firewall.Subnet.IsValid() && s.Firewall.Gateway.IsValid()
 	case opRemoveDir, opStopDnsmasq:
 		ok = filepath.IsAbs(s.Dir)
+	case opForgetGuest:
+		ok = s.Guest != nil && tap.IsTapName(s.Guest.Tap) && s.Guest.Index > 0 && (s.Guest.Dir == "" || filepath.IsAbs(s.Guest.Dir) && s.Guest.IPv4.Is4())
 	default:
 		return fmt.Errorf("unknown undo step %q", s.Op)
 	}
@@ -117,6 +123,8 @@ type tapSaved struct {
 	VnetHdr bool   `json:"vnet_hdr"`
 	Bridge  string `json:"bridge"`
 	Network string `json:"network"`
+	// IPv4 is the address reserved for the guest on Network.
+	IPv4 netip.Addr `json:"ipv4"`
 }
 
 type netSaved struct {
@@ -212,6 +220,8 @@ func (m *Manager) runStep(s step) error {
 			return dnsmasq.StopUnit(strings.TrimPrefix(filepath.Base(s.Dir), "dnsmasq-"))
 		}
 		return stopOrphanDnsmasq(s.Dir)
+	case opForgetGuest:
+		return m.forgetGuest(*s.Guest)
 	}
 	return fmt.Errorf("unknown undo step %q", s.Op)
 }

@@ -36,6 +36,8 @@ unix socket UNIXFD. --use-vnet gives the tap a virtio-net header.
 With QEMU:
   qemu-system-x86_64 ... -netdev bridge,id=n0,br=BRIDGE,helper=HELPER \
       -device virtio-net-pci,netdev=n0
+On a netgrant network the guest may send only from its NIC's MAC, which
+the helper reads from QEMU's command line: give QEMU one mac= at most.
 With libvirt (qemu:///session), in ~/.config/libvirt/qemu.conf:
   bridge_helper = "HELPER"
 and <interface type='bridge'><source bridge='BRIDGE'/></interface>.
@@ -114,10 +116,14 @@ func sendTap(opts options) error {
 	defer conn.Close()
 	stopAgent := conn.StartTTYAgent()
 	defer stopAgent()
-	_, fds, _, err := conn.CreateTap(map[string]dbus.Variant{
+	tapOpts := map[string]dbus.Variant{
 		"bridge":   dbus.MakeVariant(opts.bridge),
 		"vnet_hdr": dbus.MakeVariant(opts.useVnet),
-	}, true)
+	}
+	if mac := parentGuestMAC(); mac != "" {
+		tapOpts["mac"] = dbus.MakeVariant(mac)
+	}
+	_, fds, _, err := conn.CreateTap(tapOpts, true)
 	if err != nil {
 		return err
 	}

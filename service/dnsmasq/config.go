@@ -101,6 +101,7 @@ func (c Config) args() []string {
 			fmt.Sprintf("--dhcp-lease-max=%d", rangeSize(c.DHCPStart, c.DHCPEnd)),
 			"--dhcp-authoritative",
 			"--dhcp-no-override",
+			"--dhcp-hostsdir="+c.hostsDir(),
 		)
 	}
 	return args

@@ -60,6 +60,11 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.DHCP {
+		if err := os.MkdirAll(cfg.hostsDir(), 0o755); err != nil {
+			return nil, fmt.Errorf("dnsmasq for network %s: %w", cfg.Network, err)
+		}
+	}
 	// Watch before dnsmasq starts, so no lease it writes goes unnoticed.
 	leases, err := watchLeases(cfg.leaseFile(), cfg.Prefix, onLeases)
 	if err != nil {
@@ -104,6 +109,24 @@ func (i *Instance) Stop() error {
 		i.leases.Close()
 	})
 	return i.stopErr
+}
+
+// Reload makes dnsmasq read its reservations again, forgetting removed
+// ones; leases and the other guests are not disturbed.
+func (i *Instance) Reload() error {
+	if i.unit != "" {
+		return systemctl("kill", "--signal=SIGHUP", "--kill-whom=main", i.unit)
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.proc == nil {
+		// Restarting: the new dnsmasq reads them afresh.
+		return nil
+	}
+	if err := i.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	return nil
 }
 
 // Leases returns the live leases.

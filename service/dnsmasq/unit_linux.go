@@ -69,10 +69,12 @@ func StopUnit(network string) error {
 	return systemctl("stop", UnitName(network))
 }
 
-func systemctl(verb, unit string) error {
+// systemctl runs "systemctl verb --quiet options... unit".
+func systemctl(verb string, args ...string) error {
+	unit := args[len(args)-1]
 	ctx, cancel := context.WithTimeout(context.Background(), systemctlTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "systemctl", verb, "--quiet", unit).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "systemctl", append([]string{verb, "--quiet"}, args...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("systemctl %s %s: %w: %s (see journalctl -u %s)", verb, unit, err, strings.TrimSpace(string(out)), unit)
 	}

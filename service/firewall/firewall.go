@@ -1,6 +1,7 @@
 // Package firewall keeps the IPv4 firewall rules of netgrant's NAT networks:
 // what guests may send to the host, what is forwarded in and out of their
-// bridges, and masquerading. The rules are written once (rules.go) and
+// bridges, masquerading, and, on the bridges, that each guest sends only
+// as itself (guests.go). The rules are written once (rules.go) and
 // rendered by one of two backends: nftables, a table of netgrant's own
 // changed through netlink in one transaction, or iptables, chains of
 // netgrant's own jumped to from the built-in chains and changed with one
@@ -21,6 +22,9 @@ type Network struct {
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
 	Outbound bool // forward and masquerade to the outside; false = host-only
+	// Guests are the taps on the bridge. They change while the network
+	// lives and are not part of what undoes it.
+	Guests []Guest `json:"-"`
 }
 
 // Firewall keeps netgrant's rules. Implementations are safe for
@@ -31,6 +35,10 @@ type Firewall interface {
 	// flushed, rewrites what was changed and removes the rules of networks
 	// not in nets. It never touches rules netgrant did not write.
 	Apply(nets []Network) error
+	// UpdateGuests makes the guests' filters those of nets, changing only
+	// what differs from the last Apply or UpdateGuests where it can: the
+	// cheap way when nothing but guests changed.
+	UpdateGuests(nets []Network) error
 	// Backend names the backend: "nftables" or "iptables".
 	Backend() string
 }
@@ -73,6 +81,15 @@ func validateAll(nets []Network) error {
 			return errors.New("bridge " + n.Bridge + " listed twice")
 		}
 		seen[n.Bridge] = true
+	}
+	for _, ng := range allGuests(nets) {
+		if err := ng.guest.validate(ng.net); err != nil {
+			return err
+		}
+		if seen[ng.guest.Tap] {
+			return errors.New("interface " + ng.guest.Tap + " listed twice")
+		}
+		seen[ng.guest.Tap] = true
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"flag"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +44,45 @@ func TestIPTablesRulesGolden(t *testing.T) {
 
 func TestNFTablesRulesGolden(t *testing.T) {
 	golden(t, "nftables.golden", nftText(goldenNets))
+}
+
+func TestBridgeRulesGolden(t *testing.T) {
+	withGuests := []Network{net0, hostOnly}
+	withGuests[0].Guests = []Guest{{Tap: "ngtap0", MAC: mustMAC("52:54:00:12:34:56"), IPv4: netip.MustParseAddr("10.97.0.23")}}
+	withGuests[1].Guests = []Guest{{Tap: "ngtap1", MAC: mustMAC("52:54:00:ab:cd:ef")}}
+	golden(t, "nftables-bridge.golden", nftBridgeText(withGuests))
+	if text := nftBridgeText(goldenNets); text != "" {
+		t.Errorf("networks without guests still have a bridge table:\n%s", text)
+	}
+}
+
+func TestGuestsAreValidated(t *testing.T) {
+	for _, g := range []Guest{
+		{Tap: "ngtap0+", MAC: mustMAC("52:54:00:12:34:56")},
+		{Tap: "ngtap0", MAC: mustMAC("53:54:00:12:34:56")},
+		{Tap: "ngtap0", MAC: mustMAC("52:54:00:12:34:56"), IPv4: net0.Gateway},
+		{Tap: "ngtap0", MAC: mustMAC("52:54:00:12:34:56"), IPv4: netip.MustParseAddr("10.97.1.5")},
+	} {
+		n := net0
+		n.Guests = []Guest{g}
+		if err := validateAll([]Network{n}); err == nil {
+			t.Errorf("guest %+v accepted", g)
+		}
+	}
+	a, b := net0, net1
+	a.Guests = []Guest{{Tap: "ngtap0", MAC: mustMAC("52:54:00:12:34:56")}}
+	b.Guests = a.Guests
+	if err := validateAll([]Network{a, b}); err == nil {
+		t.Error("one tap on two networks accepted")
+	}
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return mac
 }
 
 func TestRestoreScriptTouchesOnlyWhatDiffers(t *testing.T) {

@@ -15,12 +15,14 @@ import (
 type IPTables struct {
 	mu            sync.Mutex
 	save, restore string
+	guests        guestFilter
 }
 
 var _ Firewall = (*IPTables)(nil)
 
 // NewIPTables returns a Firewall that runs iptables-save and
-// iptables-restore.
+// iptables-restore, and keeps the guests' filters in nftables' bridge
+// family, as ebtables-nft would.
 func NewIPTables() (*IPTables, error) {
 	save, err := exec.LookPath("iptables-save")
 	if err != nil {
@@ -48,16 +50,21 @@ func (t *IPTables) Apply(nets []Network) error {
 	if err != nil {
 		return fmt.Errorf("iptables-save: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	script := restoreScript(parseSave(string(out)), wantedChains(nets))
-	if script == "" {
-		return nil
+	if script := restoreScript(parseSave(string(out)), wantedChains(nets)); script != "" {
+		stderr.Reset()
+		restore := exec.Command(t.restore, "--noflush", "--wait")
+		restore.Stdin = strings.NewReader(script)
+		restore.Stderr = &stderr
+		if err := restore.Run(); err != nil {
+			return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+		}
 	}
-	stderr.Reset()
-	restore := exec.Command(t.restore, "--noflush", "--wait")
-	restore.Stdin = strings.NewReader(script)
-	restore.Stderr = &stderr
-	if err := restore.Run(); err != nil {
-		return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+	return t.guests.rebuild(nets)
+}
+
+func (t *IPTables) UpdateGuests(nets []Network) error {
+	if err := validateAll(nets); err != nil {
+		return err
 	}
-	return nil
+	return t.guests.update(nets)
 }

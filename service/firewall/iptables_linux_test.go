@@ -63,7 +63,11 @@ func save(t testing.TB) string {
 // addForeignRules writes rules as other tools (Docker, an admin) would.
 func addForeignRules(t testing.TB) {
 	t.Helper()
+	// As Docker leaves them.
 	iptablesRun(t, "-P", "FORWARD", "DROP")
+	iptablesRun(t, "-N", "DOCKER-USER")
+	iptablesRun(t, "-A", "DOCKER-USER", "-j", "RETURN")
+	iptablesRun(t, "-I", "FORWARD", "-j", "DOCKER-USER")
 	iptablesRun(t, "-A", "INPUT", "-s", "198.51.100.7", "-j", "DROP")
 	iptablesRun(t, "-N", "FOREIGN-FORWARD")
 	iptablesRun(t, "-A", "FORWARD", "-j", "FOREIGN-FORWARD")
@@ -131,10 +135,11 @@ func TestApplyInstallsRules(t *testing.T) {
 		"-A NETGRANT-FORWARD -i ngbr0 -j NG-ngbr0-FROM",
 		"-A NETGRANT-POSTROUTING -s 10.97.0.0/24 -j NG-ngbr0-NAT",
 		"-A NG-ngbr0-IN -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-		"-A NG-ngbr0-IN -p udp -m udp --dport 67 -j ACCEPT",
-		"-A NG-ngbr0-IN -d 10.97.0.1/32 -p udp -m udp --dport 53 -j ACCEPT",
-		"-A NG-ngbr0-IN -d 10.97.0.1/32 -p tcp -m tcp --dport 53 -j ACCEPT",
-		"-A NG-ngbr0-IN -p icmp -j ACCEPT",
+		"-A NG-ngbr0-IN -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --dport 67 -j ACCEPT",
+		"-A NG-ngbr0-IN -s 10.97.0.0/24 -d 10.97.0.1/32 -p udp -m udp --dport 67 -j ACCEPT",
+		"-A NG-ngbr0-IN -s 10.97.0.0/24 -d 10.97.0.1/32 -p udp -m udp --dport 53 -j ACCEPT",
+		"-A NG-ngbr0-IN -s 10.97.0.0/24 -d 10.97.0.1/32 -p tcp -m tcp --dport 53 -j ACCEPT",
+		"-A NG-ngbr0-IN -s 10.97.0.0/24 -d 10.97.0.1/32 -p icmp -j ACCEPT",
 		"-A NG-ngbr0-IN -p tcp -j REJECT --reject-with tcp-reset",
 		"-A NG-ngbr0-IN -j REJECT --reject-with icmp-host-prohibited",
 		"-A NG-ngbr0-TO -d 10.97.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
@@ -169,7 +174,7 @@ func TestHostOnlyNetworkNeitherForwardsOutNorMasquerades(t *testing.T) {
 	if nat := iptablesRun(t, "-t", "nat", "-S"); strings.Contains(nat, "NG-") || strings.Contains(nat, "10.97.2.") {
 		t.Errorf("host-only network has nat rules:\n%s", nat)
 	}
-	if in := lines(t, "filter", "NG-ngbr2-IN"); !slices.Contains(in, "-A NG-ngbr2-IN -d 10.97.2.1/32 -p udp -m udp --dport 53 -j ACCEPT") {
+	if in := lines(t, "filter", "NG-ngbr2-IN"); !slices.Contains(in, "-A NG-ngbr2-IN -s 10.97.2.0/28 -d 10.97.2.1/32 -p udp -m udp --dport 53 -j ACCEPT") {
 		t.Errorf("host-only network does not let guests reach DNS: %q", in)
 	}
 }
@@ -257,6 +262,7 @@ func TestApplyRestoresFlushedRules(t *testing.T) {
 			}
 			if tc.name == "flush" {
 				iptablesRun(t, "-X", "FOREIGN-FORWARD")
+				iptablesRun(t, "-X", "DOCKER-USER")
 			}
 			// The other tools re-create their rules too, after ours.
 			addForeignRules(t)

@@ -12,11 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NFTables is the Firewall on nftables: netgrant's own table, rebuilt as a
-// whole by every Apply in one netlink transaction, so the kernel switches
+// NFTables is the Firewall on nftables: netgrant's own tables (ip and
+// bridge), rebuilt as a whole by every Apply in one netlink transaction, so the kernel switches
 // from the old rules to the new at once and nothing is ever half there.
 type NFTables struct {
-	mu sync.Mutex
+	mu     sync.Mutex
+	guests guestFilter
 }
 
 var _ Firewall = (*NFTables)(nil)
@@ -34,6 +35,13 @@ func NewNFTables() (*NFTables, error) {
 }
 
 func (f *NFTables) Backend() string { return "nftables" }
+
+func (f *NFTables) UpdateGuests(nets []Network) error {
+	if err := validateAll(nets); err != nil {
+		return err
+	}
+	return f.guests.update(nets)
+}
 
 func (f *NFTables) Apply(nets []Network) error {
 	if err := validateAll(nets); err != nil {
@@ -54,10 +62,18 @@ func (f *NFTables) Apply(nets []Network) error {
 	if len(nets) > 0 {
 		buildTable(conn, table, nets)
 	}
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("nftables: applying table ip %s: %w", nftTable, err)
+	f.guests.mu.Lock()
+	defer f.guests.mu.Unlock()
+	commit, err := f.guests.queueRebuild(conn, nets)
+	if err != nil {
+		return err
 	}
-	return nil
+	err = conn.Flush()
+	commit(err == nil)
+	if err != nil {
+		return fmt.Errorf("nftables: applying tables ip %s and bridge %s: %w", nftTable, bridgeTable, err)
+	}
+	return syncDockerUser(nets)
 }
 
 func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {

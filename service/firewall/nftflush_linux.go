@@ -25,12 +25,16 @@ func newPatchedConn() (*nftables.Conn, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("nftables: %w", err)
 	}
+	if err := sizeForBatches(kernel); err != nil {
+		kernel.Close()
+		return nil, nil, fmt.Errorf("nftables: %w", err)
+	}
 	relay := func(req []netlink.Message) ([]netlink.Message, error) {
 		if req == nil {
 			// google/nftables reads one reply at a time, as from the socket.
 			return kernel.Receive()
 		}
-		_, err := kernel.SendMessages(masqPortsFix(req))
+		_, err := kernel.SendMessages(withoutEcho(masqPortsFix(req)))
 		return nil, err
 	}
 	conn, err := nftables.New(nftables.WithTestDial(relay))
@@ -41,7 +45,49 @@ func newPatchedConn() (*nftables.Conn, func() error, error) {
 	return conn, kernel.Close, nil
 }
 
+// batchBufferBytes bounds one transaction: the rules of some 2,000 guests.
+const batchBufferBytes = 32 << 20
+
+// sizeForBatches lets a whole table go to the kernel in one sendmsg, as
+// nft(8) does, and has every ack come without a copy of the request it
+// answers, so that a batch of thousands of rules neither exceeds the
+// socket's send buffer (EMSGSIZE) nor overruns its receive buffer
+// (ENOBUFS). The buffers grow only as far as they are used.
+func sizeForBatches(conn *netlink.Conn) error {
+	if err := conn.SetOption(netlink.CapAcknowledge, true); err != nil {
+		return err
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sockErr error
+	err = raw.Control(func(fd uintptr) {
+		sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchBufferBytes)
+		if sockErr == nil {
+			sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchBufferBytes)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return sockErr
+}
+
 const newRuleMsg = netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWRULE)
+
+// withoutEcho stops the kernel from sending every new rule back: the
+// echoes, which tell google/nftables the rules' handles, are of no use to
+// netgrant, which never changes a rule by its handle, and a batch of a few
+// hundred rules overruns the socket's buffer with them (ENOBUFS).
+func withoutEcho(msgs []netlink.Message) []netlink.Message {
+	for i, m := range msgs {
+		if m.Header.Type == newRuleMsg {
+			msgs[i].Header.Flags &^= unix.NLM_F_ECHO
+		}
+	}
+	return msgs
+}
 
 // masqPortsFix adds NF_NAT_RANGE_PROTO_SPECIFIED to every masq expression
 // of the batch's new rules that maps ports.

@@ -61,16 +61,23 @@ type netChain struct {
 }
 
 // networkChains returns the chains of n, mirroring libvirt's NAT networks
-// except that guests may reach only DHCP, DNS and ICMP on the host.
+// except that guests may reach only DHCP, DNS and ICMP on the gateway.
 func networkChains(n Network) []netChain {
 	subnet := n.Subnet.Masked()
 	gateway := netip.PrefixFrom(n.Gateway, 32)
+	broadcast := netip.MustParsePrefix("255.255.255.255/32")
+	// Only from the subnet and only to the gateway: a query with a forged
+	// outside source would have its answer sent outside, and the host's
+	// other addresses are none of a guest's business.
 	in := netChain{roleIn, []rule{
 		{established: true, verdict: accept}, // replies to the host's own connections, e.g. ssh into a guest
-		{proto: "udp", dport: 67, verdict: accept},
-		{dst: gateway, proto: "udp", dport: 53, verdict: accept},
-		{dst: gateway, proto: "tcp", dport: 53, verdict: accept},
-		{proto: "icmp", verdict: accept},
+		// A client without an address asks from 0.0.0.0, by broadcast.
+		{src: netip.MustParsePrefix("0.0.0.0/32"), dst: broadcast, proto: "udp", dport: 67, verdict: accept},
+		{src: subnet, dst: broadcast, proto: "udp", dport: 67, verdict: accept},
+		{src: subnet, dst: gateway, proto: "udp", dport: 67, verdict: accept},
+		{src: subnet, dst: gateway, proto: "udp", dport: 53, verdict: accept},
+		{src: subnet, dst: gateway, proto: "tcp", dport: 53, verdict: accept},
+		{src: subnet, dst: gateway, proto: "icmp", verdict: accept},
 		// Refuse rather than drop, so a guest fails fast instead of hanging.
 		{proto: "udp", verdict: rejectPortUnreachable},
 		{proto: "tcp", verdict: rejectTCPReset},

@@ -150,14 +150,7 @@ func testTraffic(t *testing.T, b backend) {
 	}
 	conn.Close()
 
-	if b.name == "iptables" {
-		clean(t) // FORWARD policy DROP, as Docker sets it
-	} else {
-		// Not yet beside Docker: a DROP policy in iptables' own FORWARD
-		// chain still drops what netgrant's table accepts.
-		addForeignRules(t)
-		iptablesRun(t, "-P", "FORWARD", "ACCEPT")
-	}
+	baseline := clean(t) // beside Docker: FORWARD policy DROP, DOCKER-USER
 	fw := b.new(t)
 	mustApply(t, fw, net0)
 	t.Cleanup(func() { fw.Apply(nil) })
@@ -242,10 +235,76 @@ func testTraffic(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("guest reaches DHCP on the gateway only", func(t *testing.T) {
+		pc, err := net.ListenPacket("udp4", "0.0.0.0:67")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		conn, err := dialFrom(t, "guest", "udp4", "", "198.51.100.1:67")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write([]byte("dhcp"))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("guest's DHCP to the host's upstream address: %v, want connection refused", err)
+		}
+	})
+
+	t.Run("a query from a forged outside source is not answered", func(t *testing.T) {
+		// Loose or no reverse-path filtering is common on hosts; the
+		// firewall must not rely on it.
+		for _, dev := range []string{"all", "ngbr0"} {
+			os.WriteFile("/proc/sys/net/ipv4/conf/"+dev+"/rp_filter", []byte("0"), 0)
+		}
+		ip(t, "-n", "guest", "addr", "add", "198.51.100.7/32", "dev", "eth0")
+		defer ip(t, "-n", "guest", "addr", "del", "198.51.100.7/32", "dev", "eth0")
+		pc, err := net.ListenPacket("udp4", "10.97.0.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		for _, local := range []string{"198.51.100.7:5353", "10.97.0.2:5353"} {
+			var err error
+			inNetns(t, "guest", func() {
+				var conn net.Conn
+				d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(strings.Split(local, ":")[0]), Port: 5353}}
+				if conn, err = d.Dial("udp4", "10.97.0.1:53"); err == nil {
+					_, err = conn.Write([]byte(local))
+					conn.Close()
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The forged query went first on the same path: had it passed, it
+		// would be read first.
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 32)
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != "10.97.0.2:5353" {
+			t.Errorf("the gateway's DNS port got %q, %v; want only the guest's honest query", buf[:n], err)
+		}
+	})
+
 	t.Run("upstream cannot reach the guest", func(t *testing.T) {
 		_, err := dialFrom(t, "upstream", "tcp4", "", guestListener.Addr().String())
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("upstream connecting to the guest: %v, want connection refused", err)
+		}
+	})
+
+	t.Run("Docker restarted: its FORWARD jump first again", func(t *testing.T) {
+		iptablesRun(t, "-D", "FORWARD", "-j", "DOCKER-USER")
+		iptablesRun(t, "-I", "FORWARD", "-j", "DOCKER-USER")
+		if err := fw.Apply([]Network{net0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ping("guest", "198.51.100.2"); err != nil {
+			t.Errorf("guest cannot ping upstream: %v", err)
 		}
 	})
 
@@ -267,6 +326,15 @@ func testTraffic(t *testing.T, b backend) {
 			if after[rule] < count {
 				t.Errorf("after Apply %q counts %d packets, before it %d: the rule was replaced", rule, after[rule], count)
 			}
+		}
+	})
+
+	t.Run("nothing of netgrant's stays, Docker's rules do", func(t *testing.T) {
+		if err := fw.Apply(nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := save(t); got != baseline {
+			t.Errorf("after the last network:\n%s\nwant as before:\n%s", got, baseline)
 		}
 	})
 }

@@ -16,8 +16,8 @@ import (
 
 // routerAdvertisement is what a guest sends to make itself the host's IPv6
 // router: an RA from guestMAC for 2001:db8:1::/64 with autoconfiguration
-// and a default-router lifetime.
-func routerAdvertisement(guestMAC net.HardwareAddr) []byte {
+// and a default-router lifetime, with any further options.
+func routerAdvertisement(guestMAC net.HardwareAddr, options ...byte) []byte {
 	src := net.ParseIP("fe80::5054:ff:fe12:3456").To16()
 	dst := net.ParseIP("ff02::1").To16()
 	icmp := []byte{
@@ -30,6 +30,7 @@ func routerAdvertisement(guestMAC net.HardwareAddr) []byte {
 	icmp = append(icmp, net.ParseIP("2001:db8:1::").To16()...)
 	icmp = append(icmp, 1, 1) // source link-layer address option
 	icmp = append(icmp, guestMAC...)
+	icmp = append(icmp, options...)
 	// The ICMPv6 checksum covers a pseudo-header of the addresses, length
 	// and next header.
 	var sum uint32

@@ -90,6 +90,11 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	if ip := net.ParseIP(lease).To4(); ip == nil || ip[0] != 10 || ip[1] != 97 || ip[2] != 0 || ip[3] < 2 || ip[3] > 254 {
 		t.Fatalf("guest lease %q is not in the range 10.97.0.2-10.97.0.254", lease)
 	}
+	// The address was the guest's from the moment the tap existed: the
+	// firewall let it send from no other.
+	if reserved := tapInfo["ipv4"].Value().(string); lease != reserved {
+		t.Errorf("guest lease %s, but its tap was reserved %s", lease, reserved)
+	}
 	if r := results["ping"]; !r.OK {
 		t.Errorf("guest cannot ping the gateway: %s", r.Detail)
 	}

@@ -1,0 +1,213 @@
+package firewall
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// Guests are kept honest on the bridge, before a frame is switched to
+// another port or handed to the host: an nftables table of the bridge
+// family, bridge netgrant, with a chain per tap, as libvirt's clean-traffic
+// filter does it. Both backends keep it; ebtables-nft would write the same
+// kernel objects, and ebtables is not installed on most hosts.
+const bridgeTable = "netgrant"
+
+// Guest is a tap on a network, whose guest may send only as itself.
+type Guest struct {
+	Tap string
+	MAC net.HardwareAddr
+	// IPv4 is the address DHCP gives the guest (its reservation); without
+	// DHCP it is invalid and the guest may use any address of the subnet
+	// but the gateway's.
+	IPv4 netip.Addr
+}
+
+// Ethernet types the guests may send (IEEE 802 numbers); anything else,
+// VLAN tags included, is dropped.
+const (
+	etherIPv4 = 0x0800
+	etherARP  = 0x0806
+	etherIPv6 = 0x86dd
+)
+
+// frameRule matches every field that is set; it drops or, if pass is set,
+// returns (lets the frame on).
+type frameRule struct {
+	notSrcMAC net.HardwareAddr
+	etherType uint16
+	// arpFrom matches an Ethernet/IPv4 ARP packet sent as arpMAC from an
+	// address in arpIP.
+	arpFrom bool
+	arpMAC  net.HardwareAddr
+	arpIP   netip.Prefix
+	ipSrc   netip.Prefix
+	proto   string // "udp" or "icmpv6"
+	sport   uint16
+	dport   uint16
+	// notChaddr matches a DHCP message about another client than this MAC.
+	notChaddr net.HardwareAddr
+	icmp6Type uint8
+	pass      bool
+}
+
+// ICMPv6 router advertisement (RFC 4861) and the DHCP ports (RFC 2131,
+// RFC 8415).
+const (
+	icmp6RouterAdvert = 134
+	dhcpServerPort    = 67
+	dhcpClientPort    = 68
+	dhcp6ServerPort   = 547
+)
+
+// guestRules are the checks of every frame g's tap brings to bridge n.
+func guestRules(n Network, g Guest) []frameRule {
+	var allowed []netip.Prefix
+	rules := []frameRule{{notSrcMAC: g.MAC}}
+	gateway := netip.PrefixFrom(n.Gateway, 32)
+	if g.IPv4.IsValid() {
+		allowed = []netip.Prefix{netip.PrefixFrom(g.IPv4, 32)}
+	} else {
+		allowed = []netip.Prefix{n.Subnet.Masked()}
+		rules = append(rules,
+			frameRule{etherType: etherARP, arpFrom: true, arpMAC: g.MAC, arpIP: gateway},
+			frameRule{etherType: etherIPv4, ipSrc: gateway})
+	}
+	// ARP probes (RFC 5227) come from 0.0.0.0.
+	for _, p := range append([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}, allowed...) {
+		rules = append(rules, frameRule{etherType: etherARP, arpFrom: true, arpMAC: g.MAC, arpIP: p, pass: true})
+	}
+	rules = append(rules,
+		frameRule{etherType: etherARP},
+		frameRule{etherType: etherIPv4, proto: "udp", sport: dhcpServerPort},
+		// A DHCP request for another MAC would move that guest's lease.
+		frameRule{etherType: etherIPv4, proto: "udp", dport: dhcpServerPort, notChaddr: g.MAC},
+		frameRule{etherType: etherIPv4, ipSrc: netip.MustParsePrefix("0.0.0.0/32"), proto: "udp", sport: dhcpClientPort, dport: dhcpServerPort, pass: true},
+	)
+	for _, p := range allowed {
+		rules = append(rules, frameRule{etherType: etherIPv4, ipSrc: p, pass: true})
+	}
+	return append(rules,
+		frameRule{etherType: etherIPv4},
+		frameRule{etherType: etherIPv6, proto: "icmpv6", icmp6Type: icmp6RouterAdvert},
+		frameRule{etherType: etherIPv6, proto: "udp", sport: dhcp6ServerPort},
+		frameRule{etherType: etherIPv6, pass: true},
+		frameRule{},
+	)
+}
+
+func guestChain(tap string) string { return tap + "-guest" }
+
+// guestMapName is the bridge table's map from a tap to its guest's chain.
+const guestMapName = "guests"
+
+// allGuests lists every guest of nets with its network.
+func allGuests(nets []Network) []networkGuest {
+	var out []networkGuest
+	for _, n := range nets {
+		for _, g := range n.Guests {
+			out = append(out, networkGuest{n, g})
+		}
+	}
+	return out
+}
+
+type networkGuest struct {
+	net   Network
+	guest Guest
+}
+
+func guestsByTap(nets []Network) map[string]networkGuest {
+	out := map[string]networkGuest{}
+	for _, ng := range allGuests(nets) {
+		out[ng.guest.Tap] = ng
+	}
+	return out
+}
+
+// sameGuest tells whether two guests get the same rules.
+func sameGuest(a, b networkGuest) bool {
+	return a.guest.IPv4 == b.guest.IPv4 && a.guest.MAC.String() == b.guest.MAC.String() &&
+		a.net.Subnet == b.net.Subnet && a.net.Gateway == b.net.Gateway
+}
+
+// nftBridgeText renders the bridge table nets need as nft(8) lists it.
+func nftBridgeText(nets []Network) string {
+	guests := allGuests(nets)
+	if len(guests) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "table bridge %s {\n\tmap %s {\n\t\ttype ifname : verdict\n\t\telements = { ", bridgeTable, guestMapName)
+	for i, ng := range guests {
+		if i > 0 {
+			b.WriteString(",\n\t\t\t     ")
+		}
+		fmt.Fprintf(&b, "%q : jump %s", ng.guest.Tap, guestChain(ng.guest.Tap))
+	}
+	fmt.Fprintf(&b, " }\n\t}\n\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n\t\tiifname vmap @%s\n\t}\n", guestMapName)
+	for _, ng := range guests {
+		fmt.Fprintf(&b, "\tchain %s {\n", guestChain(ng.guest.Tap))
+		for _, r := range guestRules(ng.net, ng.guest) {
+			fmt.Fprintf(&b, "\t\t%s\n", frameRuleText(r))
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+var etherTypeNames = map[uint16]string{etherIPv4: "ip", etherARP: "arp", etherIPv6: "ip6"}
+
+func frameRuleText(r frameRule) string {
+	var b []string
+	if r.notSrcMAC != nil {
+		b = append(b, "ether saddr != "+r.notSrcMAC.String())
+	}
+	if r.etherType != 0 {
+		b = append(b, "ether type "+etherTypeNames[r.etherType])
+	}
+	if r.arpFrom {
+		b = append(b, "arp htype 1 arp ptype ip arp hlen 6 arp plen 4", "arp saddr ether "+r.arpMAC.String(), "arp saddr ip "+nftPrefix(r.arpIP))
+	}
+	if r.ipSrc.IsValid() {
+		b = append(b, "ip saddr "+nftPrefix(r.ipSrc))
+	}
+	if r.proto != "" {
+		b = append(b, "meta l4proto "+r.proto)
+	}
+	if r.proto == "icmpv6" {
+		b = append(b, fmt.Sprintf("icmpv6 type %d", r.icmp6Type))
+	}
+	if r.sport != 0 {
+		b = append(b, fmt.Sprintf("th sport %d", r.sport))
+	}
+	if r.dport != 0 {
+		b = append(b, fmt.Sprintf("th dport %d", r.dport))
+	}
+	if r.notChaddr != nil {
+		b = append(b, "@th,288,48 != 0x"+strings.ReplaceAll(r.notChaddr.String(), ":", ""))
+	}
+	if r.pass {
+		b = append(b, "return")
+	} else {
+		b = append(b, "drop")
+	}
+	return strings.Join(b, " ")
+}
+
+func (g Guest) validate(n Network) error {
+	if !validTap(g.Tap) {
+		return fmt.Errorf("network %s: tap name %q is not a valid interface name", n.Bridge, g.Tap)
+	}
+	if len(g.MAC) != 6 || g.MAC[0]&1 != 0 {
+		return fmt.Errorf("network %s: tap %s: %v is not a unicast Ethernet address", n.Bridge, g.Tap, g.MAC)
+	}
+	if g.IPv4.IsValid() && (!n.Subnet.Contains(g.IPv4) || g.IPv4 == n.Gateway) {
+		return fmt.Errorf("network %s: tap %s: address %s is not a guest address of %s", n.Bridge, g.Tap, g.IPv4, n.Subnet)
+	}
+	return nil
+}
+
+func validTap(name string) bool { return validBridge(name) == nil }

@@ -1,0 +1,239 @@
+package firewall
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// bridgeFilterPriority is "priority filter" in the bridge family.
+const bridgeFilterPriority = -200
+
+// guestFilter keeps the bridge table: rebuilt whole with the rest of the
+// rules, or changed guest by guest in between, so a tap costs the same
+// beside 500 others as alone. The table dispatches by a map from tap to
+// its chain, whose elements go without rule handles.
+type guestFilter struct {
+	mu sync.Mutex
+	// applied is what the kernel holds, by tap; nil when unknown (before
+	// the first transaction, after a failed one).
+	applied map[string]networkGuest
+}
+
+func bridgeTableRef() *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyBridge, Name: bridgeTable}
+}
+
+func guestMap(table *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: table, Name: guestMapName, KeyType: nftables.TypeIFName, DataType: nftables.TypeVerdict, IsMap: true}
+}
+
+// queueRebuild adds to conn's batch what replaces the bridge table with
+// the one nets need (none without guests); commit records it once the
+// batch went through.
+func (g *guestFilter) queueRebuild(conn *nftables.Conn, nets []Network) (commit func(ok bool), err error) {
+	table := bridgeTableRef()
+	conn.AddTable(table)
+	conn.DelTable(table)
+	want := guestsByTap(nets)
+	if len(want) > 0 {
+		conn.AddTable(table)
+		policy := nftables.ChainPolicyAccept
+		prerouting := conn.AddChain(&nftables.Chain{Table: table, Name: "prerouting", Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(bridgeFilterPriority), Policy: &policy})
+		set := guestMap(table)
+		if err := conn.AddSet(set, nil); err != nil {
+			return nil, fmt.Errorf("nftables: %w", err)
+		}
+		for _, ng := range allGuests(nets) {
+			if err := queueGuest(conn, table, set, ng); err != nil {
+				return nil, err
+			}
+		}
+		conn.AddRule(&nftables.Rule{Table: table, Chain: prerouting, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID, IsDestRegSet: true},
+		}})
+	}
+	return g.commitFunc(want), nil
+}
+
+// queueChanges adds to conn's batch what turns the bridge table the last
+// transaction left into the one nets need; false if that is unknown or
+// the table must be made or removed: then only a rebuild will do.
+func (g *guestFilter) queueChanges(conn *nftables.Conn, nets []Network) (commit func(ok bool), ok bool, err error) {
+	want := guestsByTap(nets)
+	if g.applied == nil || len(g.applied) == 0 || len(want) == 0 {
+		return nil, false, nil
+	}
+	table := bridgeTableRef()
+	set := guestMap(table)
+	for tap, had := range g.applied {
+		if _, stays := want[tap]; stays {
+			continue
+		}
+		if err := conn.SetDeleteElements(set, []nftables.SetElement{{Key: ifnameKey(tap)}}); err != nil {
+			return nil, false, fmt.Errorf("nftables: %w", err)
+		}
+		chain := &nftables.Chain{Table: table, Name: guestChain(had.guest.Tap)}
+		conn.FlushChain(chain)
+		conn.DelChain(chain)
+	}
+	for tap, ng := range want {
+		had, existed := g.applied[tap]
+		switch {
+		case !existed:
+			if err := queueGuest(conn, table, set, ng); err != nil {
+				return nil, false, err
+			}
+		case !sameGuest(had, ng):
+			chain := &nftables.Chain{Table: table, Name: guestChain(tap)}
+			conn.FlushChain(chain)
+			queueGuestRules(conn, chain, ng)
+		}
+	}
+	return g.commitFunc(want), true, nil
+}
+
+func (g *guestFilter) commitFunc(want map[string]networkGuest) func(bool) {
+	return func(ok bool) {
+		if ok {
+			g.applied = want
+		} else {
+			g.applied = nil
+		}
+	}
+}
+
+// rebuild replaces the bridge table as a whole, in a transaction of its own.
+func (g *guestFilter) rebuild(nets []Network) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	conn, closeConn, err := newPatchedConn()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	commit, err := g.queueRebuild(conn, nets)
+	if err != nil {
+		return err
+	}
+	err = conn.Flush()
+	commit(err == nil)
+	if err != nil {
+		return fmt.Errorf("nftables: applying table bridge %s: %w", bridgeTable, err)
+	}
+	return nil
+}
+
+// update applies the guests of nets in a transaction of their own,
+// changing only what differs from the last one where it can.
+func (g *guestFilter) update(nets []Network) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	conn, closeConn, err := newPatchedConn()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	commit, ok, err := g.queueChanges(conn, nets)
+	if err != nil {
+		return err
+	}
+	if ok {
+		err = conn.Flush()
+		commit(err == nil)
+		if err == nil {
+			return nil
+		}
+		// Someone changed the table: build it again as a whole.
+	}
+	if commit, err = g.queueRebuild(conn, nets); err != nil {
+		return err
+	}
+	err = conn.Flush()
+	commit(err == nil)
+	if err != nil {
+		return fmt.Errorf("nftables: applying table bridge %s: %w", bridgeTable, err)
+	}
+	return nil
+}
+
+func queueGuest(conn *nftables.Conn, table *nftables.Table, set *nftables.Set, ng networkGuest) error {
+	chain := conn.AddChain(&nftables.Chain{Table: table, Name: guestChain(ng.guest.Tap)})
+	queueGuestRules(conn, chain, ng)
+	err := conn.SetAddElements(set, []nftables.SetElement{{Key: ifnameKey(ng.guest.Tap),
+		VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: chain.Name}}})
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+func queueGuestRules(conn *nftables.Conn, chain *nftables.Chain, ng networkGuest) {
+	for _, r := range guestRules(ng.net, ng.guest) {
+		conn.AddRule(&nftables.Rule{Table: chain.Table, Chain: chain, Exprs: frameExprs(r)})
+	}
+}
+
+// ifnameKey is an interface name as an ifname set holds it.
+func ifnameKey(name string) []byte {
+	key := make([]byte, unix.IFNAMSIZ)
+	copy(key, name)
+	return key
+}
+
+// frameExprs renders r as nftables expressions, as frameRuleText
+// describes them.
+func frameExprs(r frameRule) []expr.Any {
+	var e []expr.Any
+	if r.notSrcMAC != nil {
+		e = append(e, cmpPayload(expr.PayloadBaseLLHeader, 6, r.notSrcMAC, expr.CmpOpNeq)...)
+	}
+	if r.etherType != 0 {
+		e = append(e, cmpPayload(expr.PayloadBaseLLHeader, 12, binaryutil.BigEndian.PutUint16(r.etherType), expr.CmpOpEq)...)
+	}
+	if r.arpFrom {
+		// htype Ethernet, ptype IPv4, hlen 6, plen 4: the offsets below
+		// hold what they name.
+		e = append(e, cmpPayload(expr.PayloadBaseNetworkHeader, 0, []byte{0, 1, 0x08, 0x00, 6, 4}, expr.CmpOpEq)...)
+		e = append(e, cmpPayload(expr.PayloadBaseNetworkHeader, 8, r.arpMAC, expr.CmpOpEq)...)
+		e = append(e, matchPrefix(14, r.arpIP, false)...)
+	}
+	if r.ipSrc.IsValid() {
+		e = append(e, matchPrefix(12, r.ipSrc, false)...)
+	}
+	if r.proto != "" {
+		e = append(e, cmpMeta(expr.MetaKeyL4PROTO, []byte{frameProtoNumbers[r.proto]})...)
+	}
+	if r.proto == "icmpv6" {
+		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 0, []byte{r.icmp6Type}, expr.CmpOpEq)...)
+	}
+	if r.sport != 0 {
+		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 0, binaryutil.BigEndian.PutUint16(r.sport), expr.CmpOpEq)...)
+	}
+	if r.dport != 0 {
+		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 2, binaryutil.BigEndian.PutUint16(r.dport), expr.CmpOpEq)...)
+	}
+	if r.notChaddr != nil {
+		// chaddr: 8 bytes of UDP header, then 28 of DHCP before it.
+		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 36, r.notChaddr, expr.CmpOpNeq)...)
+	}
+	if r.pass {
+		return append(e, &expr.Verdict{Kind: expr.VerdictReturn})
+	}
+	return append(e, &expr.Verdict{Kind: expr.VerdictDrop})
+}
+
+var frameProtoNumbers = map[string]byte{"udp": unix.IPPROTO_UDP, "icmpv6": unix.IPPROTO_ICMPV6}
+
+func cmpPayload(base expr.PayloadBase, offset uint32, value []byte, op expr.CmpOp) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: base, Offset: offset, Len: uint32(len(value))},
+		&expr.Cmp{Op: op, Register: 1, Data: value},
+	}
+}

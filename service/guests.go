@@ -1,0 +1,158 @@
+package service
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/netgrant/netgrant/service/dnsmasq"
+	"github.com/netgrant/netgrant/service/firewall"
+)
+
+// A tap on a network is a guest that may send only as itself: before it is
+// plugged into the bridge it gets an address reserved for its MAC (with
+// DHCP), and the firewall's filter on the bridge lets through only frames
+// from that MAC and that address. Reserving rather than waiting for a lease
+// means the filter is complete before the guest sends its first frame.
+
+// fwGuest is a guest the firewall filters, by tap name.
+type fwGuest struct {
+	index  int // the tap device's, telling it from a later one of that name
+	bridge string
+	guest  firewall.Guest
+}
+
+// guestRef is what undoing a guest's admission needs.
+type guestRef struct {
+	Tap     string     `json:"tap"`
+	Index   int        `json:"index"`
+	Network string     `json:"network"`
+	IPv4    netip.Addr `json:"ipv4"`
+	Dir     string     `json:"dir,omitempty"` // the dnsmasq directory holding the reservation
+}
+
+// reservationName names t's reservation file: unique per device, so a
+// later tap of the same name never shares it.
+func reservationName(tapName string, index int) string { return tapName + "-" + strconv.Itoa(index) }
+
+// admitGuest lets t's guest onto n, recording each side effect first.
+func (m *Manager) admitGuest(t *tapRes, n *netRes) error {
+	ref := guestRef{Tap: t.name, Index: t.index, Network: n.name}
+	if n.dhcp {
+		ref.Dir = m.dnsmasqDir(n)
+		m.mu.Lock()
+		ip, ok := m.reserveAddress(n, t)
+		m.mu.Unlock()
+		if !ok {
+			return Errorf(QuotaExceeded, "network %s has no free address left for another guest: close a guest's tap, or use a network with a larger subnet", n.name)
+		}
+		ref.IPv4 = ip
+	}
+	if err := t.rec.push(forgetGuestStep(ref)); err != nil {
+		return Wrap(Failed, err, "recording the tap")
+	}
+	if ref.Dir != "" {
+		if err := dnsmasq.Reserve(ref.Dir, reservationName(t.name, t.index), t.mac, ref.IPv4); err != nil {
+			m.mu.Lock()
+			gone := m.networks[n.name] != n || n.state != ready
+			m.mu.Unlock()
+			if gone {
+				return Errorf(NotFound, "network %s was removed meanwhile", n.name)
+			}
+			return Wrap(Failed, err, "reserving the guest's address")
+		}
+	}
+	m.mu.Lock()
+	t.ipv4 = ref.IPv4
+	m.mu.Unlock()
+	m.fwMu.Lock()
+	defer m.fwMu.Unlock()
+	m.fwGuests[t.name] = fwGuest{t.index, n.bridge, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: ref.IPv4}}
+	if err := m.opts.Firewall.UpdateGuests(m.firewallNetworksLocked()); err != nil {
+		delete(m.fwGuests, t.name)
+		return Wrap(Failed, err, "filtering the guest's traffic")
+	}
+	return nil
+}
+
+// reserveAddress picks t's address on n, under the lock: the one a
+// lease already gives t's MAC (a guest that comes back keeps its
+// address), else the first of the DHCP range that no other guest has
+// reserved or leased.
+func (m *Manager) reserveAddress(n *netRes, t *tapRes) (netip.Addr, bool) {
+	key := reservationName(t.name, t.index)
+	leased := map[netip.Addr]bool{}
+	for _, l := range n.currentLeases() {
+		ip, err := netip.ParseAddr(l.IP)
+		if err != nil {
+			continue
+		}
+		if _, taken := n.reserved[ip]; l.MAC == t.mac.String() && !taken && ip.IsValid() {
+			n.reserved[ip] = key
+			return ip, true
+		}
+		leased[ip] = true
+	}
+	for ip := n.plan.DHCPStart; ip.IsValid() && !n.plan.DHCPEnd.Less(ip); ip = ip.Next() {
+		if _, taken := n.reserved[ip]; !taken && !leased[ip] {
+			n.reserved[ip] = key
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// forgetGuest undoes admitGuest.
+func (m *Manager) forgetGuest(g guestRef) error {
+	key := reservationName(g.Tap, g.Index)
+	m.mu.Lock()
+	if n, ok := m.networks[g.Network]; ok && n.reserved[g.IPv4] == key {
+		delete(n.reserved, g.IPv4)
+	}
+	inst := m.dnsmasqs[g.Dir]
+	m.mu.Unlock()
+	m.dropGuestFilter(g.Tap, g.Index)
+	if g.Dir == "" {
+		return nil
+	}
+	if err := dnsmasq.Unreserve(g.Dir, key); err != nil {
+		return err
+	}
+	if inst != nil {
+		return inst.Reload()
+	}
+	return nil
+}
+
+// dropGuestFilter removes the filter of a tap that left its network.
+func (m *Manager) dropGuestFilter(name string, index int) {
+	m.fwMu.Lock()
+	defer m.fwMu.Unlock()
+	if g, ok := m.fwGuests[name]; !ok || g.index != index {
+		return
+	}
+	delete(m.fwGuests, name)
+	if err := m.opts.Firewall.UpdateGuests(m.firewallNetworksLocked()); err != nil {
+		m.log.Warn("removing a guest's filter", "tap", name, "err", err)
+	}
+}
+
+// guestsOn lists the guests filtered on bridge, in the order of their taps.
+func (m *Manager) guestsOn(bridge string) []firewall.Guest {
+	var guests []firewall.Guest
+	for _, g := range m.fwGuests {
+		if g.bridge == bridge {
+			guests = append(guests, g.guest)
+		}
+	}
+	slices.SortFunc(guests, func(a, b firewall.Guest) int {
+		if a.Tap < b.Tap {
+			return -1
+		}
+		if a.Tap > b.Tap {
+			return 1
+		}
+		return 0
+	})
+	return guests
+}
