@@ -12,6 +12,7 @@ import (
 
 	"github.com/netgrant/netgrant/dbus/busconn"
 	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/firewalld"
 	"github.com/netgrant/netgrant/polkit"
 	"github.com/netgrant/netgrant/service"
 )
@@ -22,6 +23,7 @@ type Server struct {
 	conn    *busconn.Conn
 	manager *service.Manager
 	polkit  *polkit.Authority
+	zones   *firewalld.Zone
 	log     *slog.Logger
 	version string
 	// busID tells this bus from one that came before it, whose unique
@@ -115,8 +117,13 @@ func (s *Server) Connect() error {
 	}
 	s.conn = conn
 	s.polkit = polkit.New(conn)
+	s.zones = firewalld.NewZone(conn, firewalld.ZoneName)
 	return nil
 }
+
+// FirewallZones puts bridges into firewalld's netgrant zone, over the
+// service's own connection.
+func (s *Server) FirewallZones() service.Zones { return s.zones }
 
 // Close closes the bus connection.
 func (s *Server) Close() error { return s.conn.Close() }

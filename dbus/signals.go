@@ -76,12 +76,17 @@ func (w *signalWatch) receive(m *busconn.Message) {
 		fromFirewalld := w.firewalldOwner != "" && m.Sender() == w.firewalldOwner
 		w.mu.Unlock()
 		if fromFirewalld {
-			// One pending restore covers any number of reloads.
-			select {
-			case w.reload <- struct{}{}:
-			default:
-			}
+			w.requestRestore()
 		}
+	}
+}
+
+// requestRestore asks the restoring worker to run; one pending restore
+// covers any number of requests.
+func (w *signalWatch) requestRestore() {
+	select {
+	case w.reload <- struct{}{}:
+	default:
 	}
 }
 
@@ -89,6 +94,10 @@ func (w *signalWatch) nameOwnerChanged(name, newOwner string) {
 	switch {
 	case name == firewalldName:
 		w.setFirewalldOwner(newOwner)
+		if newOwner != "" {
+			// A firewalld that starts knows nothing of netgrant's bridges.
+			w.requestRestore()
+		}
 	case strings.HasPrefix(name, ":") && newOwner == "":
 		w.srv.calls.callerGone(name)
 		w.mu.Lock()
@@ -121,8 +130,9 @@ func (w *signalWatch) dropHolds() {
 
 func (w *signalWatch) restoreFirewall() {
 	for range w.reload {
-		w.srv.log.Info("firewalld reloaded: restoring netgrant's rules")
+		w.srv.log.Info("firewalld started or reloaded: restoring netgrant's rules and zone")
 		w.srv.manager.RestoreFirewall()
+		w.srv.log.Info("netgrant's rules and zone restored")
 	}
 }
 

@@ -73,6 +73,8 @@ type Options struct {
 	// Firewall is nil where neither nftables nor iptables works: taps
 	// work, NAT networks are Unsupported.
 	Firewall firewall.Firewall
+	// Zones, if set, is the host firewall manager's zone for the bridges.
+	Zones Zones
 	// DnsmasqUnits runs each network's dnsmasq as an instance of the
 	// netgrant-dnsmasq@ systemd unit instead of as a child; StateDir must
 	// then be where that unit looks (/run/netgrant).
@@ -82,6 +84,15 @@ type Options struct {
 	// ObjectID names a tap ("tap") or network ("network") for the `object`
 	// detail of org.netgrant.manage, the way clients address it.
 	ObjectID func(kind, name string) string
+}
+
+// Zones puts bridges into the zone of the host's firewall manager that
+// lets guests' traffic past its own rules (firewalld's netgrant zone);
+// netgrant's rules still decide. Where there is no such manager running
+// both do nothing.
+type Zones interface {
+	Add(bridge string) error
+	Remove(bridge string) error
 }
 
 // Manager owns every tap and network netgrant created.
@@ -250,13 +261,28 @@ func (m *Manager) addFirewall(n firewall.Network) error {
 		return err
 	}
 	m.fwNetworks[n.Bridge] = n
+	m.addToZone(n.Bridge)
 	return nil
+}
+
+func (m *Manager) addToZone(bridge string) {
+	if m.opts.Zones == nil {
+		return
+	}
+	if err := m.opts.Zones.Add(bridge); err != nil {
+		m.log.Warn("putting the bridge into the firewall zone: guests may be cut off by the host's firewall", "bridge", bridge, "err", err)
+	}
 }
 
 func (m *Manager) removeFirewall(n firewall.Network) error {
 	m.fwMu.Lock()
 	defer m.fwMu.Unlock()
 	delete(m.fwNetworks, n.Bridge)
+	if m.opts.Zones != nil {
+		if err := m.opts.Zones.Remove(n.Bridge); err != nil {
+			m.log.Warn("taking the bridge out of the firewall zone", "bridge", n.Bridge, "err", err)
+		}
+	}
 	for name, g := range m.fwGuests {
 		if g.bridge == n.Bridge {
 			delete(m.fwGuests, name)
@@ -266,7 +292,8 @@ func (m *Manager) removeFirewall(n firewall.Network) error {
 }
 
 // RestoreFirewall puts back netgrant's rules, as after a firewalld reload
-// flushed them. A failure is only logged: the networks go on working as
+// flushed them, and the bridges into the firewall zone, as after firewalld
+// started or reloaded. A failure is only logged: the networks go on working as
 // well as they can.
 func (m *Manager) RestoreFirewall() {
 	if m.opts.Firewall == nil {
@@ -276,6 +303,9 @@ func (m *Manager) RestoreFirewall() {
 	defer m.fwMu.Unlock()
 	if err := m.opts.Firewall.Apply(m.firewallNetworksLocked()); err != nil {
 		m.log.Warn("restoring firewall rules", "err", err)
+	}
+	for bridge := range m.fwNetworks {
+		m.addToZone(bridge)
 	}
 }
 

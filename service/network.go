@@ -293,6 +293,9 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 	// What the host lacks (iptables, dnsmasq, its account) matters only
 	// for a new network; it is looked up once, without the lock.
 	unsupported := m.checkSupported(r)
+	// The subnet polkit is asked about is the one the network gets, while
+	// it stays free, even if another network freed a lower one meanwhile.
+	var planned netip.Prefix
 	look := func() (networkPlan, *AuthCheck, error) {
 		existing, err := m.joinable(c.UID, r)
 		if err != nil {
@@ -310,9 +313,15 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 			return networkPlan{}, nil, unsupported
 		}
 		plan, err := m.planNetwork(given, hostUses)
+		if !given.IsValid() && planned.IsValid() {
+			if kept, keptErr := m.planNetwork(planned, hostUses); keptErr == nil {
+				plan, err = kept, nil
+			}
+		}
 		if err != nil {
 			return networkPlan{}, nil, err
 		}
+		planned = plan.Prefix
 		check.Details["subnet"] = plan.Prefix.String()
 		if boolOr(r.Persistent, false) {
 			check.Action = ActionPersist

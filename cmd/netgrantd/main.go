@@ -81,6 +81,7 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 		StateDir:     stateDir,
 		Hooks:        &hooks.Runner{Dir: hooksDir, Timeout: cfg.HookTimeout, Log: log},
 		Firewall:     fw,
+		Zones:        srv.FirewallZones(),
 		DnsmasqUnits: dnsmasqUnits,
 		Log:          log,
 		Observer:     srv,

@@ -61,7 +61,7 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 		cfg.Log = slog.Default()
 	}
 	if cfg.DHCP {
-		if err := os.MkdirAll(cfg.hostsDir(), 0o755); err != nil {
+		if err := makeHostsDir(cfg); err != nil {
 			return nil, fmt.Errorf("dnsmasq for network %s: %w", cfg.Network, err)
 		}
 	}

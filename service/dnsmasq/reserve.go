@@ -19,6 +19,20 @@ func (c Config) hostsDir() string { return HostsDir(c.Dir) }
 // HostsDir is where the reservations of the dnsmasq of dir live.
 func HostsDir(dir string) string { return filepath.Join(dir, "hosts") }
 
+// makeHostsDir makes the hosts directory, which dnsmasq reads after it
+// dropped to its own account: readable whatever umask netgrantd runs with.
+func makeHostsDir(c Config) error {
+	if err := os.MkdirAll(c.hostsDir(), 0o755); err != nil {
+		return err
+	}
+	for _, dir := range []string{c.Dir, c.hostsDir()} {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Reserve makes dnsmasq of dir give ip to mac from now on; name (a tap's)
 // tells the reservation from others.
 func Reserve(dir, name string, mac net.HardwareAddr, ip netip.Addr) error {
@@ -27,6 +41,9 @@ func Reserve(dir, name string, mac net.HardwareAddr, ip netip.Addr) error {
 	// dnsmasq skips names starting with a dot, so it never reads half a file.
 	tmp := filepath.Join(HostsDir(dir), "."+name)
 	if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
+		return fmt.Errorf("reserving %s for %s: %w", ip, mac, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
 		return fmt.Errorf("reserving %s for %s: %w", ip, mac, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -40,11 +40,15 @@ const (
 )
 
 // Test users. Each has a group of its own name and id; ngalice is also in
-// netdev. All three have the password TestPassword when PasswordSet is true.
+// netdev. All of them have the password TestPassword when PasswordSet is true.
 const (
 	UserAlice    = "ngalice"
 	UserBob      = "ngbob"
 	UserMallory  = "ngmallory"
+	// UserCarol and UserDave make, with ngalice and ngbob, four users whose
+	// clients together may have 16 polkit checks waiting (4 each).
+	UserCarol = "ngcarol"
+	UserDave  = "ngdave"
 	GroupNetdev  = "netdev"
 	NetdevGID    = 4000
 	TestPassword = "netgrant-test-password"
@@ -67,6 +71,8 @@ var testUsers = []testUser{
 	{UserAlice, 4001, []uint32{NetdevGID}},
 	{UserBob, 4002, nil},
 	{UserMallory, 4003, nil},
+	{UserCarol, 4004, nil},
+	{UserDave, 4005, nil},
 }
 
 // PasswordSet reports whether the test users got TestPassword (it needs

@@ -1,0 +1,237 @@
+// Package bench_test measures netgrant end to end against the goals of
+// issue 10, beside polkit's own cost measured in the same run:
+//
+//	go test -run '^$' -bench Goals -benchtime 1x ./test/bench
+//
+// It prints one table per firewall backend. Timing goals live here, not in
+// tests: a slow machine makes a benchmark report, never a test fail.
+package bench_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/test/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+const (
+	networks    = 50
+	tapsEach    = 10
+	clients     = 16
+	seqTaps     = 100 // measured one at a time, for latency
+	killRounds  = 20
+	idleSeconds = 5
+)
+
+var (
+	// API.md allows a uid 4 polkit checks waiting at once: 16 clients
+	// are 4 users' 4 VMs each.
+	users  = []string{harness.UserAlice, harness.UserBob, harness.UserCarol, harness.UserDave}
+	rules  = harness.Rules(map[string]string{harness.UserAlice: "YES", harness.UserBob: "YES", harness.UserCarol: "YES", harness.UserDave: "YES"})
+	config = "[Limits]\nTapsPerUser=1000\nNetworksPerUser=100\n[Firewall]\nBackend=%s\n"
+)
+
+func BenchmarkGoals(b *testing.B) {
+	for _, backend := range []string{"nftables", "iptables"} {
+		b.Run(backend, func(b *testing.B) {
+			for range b.N {
+				goals(b, backend)
+			}
+		})
+	}
+}
+
+type row struct {
+	measure, got, goal string
+	met                bool
+}
+
+func goals(b *testing.B, backend string) {
+	env := harness.Start(b, harness.Options{Rules: rules, Config: fmt.Sprintf(config, backend)})
+	holder := env.Client(b, harness.UserAlice)
+	var table []row
+	add := func(measure, got, goal string, met bool) { table = append(table, row{measure, got, goal, met}) }
+
+	// Networks, one after another, from one holder.
+	var netTimes []time.Duration
+	for i := range networks {
+		start := time.Now()
+		if _, _, err := holder.CreateNATNetwork("n"+strconv.Itoa(i), nil); err != nil {
+			b.Fatal(err)
+		}
+		netTimes = append(netTimes, time.Since(start))
+	}
+	p50 := median(netTimes)
+	add("CreateNATNetwork reply, p50", ms(p50), "≤ 50 ms", p50 <= 50*time.Millisecond)
+	first, last := median(netTimes[:5]), median(netTimes[networks-5:])
+	ratio := float64(last) / float64(first)
+	add("networks 46-50 vs 1-5 (reply, p50)", fmt.Sprintf("%s vs %s (%.2f×)", ms(last), ms(first), ratio), "≤ 1.5×", ratio <= 1.5)
+
+	// polkit's own cost: the check a CreateTap makes, asked directly.
+	floor, floorRate := polkitFloor(b, env)
+
+	// CreateTap on a network's bridge, one at a time.
+	var tapTimes []time.Duration
+	for i := range seqTaps {
+		start := time.Now()
+		if _, _, _, err := holder.CreateTap(map[string]dbus.Variant{"bridge": dbus.MakeVariant("ngbr" + strconv.Itoa(i%networks))}); err != nil {
+			b.Fatal(err)
+		}
+		tapTimes = append(tapTimes, time.Since(start))
+	}
+	over := median(tapTimes) - floor
+	add("CreateTap{bridge} p50 − polkit p50", fmt.Sprintf("%s − %s = %+.1f ms", ms(median(tapTimes)), ms(floor), float64(over)/1e6), "≤ +2 ms", over <= 2*time.Millisecond)
+
+	// The rest of the taps from 16 clients at once.
+	rest := networks*tapsEach - seqTaps
+	workers := make([]*harness.Client, clients)
+	for i := range workers {
+		workers[i] = env.Client(b, users[i%len(users)])
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w, c := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < rest; i += clients {
+				if _, _, _, err := c.CreateTap(map[string]dbus.Variant{"bridge": dbus.MakeVariant("ngbr" + strconv.Itoa(i%networks))}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rate := float64(rest) / time.Since(start).Seconds()
+	add("CreateTap throughput, 16 clients, vs polkit's", fmt.Sprintf("%.0f vs %.0f per s (%.0f%%)", rate, floorRate, 100*rate/floorRate), "≥ 90%", rate >= 0.9*floorRate)
+
+	// Everyone goes at once.
+	start = time.Now()
+	holder.Kill()
+	for _, c := range workers {
+		c.Kill()
+	}
+	harness.WaitFor(b, "every tap and network to go", func() bool {
+		return len(harness.Links(b, "ngtap")) == 0 && len(harness.Links(b, "ngbr")) == 0
+	})
+	released := time.Since(start)
+	add(fmt.Sprintf("release %d taps + %d networks", networks*tapsEach, networks), fmt.Sprintf("%.2f s", released.Seconds()), "≤ 5 s", released <= 5*time.Second)
+
+	// Teardown after a lone holder is SIGKILLed.
+	var teardowns []time.Duration
+	for i := range killRounds {
+		c := env.Client(b, harness.UserAlice)
+		_, info, err := c.CreateNATNetwork("k"+strconv.Itoa(i), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bridge := info["bridge"].Value().(string)
+		start := time.Now()
+		c.Kill()
+		for len(harness.Links(b, bridge)) > 0 {
+			time.Sleep(200 * time.Microsecond)
+		}
+		teardowns = append(teardowns, time.Since(start))
+		harness.WaitFor(b, "the network's dnsmasq to go", func() bool { return len(harness.ProcessesNamed("dnsmasq")) == 0 })
+	}
+	add("network torn down after its holder is SIGKILLed, p50", ms(median(teardowns)), "≤ 40 ms", median(teardowns) <= 40*time.Millisecond)
+
+	ticks := idleTicks(b, env.DaemonPID())
+	add(fmt.Sprintf("daemon CPU over %d s idle after that load", idleSeconds), fmt.Sprintf("%d ticks", ticks), "0", ticks == 0)
+
+	fmt.Printf("\nnetgrant, firewall backend %s (polkit's own: CheckAuthorization p50 %s, %.0f per s from %d clients)\n", backend, ms(floor), floorRate, clients)
+	fmt.Printf("| %-52s | %-34s | %-8s | met |\n|---|---|---|---|\n", "measure", "netgrant", "goal")
+	for _, r := range table {
+		met := "yes"
+		if !r.met {
+			met = "NO"
+		}
+		fmt.Printf("| %-52s | %-34s | %-8s | %s |\n", r.measure, r.got, r.goal, met)
+	}
+}
+
+// polkitFloor is what polkit alone costs a caller: the p50 of one
+// CheckAuthorization of org.netgrant.create-tap for itself, and how many
+// 16 clients get answered per second.
+func polkitFloor(b *testing.B, env *harness.Env) (time.Duration, float64) {
+	check := func(c *harness.Client) {
+		subject := struct {
+			Kind    string
+			Details map[string]dbus.Variant
+		}{"system-bus-name", map[string]dbus.Variant{"name": dbus.MakeVariant(c.UniqueName)}}
+		r := c.Do(harness.Call{Dest: "org.freedesktop.PolicyKit1", Path: "/org/freedesktop/PolicyKit1/Authority",
+			Interface: "org.freedesktop.PolicyKit1.Authority", Method: "CheckAuthorization",
+			Args: []any{subject, "org.netgrant.create-tap", map[string]string{}, uint32(0), ""}})
+		if err := r.Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := env.Client(b, harness.UserAlice)
+	var times []time.Duration
+	for range seqTaps {
+		start := time.Now()
+		check(c)
+		times = append(times, time.Since(start))
+	}
+	cs := make([]*harness.Client, clients)
+	for i := range cs {
+		cs[i] = env.Client(b, users[i%len(users)])
+	}
+	const perClient = 25
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perClient {
+				check(c)
+			}
+		}()
+	}
+	wg.Wait()
+	rate := float64(clients*perClient) / time.Since(start).Seconds()
+	for _, c := range append(cs, c) {
+		c.Exit()
+	}
+	return median(times), rate
+}
+
+// idleTicks is the CPU time (user and system, in clock ticks) the daemon
+// uses over idleSeconds with nothing to do.
+func idleTicks(b *testing.B, pid int) int {
+	read := func() int {
+		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fields after the command name, which is in parentheses.
+		fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+		utime, _ := strconv.Atoi(fields[11])
+		stime, _ := strconv.Atoi(fields[12])
+		return utime + stime
+	}
+	before := read()
+	time.Sleep(idleSeconds * time.Second)
+	return read() - before
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }

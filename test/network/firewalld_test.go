@@ -1,0 +1,200 @@
+package network_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netgrant/netgrant/test/harness"
+)
+
+// With the real firewalld running (nftables backend, default zone
+// public), whose own chains reject what they do not know, a guest gets
+// its lease and DNS and reaches the upstream host, on either of
+// netgrant's backends, and again right after firewall-cmd --reload.
+func TestGuestBesideFirewalld(t *testing.T) {
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) { testGuestBesideFirewalld(t, backend) })
+	}
+}
+
+func testGuestBesideFirewalld(t *testing.T, backend string) {
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Firewall]\nBackend=" + backend + "\n"})
+	addUpstreamWithDNS(t)
+	startFirewalld(t)
+
+	alice := env.Client(t, harness.UserAlice)
+	_, info := mustCreateNetwork(t, alice, "fw", nil)
+	bridge, gateway := info["bridge"].Value().(string), info["gateway"].Value().(string)
+	if zone := firewallCmd(t, "--get-zone-of-interface="+bridge); zone != "netgrant" {
+		t.Errorf("%s is in firewalld zone %q, want netgrant", bridge, zone)
+	}
+	g := addNetnsGuest(t, bridge)
+	g.check(t, gateway)
+
+	const restored = "netgrant's rules and zone restored"
+	restores := countLines(env, restored)
+	reloaded := time.Now()
+	firewallCmd(t, "--reload")
+	harness.WaitFor(t, "netgrantd to restore its rules and zone after the reload", func() bool {
+		return countLines(env, restored) > restores
+	})
+	t.Logf("%s: netgrantd restored its rules and zone %v after firewall-cmd --reload returned", backend, time.Since(reloaded))
+	g.check(t, gateway)
+	t.Logf("%s: guest served again %v after firewall-cmd --reload returned", backend, time.Since(reloaded))
+	if zone := firewallCmd(t, "--get-zone-of-interface="+bridge); zone != "netgrant" {
+		t.Errorf("after the reload %s is in firewalld zone %q, want netgrant", bridge, zone)
+	}
+}
+
+func countLines(env *harness.Env, substr string) int {
+	n := 0
+	for _, line := range env.DaemonLog() {
+		if strings.Contains(line, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// addUpstreamWithDNS is the outside: 198.51.100.2 answers DNS for
+// upstream.test and serves TCP port 8080, and the host's resolver points
+// at it.
+func addUpstreamWithDNS(t *testing.T) {
+	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24", DefaultRoute: true})
+	dns := up.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2", "--pid-file=")
+	if err := dns.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Process.Kill(); dns.Wait() })
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("nameserver 198.51.100.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(resolvConf, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount("/etc/resolv.conf", 0) })
+	upstream := listenIn(t, "up", "198.51.100.2:8080")
+	go func() {
+		for {
+			conn, err := upstream.Accept()
+			if err != nil {
+				return
+			}
+			conn.Write([]byte("hello-from-upstream\n"))
+			conn.Close()
+		}
+	}()
+}
+
+// startFirewalld runs firewalld on the test's private bus with netgrant's
+// zone and policy installed, as the package installs them.
+func startFirewalld(t *testing.T) {
+	t.Helper()
+	for _, dir := range []string{"/run/firewalld", "/etc/firewalld"} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, ""); err != nil {
+			t.Fatalf("mounting a tmpfs on %s: %v", dir, err)
+		}
+		t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"zones", "policies"} {
+		src := filepath.Join(root, "data", "firewalld", kind)
+		entries, err := os.ReadDir(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join("/etc/firewalld", kind), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(src, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("/etc/firewalld", kind, e.Name()), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cmd := exec.Command("firewalld", "--nofork", "--nopid")
+	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+harness.BusAddress)
+	log := &harness.Output{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(unix.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("firewalld's output:\n%s", log.String())
+		}
+	})
+	harness.WaitFor(t, "firewalld to run", func() bool {
+		out, _ := exec.Command("firewall-cmd", "--state").CombinedOutput()
+		return strings.TrimSpace(string(out)) == "running"
+	})
+}
+
+func firewallCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("firewall-cmd", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("firewall-cmd %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// netnsGuest is a guest in a network namespace of its own, plugged into a
+// network's bridge by a veth.
+type netnsGuest struct{ ns, script string }
+
+func addNetnsGuest(t *testing.T, bridge string) *netnsGuest {
+	t.Helper()
+	g := &netnsGuest{ns: "fwguest", script: filepath.Join(t.TempDir(), "udhcpc.script")}
+	script := "#!/bin/sh\nif [ \"$1\" = bound ]; then ip addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\"; fi\n"
+	if err := os.WriteFile(g.script, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "netns", "add", g.ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", g.ns).Run() })
+	run(t, "ip", "link", "add", "ngfwguest", "type", "veth", "peer", "name", "eth0", "netns", g.ns)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "ngfwguest").Run() })
+	run(t, "ip", "link", "set", "ngfwguest", "master", bridge, "up")
+	run(t, "ip", "-n", g.ns, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", g.ns, "link", "set", "lo", "up")
+	return g
+}
+
+// check asks for a lease, resolves a name through the gateway and fetches
+// from the upstream host, as a guest does when it boots.
+func (g *netnsGuest) check(t *testing.T, gateway string) {
+	t.Helper()
+	in := func(args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", g.ns}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := in("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", g.script); err != nil {
+		t.Fatalf("guest got no lease: %v\n%s", err, out)
+	}
+	if out, err := in("busybox", "nslookup", "-type=a", "upstream.test", gateway); err != nil || !strings.Contains(out, "198.51.100.2") {
+		t.Errorf("guest resolving upstream.test through %s: %v\n%s", gateway, err, out)
+	}
+	if out, err := in("busybox", "nc", "-w", "5", "198.51.100.2", "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
+		t.Errorf("guest fetching from upstream: %v\n%s", err, out)
+	}
+}
