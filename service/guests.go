@@ -19,6 +19,7 @@ import (
 type fwGuest struct {
 	index  int // the tap device's, telling it from a later one of that name
 	bridge string
+	gen    uint64 // the network's fwGen: a later network on the bridge is not its
 	guest  firewall.Guest
 }
 
@@ -53,10 +54,7 @@ func (m *Manager) admitGuest(t *tapRes, n *netRes) error {
 	}
 	if ref.Dir != "" {
 		if err := dnsmasq.Reserve(ref.Dir, reservationName(t.name, t.index), t.mac, ref.IPv4); err != nil {
-			m.mu.Lock()
-			gone := m.networks[n.name] != n || n.state != ready
-			m.mu.Unlock()
-			if gone {
+			if m.networkGone(n) {
 				return Errorf(NotFound, "network %s was removed meanwhile", n.name)
 			}
 			return Wrap(Failed, err, "reserving the guest's address")
@@ -67,12 +65,22 @@ func (m *Manager) admitGuest(t *tapRes, n *netRes) error {
 	m.mu.Unlock()
 	m.fwMu.Lock()
 	defer m.fwMu.Unlock()
-	m.fwGuests[t.name] = fwGuest{t.index, n.bridge, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: ref.IPv4}}
+	if m.fwNetworks[n.bridge].gen != n.fwGen {
+		return Errorf(NotFound, "network %s was removed meanwhile", n.name)
+	}
+	m.fwGuests[t.name] = fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: ref.IPv4}}
 	if err := m.opts.Firewall.UpdateGuests(m.firewallNetworksLocked()); err != nil {
 		delete(m.fwGuests, t.name)
 		return Wrap(Failed, err, "filtering the guest's traffic")
 	}
 	return nil
+}
+
+// networkGone tells whether n was torn down or is being torn down.
+func (m *Manager) networkGone(n *netRes) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.networks[n.name] != n || n.state != ready
 }
 
 // reserveAddress picks t's address on n, under the lock: the one a
@@ -137,11 +145,12 @@ func (m *Manager) dropGuestFilter(name string, index int) {
 	}
 }
 
-// guestsOn lists the guests filtered on bridge, in the order of their taps.
-func (m *Manager) guestsOn(bridge string) []firewall.Guest {
+// guestsOn lists the guests of the network of generation gen on bridge,
+// in the order of their taps.
+func (m *Manager) guestsOn(bridge string, gen uint64) []firewall.Guest {
 	var guests []firewall.Guest
 	for _, g := range m.fwGuests {
-		if g.bridge == bridge {
+		if g.bridge == bridge && g.gen == gen {
 			guests = append(guests, g.guest)
 		}
 	}

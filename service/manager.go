@@ -121,8 +121,10 @@ type Manager struct {
 
 	fwMu sync.Mutex
 	// fwNetworks are the networks whose rules the firewall holds, by
-	// bridge: what Sync restores.
-	fwNetworks map[string]firewall.Network
+	// bridge: what RestoreFirewall restores.
+	fwNetworks map[string]fwNetwork
+	// fwGen tells a network from an earlier one that had its bridge name.
+	fwGen uint64
 	// fwGuests are the guests filtered on those networks' bridges, by tap.
 	fwGuests map[string]fwGuest
 }
@@ -136,7 +138,7 @@ func New(opts Options) *Manager {
 		networks:    map[string]*netRes{},
 		pendingTaps: map[uint32]int{},
 		dnsmasqs:    map[string]*dnsmasq.Instance{},
-		fwNetworks:  map[string]firewall.Network{},
+		fwNetworks:  map[string]fwNetwork{},
 		fwGuests:    map[string]fwGuest{},
 	}
 }
@@ -254,15 +256,30 @@ func (m *Manager) Shutdown() {
 
 // addFirewall installs n's rules, putting back first what someone else
 // flushed: touching the firewall is the moment to.
-func (m *Manager) addFirewall(n firewall.Network) error {
+func (m *Manager) addFirewall(n *netRes) error {
+	fw := n.firewall()
 	m.fwMu.Lock()
 	defer m.fwMu.Unlock()
-	if err := m.opts.Firewall.Apply(append(m.firewallNetworksLocked(), n)); err != nil {
+	if err := m.opts.Firewall.Apply(append(m.firewallNetworksLocked(), fw)); err != nil {
 		return err
 	}
-	m.fwNetworks[n.Bridge] = n
-	m.addToZone(n.Bridge)
+	m.trackFirewallLocked(n)
+	m.addToZone(fw.Bridge)
 	return nil
+}
+
+// fwNetwork is a network whose rules the firewall holds.
+type fwNetwork struct {
+	net firewall.Network
+	gen uint64
+}
+
+// trackFirewallLocked records that the firewall holds n's rules, under
+// fwMu.
+func (m *Manager) trackFirewallLocked(n *netRes) {
+	m.fwGen++
+	n.fwGen = m.fwGen
+	m.fwNetworks[n.bridge] = fwNetwork{n.firewall(), m.fwGen}
 }
 
 func (m *Manager) addToZone(bridge string) {
@@ -316,8 +333,8 @@ func (m *Manager) firewallNetworksLocked() []firewall.Network {
 	nets := make([]firewall.Network, 0, len(m.fwNetworks)+1)
 	for _, bridge := range slices.Sorted(maps.Keys(m.fwNetworks)) {
 		n := m.fwNetworks[bridge]
-		n.Guests = m.guestsOn(bridge)
-		nets = append(nets, n)
+		n.net.Guests = m.guestsOn(bridge, n.gen)
+		nets = append(nets, n.net)
 	}
 	return nets
 }

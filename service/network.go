@@ -68,6 +68,8 @@ type netRes struct {
 	taps       map[string]bool
 	// reserved are the guests' addresses, each by its reservation's name.
 	reserved map[netip.Addr]string
+	// fwGen is the firewall's generation of the network's rules (fwMu).
+	fwGen uint64
 	rec      *record
 	// state moves from creating to ready to removing; the name, subnet and
 	// bridge stay taken until settled is closed, once the network is gone
@@ -420,11 +422,10 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 			return Wrap(Failed, err, "enabling IPv4 forwarding")
 		}
 	}
-	fw := n.firewall()
-	if err := n.rec.push(removeFirewallStep(fw)); err != nil {
+	if err := n.rec.push(removeFirewallStep(n.firewall())); err != nil {
 		return Wrap(Failed, err, "recording the network")
 	}
-	if err := m.addFirewall(fw); err != nil {
+	if err := m.addFirewall(n); err != nil {
 		return Wrap(Failed, err, "adding firewall rules")
 	}
 	if n.dhcp || n.dns {

@@ -84,7 +84,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		m.log.Warn("recording an adopted network", "network", n.name, "err", err)
 	}
 	m.fwMu.Lock()
-	m.fwNetworks[n.bridge] = n.firewall()
+	m.trackFirewallLocked(n)
 	m.fwMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -130,7 +130,7 @@ func (m *Manager) adoptTap(r *record) {
 		}
 		// RestoreFirewall, once every tap is back, puts its filter in.
 		m.fwMu.Lock()
-		m.fwGuests[t.name] = fwGuest{t.index, n.bridge, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: t.ipv4}}
+		m.fwGuests[t.name] = fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: t.ipv4}}
 		m.fwMu.Unlock()
 	} else if t.network != "" {
 		t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}

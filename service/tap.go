@@ -285,6 +285,9 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 	}
 	if t.bridge != "" {
 		if err := bridge.Attach(t.name, t.bridge); err != nil {
+			if target.network != nil && m.networkGone(target.network) {
+				return nil, nil, Errorf(NotFound, "network %s was removed meanwhile", target.network.name)
+			}
 			return nil, nil, Wrap(Failed, err, "attaching %s to bridge %s", t.name, t.bridge)
 		}
 		if req.MTU != 0 {
@@ -510,6 +513,9 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		// Its last fd may have closed since, the removal not yet handled.
 		if !tap.Exists(a.tap.name, a.tap.index) {
 			return Errorf(NotFound, "tap %q is gone: its last fd was closed", ifname)
+		}
+		if n := a.target.network; n != nil && m.networkGone(n) {
+			return Errorf(NotFound, "network %s was removed meanwhile", n.name)
 		}
 		return Wrap(Failed, err, "attaching %s to %s", a.tap.name, a.target.bridgeName())
 	}

@@ -68,6 +68,8 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 	if err != nil {
 		log.Warn("no firewall backend: NAT networks are unavailable until nftables or iptables works", "backend", cfg.FirewallBackend, "err", err)
 		fw = nil
+	} else if err := firewall.RemoveLeftovers(fw); err != nil {
+		log.Warn("rules of the other firewall backend are left", "err", err)
 	}
 
 	srv := dbus.NewServer(log, version)

@@ -86,6 +86,11 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 		return i, nil
 	}
 	p, err := i.launch()
+	// dnsmasq lists every interface as it starts and gives up when one
+	// vanishes meanwhile (a guest's tap closing): worth another try.
+	for try := 1; err != nil && try < 3 && strings.Contains(err.Error(), "failed to find list of interfaces"); try++ {
+		p, err = i.launch()
+	}
 	if err != nil {
 		leases.Close()
 		return nil, err

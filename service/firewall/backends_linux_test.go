@@ -263,3 +263,33 @@ func sortedLines(s string) string {
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
 }
+
+// After a switch of backend the other one's rules, which would still
+// filter the bridges they name, are gone; foreign rules stay.
+func TestRemoveLeftoversOfTheOtherBackend(t *testing.T) {
+	nstest.Require(t)
+	baseline := clean(t)
+	ipt, nft := newFirewall(t), newNFTables(t)
+	t.Cleanup(func() { ipt.Apply(nil); nft.Apply(nil) })
+	withGuest := net0
+	withGuest.Guests = []Guest{{Tap: "ngtap0", MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, IPv4: netip.MustParseAddr("10.97.0.5")}}
+
+	mustApply(t, ipt, withGuest)
+	if err := RemoveLeftovers(nft); err != nil {
+		t.Fatal(err)
+	}
+	if got := save(t); got != baseline {
+		t.Errorf("iptables after switching to nftables:\n%s\nwant as before:\n%s", got, baseline)
+	}
+
+	mustApply(t, nft, withGuest)
+	if err := RemoveLeftovers(ipt); err != nil {
+		t.Fatal(err)
+	}
+	if got := nftList(t); got != "" {
+		t.Errorf("table ip netgrant after switching to iptables:\n%s", got)
+	}
+	if got := save(t); got != baseline {
+		t.Errorf("switching to iptables changed iptables:\n%s", got)
+	}
+}

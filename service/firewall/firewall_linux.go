@@ -34,3 +34,25 @@ func legacyIPTables() bool {
 	out, err := exec.Command("iptables", "--version").Output()
 	return err == nil && strings.Contains(string(out), "(legacy)")
 }
+
+// RemoveLeftovers removes what the backend other than chosen left from an
+// earlier run ([Firewall] Backend= changed, or auto chose otherwise): its
+// rules would go on filtering the bridges they name, which new networks
+// may take. The other backend not being available means it left nothing.
+func RemoveLeftovers(chosen Firewall) error {
+	var other Firewall
+	var err error
+	switch chosen.Backend() {
+	case "nftables":
+		other, err = NewIPTables()
+	case "iptables":
+		other, err = NewNFTables()
+	}
+	if err != nil || other == nil {
+		return nil
+	}
+	if err := other.Apply(nil); err != nil {
+		return fmt.Errorf("removing what the %s backend left: %w", other.Backend(), err)
+	}
+	return nil
+}

@@ -109,29 +109,10 @@ func (g *guestFilter) commitFunc(want map[string]networkGuest) func(bool) {
 	}
 }
 
-// rebuild replaces the bridge table as a whole, in a transaction of its own.
-func (g *guestFilter) rebuild(nets []Network) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	conn, closeConn, err := newPatchedConn()
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	commit, err := g.queueRebuild(conn, nets)
-	if err != nil {
-		return err
-	}
-	err = conn.Flush()
-	commit(err == nil)
-	if err != nil {
-		return fmt.Errorf("nftables: applying table bridge %s: %w", bridgeTable, err)
-	}
-	return nil
-}
-
 // update applies the guests of nets in a transaction of their own,
-// changing only what differs from the last one where it can.
+// changing only what differs from the last one where it can. A table
+// whose guests did not change is left as it is, once it is seen to be
+// there: a network's rules change without rewriting every guest's.
 func (g *guestFilter) update(nets []Network) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -144,14 +125,11 @@ func (g *guestFilter) update(nets []Network) error {
 	if err != nil {
 		return err
 	}
-	if ok {
-		err = conn.Flush()
-		commit(err == nil)
-		if err == nil {
-			return nil
-		}
-		// Someone changed the table: build it again as a whole.
+	if ok && conn.Flush() == nil && g.tableExists() {
+		commit(true)
+		return nil
 	}
+	// Unknown, or someone removed or changed the table: build it whole.
 	if commit, err = g.queueRebuild(conn, nets); err != nil {
 		return err
 	}
@@ -161,6 +139,18 @@ func (g *guestFilter) update(nets []Network) error {
 		return fmt.Errorf("nftables: applying table bridge %s: %w", bridgeTable, err)
 	}
 	return nil
+}
+
+// tableExists checks that nobody removed the bridge table (nft flush
+// ruleset) since the last transaction, which an empty batch would not
+// notice.
+func (g *guestFilter) tableExists() bool {
+	conn, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	_, err = conn.ListTableOfFamily(bridgeTable, nftables.TableFamilyBridge)
+	return err == nil
 }
 
 func queueGuest(conn *nftables.Conn, table *nftables.Table, set *nftables.Set, ng networkGuest) error {

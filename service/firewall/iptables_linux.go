@@ -59,7 +59,7 @@ func (t *IPTables) Apply(nets []Network) error {
 			return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
 		}
 	}
-	return t.guests.rebuild(nets)
+	return t.guests.update(nets)
 }
 
 func (t *IPTables) UpdateGuests(nets []Network) error {

@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NFTables is the Firewall on nftables: netgrant's own tables (ip and
-// bridge), rebuilt as a whole by every Apply in one netlink transaction, so the kernel switches
+// NFTables is the Firewall on nftables: netgrant's own table, rebuilt as a
+// whole by every Apply in one netlink transaction, so the kernel switches
 // from the old rules to the new at once and nothing is ever half there.
 type NFTables struct {
 	mu     sync.Mutex
@@ -62,16 +62,11 @@ func (f *NFTables) Apply(nets []Network) error {
 	if len(nets) > 0 {
 		buildTable(conn, table, nets)
 	}
-	f.guests.mu.Lock()
-	defer f.guests.mu.Unlock()
-	commit, err := f.guests.queueRebuild(conn, nets)
-	if err != nil {
-		return err
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("nftables: applying table ip %s: %w", nftTable, err)
 	}
-	err = conn.Flush()
-	commit(err == nil)
-	if err != nil {
-		return fmt.Errorf("nftables: applying tables ip %s and bridge %s: %w", nftTable, bridgeTable, err)
+	if err := f.guests.update(nets); err != nil {
+		return err
 	}
 	return syncDockerUser(nets)
 }

@@ -3,6 +3,9 @@
 //
 //	go test -run '^$' -bench Goals -benchtime 1x ./test/bench
 //
+// With NETGRANT_BENCH_PROFILE=DIR it records the daemon with perf(1)
+// during each phase, into DIR/<backend>-<phase>.perf (perf report -i).
+//
 // It prints one table per firewall backend. Timing goals live here, not in
 // tests: a slow machine makes a benchmark report, never a test fail.
 package bench_test
@@ -10,6 +13,7 @@ package bench_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -64,6 +68,7 @@ func goals(b *testing.B, backend string) {
 	add := func(measure, got, goal string, met bool) { table = append(table, row{measure, got, goal, met}) }
 
 	// Networks, one after another, from one holder.
+	stopProfile := profile(b, env, backend+"-networks")
 	var netTimes []time.Duration
 	for i := range networks {
 		start := time.Now()
@@ -72,6 +77,7 @@ func goals(b *testing.B, backend string) {
 		}
 		netTimes = append(netTimes, time.Since(start))
 	}
+	stopProfile()
 	p50 := median(netTimes)
 	add("CreateNATNetwork reply, p50", ms(p50), "≤ 50 ms", p50 <= 50*time.Millisecond)
 	first, last := median(netTimes[:5]), median(netTimes[networks-5:])
@@ -82,6 +88,7 @@ func goals(b *testing.B, backend string) {
 	floor, floorRate := polkitFloor(b, env)
 
 	// CreateTap on a network's bridge, one at a time.
+	stopProfile = profile(b, env, backend+"-taps")
 	var tapTimes []time.Duration
 	for i := range seqTaps {
 		start := time.Now()
@@ -115,9 +122,11 @@ func goals(b *testing.B, backend string) {
 	}
 	wg.Wait()
 	rate := float64(rest) / time.Since(start).Seconds()
+	stopProfile()
 	add("CreateTap throughput, 16 clients, vs polkit's", fmt.Sprintf("%.0f vs %.0f per s (%.0f%%)", rate, floorRate, 100*rate/floorRate), "≥ 90%", rate >= 0.9*floorRate)
 
 	// Everyone goes at once.
+	stopProfile = profile(b, env, backend+"-release")
 	start = time.Now()
 	holder.Kill()
 	for _, c := range workers {
@@ -127,6 +136,7 @@ func goals(b *testing.B, backend string) {
 		return len(harness.Links(b, "ngtap")) == 0 && len(harness.Links(b, "ngbr")) == 0
 	})
 	released := time.Since(start)
+	stopProfile()
 	add(fmt.Sprintf("release %d taps + %d networks", networks*tapsEach, networks), fmt.Sprintf("%.2f s", released.Seconds()), "≤ 5 s", released <= 5*time.Second)
 
 	// Teardown after a lone holder is SIGKILLed.
@@ -207,6 +217,23 @@ func polkitFloor(b *testing.B, env *harness.Env) (time.Duration, float64) {
 		c.Exit()
 	}
 	return median(times), rate
+}
+
+// profile records the daemon with perf until the returned function is
+// called, if NETGRANT_BENCH_PROFILE names a directory.
+func profile(b *testing.B, env *harness.Env, name string) (stop func()) {
+	dir := os.Getenv("NETGRANT_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "record", "--quiet", "-F", "2000", "-g", "-p", strconv.Itoa(env.DaemonPID()), "-o", filepath.Join(dir, name+".perf"))
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
 }
 
 // idleTicks is the CPU time (user and system, in clock ticks) the daemon

@@ -42,13 +42,13 @@ const (
 // Test users. Each has a group of its own name and id; ngalice is also in
 // netdev. All of them have the password TestPassword when PasswordSet is true.
 const (
-	UserAlice    = "ngalice"
-	UserBob      = "ngbob"
-	UserMallory  = "ngmallory"
+	UserAlice   = "ngalice"
+	UserBob     = "ngbob"
+	UserMallory = "ngmallory"
 	// UserCarol and UserDave make, with ngalice and ngbob, four users whose
 	// clients together may have 16 polkit checks waiting (4 each).
-	UserCarol = "ngcarol"
-	UserDave  = "ngdave"
+	UserCarol    = "ngcarol"
+	UserDave     = "ngdave"
 	GroupNetdev  = "netdev"
 	NetdevGID    = 4000
 	TestPassword = "netgrant-test-password"

@@ -77,6 +77,8 @@ func TestMesonInstallsEverything(t *testing.T) {
 		"usr/share/polkit-1/actions/org.netgrant.policy",
 		"usr/share/polkit-1/rules.d/60-netgrant.rules",
 		"usr/lib/sysusers.d/netgrant.conf",
+		"usr/lib/firewalld/zones/netgrant.xml",
+		"usr/lib/firewalld/policies/netgrant-out.xml",
 		"etc/netgrant/hooks.d",
 		unitPath(t, dest, "netgrantd.service"),
 		unitPath(t, dest, "netgrant-dnsmasq@.service"),

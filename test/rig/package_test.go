@@ -111,6 +111,8 @@ func TestPackageHoldsWhatMesonInstalls(t *testing.T) {
 		"./usr/share/polkit-1/actions/org.netgrant.policy",
 		"./usr/share/polkit-1/rules.d/60-netgrant.rules",
 		"./usr/lib/sysusers.d/netgrant.conf",
+		"./usr/lib/firewalld/zones/netgrant.xml",
+		"./usr/lib/firewalld/policies/netgrant-out.xml",
 		"./lib/systemd/system/netgrantd.service",
 		"./lib/systemd/system/netgrant-dnsmasq@.service",
 		"./etc/netgrant/hooks.d/",

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,12 +85,19 @@ var expected = map[string]bool{
 	"org.freedesktop.DBus.Error.NoSuchObject":  true,
 }
 
+// TestChaosSoak runs the chaos on each firewall backend in turn.
 func TestChaosSoak(t *testing.T) {
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) { chaosSoak(t, backend) })
+	}
+}
+
+func chaosSoak(t *testing.T, backend string) {
 	seed := soakSeed(t)
 	duration := soakDuration(t)
-	t.Logf("soak: seed %d (NETGRANT_SOAK_SEED=%d to replay), duration %v, %d workers", seed, seed, duration, workers)
+	t.Logf("soak: seed %d (NETGRANT_SOAK_SEED=%d to replay), duration %v, %d workers, firewall %s", seed, seed, duration, workers, backend)
 
-	env := harness.Start(t, harness.Options{Rules: rules, Config: config})
+	env := harness.Start(t, harness.Options{Rules: rules, Config: config + "[Firewall]\nBackend=" + backend + "\n"})
 	pristine := harness.IPTablesSave(t)
 	warmUp(t, env)
 	baseGoroutines, baseFDs := env.DaemonStats()
@@ -739,7 +747,7 @@ func assertNothingLeft(t *testing.T, env *harness.Env, baseIPTables string) {
 	t.Helper()
 	clean := func() bool {
 		return len(harness.Links(t, "ngtap")) == 0 && len(harness.Links(t, "ngbr")) == 0 &&
-			ours(harness.IPTablesSave(t)) == "" && harness.IPTablesSave(t) == baseIPTables && len(harness.ProcessesNamed("dnsmasq")) == 0 &&
+			ours(harness.IPTablesSave(t)) == "" && harness.IPTablesSave(t) == baseIPTables && nftTables(t) == "" && len(harness.ProcessesNamed("dnsmasq")) == 0 &&
 			len(stateEntries(env)) == 0 && len(managedObjects(t, env)) == 0
 	}
 	if waitUntil(settleBound, clean) {
@@ -752,6 +760,9 @@ func assertNothingLeft(t *testing.T, env *harness.Env, baseIPTables string) {
 		t.Errorf("iptables still holds netgrant's rules or chains:\n%s", ours(now))
 	} else if now != baseIPTables {
 		t.Errorf("iptables differs from the baseline:\n--- baseline\n%s--- now\n%s", baseIPTables, now)
+	}
+	if tables := nftTables(t); tables != "" {
+		t.Errorf("nftables still holds netgrant's tables:\n%s", tables)
 	}
 	if pids := harness.ProcessesNamed("dnsmasq"); len(pids) > 0 {
 		t.Errorf("dnsmasq still running: %s", describeProcesses(pids))
@@ -785,4 +796,20 @@ func settledStats(env *harness.Env, goroutines, fds int) (int, int) {
 		return g == goroutines && f == fds
 	})
 	return g, f
+}
+
+// nftTables lists netgrant's nftables tables (ip and bridge), "" if none.
+func nftTables(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables: %v: %s", err, out)
+	}
+	var ours []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasSuffix(line, " netgrant") {
+			ours = append(ours, line)
+		}
+	}
+	return strings.Join(ours, "\n")
 }
