@@ -70,7 +70,7 @@ type netRes struct {
 	reserved map[netip.Addr]string
 	// fwGen is the firewall's generation of the network's rules (fwMu).
 	fwGen uint64
-	rec      *record
+	rec   *record
 	// state moves from creating to ready to removing; the name, subnet and
 	// bridge stay taken until settled is closed, once the network is gone
 	// (or ready). Only the call that created it, or the teardown that
