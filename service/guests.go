@@ -64,15 +64,38 @@ func (m *Manager) admitGuest(t *tapRes, n *netRes) error {
 	t.ipv4 = ref.IPv4
 	m.mu.Unlock()
 	m.fwMu.Lock()
-	defer m.fwMu.Unlock()
 	if m.fwNetworks[n.bridge].gen != n.fwGen {
+		m.fwMu.Unlock()
 		return Errorf(NotFound, "network %s was removed meanwhile", n.name)
 	}
 	m.fwGuests[t.name] = fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: ref.IPv4}}
-	if err := m.opts.Firewall.UpdateGuests(m.firewallNetworksLocked()); err != nil {
-		delete(m.fwGuests, t.name)
+	m.guestsVersion++
+	m.fwMu.Unlock()
+	if err := m.syncGuests(); err != nil {
+		m.dropGuestFilter(t.name, t.index)
 		return Wrap(Failed, err, "filtering the guest's traffic")
 	}
+	return nil
+}
+
+// syncGuests returns once the firewall filters the guests as fwGuests
+// says now: a change under way that already carries this state is waited
+// for, else one change carries it along with every other guest's made
+// meanwhile.
+func (m *Manager) syncGuests() error {
+	m.fwMu.Lock()
+	want := m.guestsVersion
+	m.fwMu.Unlock()
+	m.fwApplyMu.Lock()
+	defer m.fwApplyMu.Unlock()
+	if m.guestsApplied >= want {
+		return nil
+	}
+	nets, version := m.firewallState()
+	if err := m.opts.Firewall.UpdateGuests(nets); err != nil {
+		return err
+	}
+	m.guestsApplied = version
 	return nil
 }
 
@@ -135,12 +158,16 @@ func (m *Manager) forgetGuest(g guestRef) error {
 // dropGuestFilter removes the filter of a tap that left its network.
 func (m *Manager) dropGuestFilter(name string, index int) {
 	m.fwMu.Lock()
-	defer m.fwMu.Unlock()
-	if g, ok := m.fwGuests[name]; !ok || g.index != index {
+	g, ok := m.fwGuests[name]
+	if ok && g.index == index {
+		delete(m.fwGuests, name)
+		m.guestsVersion++
+	}
+	m.fwMu.Unlock()
+	if !ok || g.index != index {
 		return
 	}
-	delete(m.fwGuests, name)
-	if err := m.opts.Firewall.UpdateGuests(m.firewallNetworksLocked()); err != nil {
+	if err := m.syncGuests(); err != nil {
 		m.log.Warn("removing a guest's filter", "tap", name, "err", err)
 	}
 }

@@ -119,6 +119,14 @@ type Manager struct {
 	working  sync.WaitGroup
 	stopping bool
 
+	// fwApplyMu is held through every change of the firewall, so changes
+	// reach it in the order of the states they carry. Guests' changes
+	// made while one is under way go together in the next.
+	fwApplyMu sync.Mutex
+	// guestsApplied is the guestsVersion the firewall holds (fwApplyMu).
+	guestsApplied uint64
+
+	// fwMu guards what the firewall is to hold, never held for long.
 	fwMu sync.Mutex
 	// fwNetworks are the networks whose rules the firewall holds, by
 	// bridge: what RestoreFirewall restores.
@@ -127,6 +135,8 @@ type Manager struct {
 	fwGen uint64
 	// fwGuests are the guests filtered on those networks' bridges, by tap.
 	fwGuests map[string]fwGuest
+	// guestsVersion counts the changes of fwGuests.
+	guestsVersion uint64
 }
 
 // New returns a Manager with nothing in it.
@@ -258,14 +268,26 @@ func (m *Manager) Shutdown() {
 // flushed: touching the firewall is the moment to.
 func (m *Manager) addFirewall(n *netRes) error {
 	fw := n.firewall()
-	m.fwMu.Lock()
-	defer m.fwMu.Unlock()
-	if err := m.opts.Firewall.Apply(append(m.firewallNetworksLocked(), fw)); err != nil {
+	m.fwApplyMu.Lock()
+	defer m.fwApplyMu.Unlock()
+	nets, version := m.firewallState()
+	if err := m.opts.Firewall.Apply(append(nets, fw)); err != nil {
 		return err
 	}
+	m.guestsApplied = version
+	m.fwMu.Lock()
 	m.trackFirewallLocked(n)
+	m.fwMu.Unlock()
 	m.addToZone(fw.Bridge)
 	return nil
+}
+
+// firewallState is what the firewall is to hold now, and the version of
+// its guests.
+func (m *Manager) firewallState() ([]firewall.Network, uint64) {
+	m.fwMu.Lock()
+	defer m.fwMu.Unlock()
+	return m.firewallNetworksLocked(), m.guestsVersion
 }
 
 // fwNetwork is a network whose rules the firewall holds.
@@ -292,20 +314,28 @@ func (m *Manager) addToZone(bridge string) {
 }
 
 func (m *Manager) removeFirewall(n firewall.Network) error {
+	m.fwApplyMu.Lock()
+	defer m.fwApplyMu.Unlock()
 	m.fwMu.Lock()
-	defer m.fwMu.Unlock()
 	delete(m.fwNetworks, n.Bridge)
-	if m.opts.Zones != nil {
-		if err := m.opts.Zones.Remove(n.Bridge); err != nil {
-			m.log.Warn("taking the bridge out of the firewall zone", "bridge", n.Bridge, "err", err)
-		}
-	}
 	for name, g := range m.fwGuests {
 		if g.bridge == n.Bridge {
 			delete(m.fwGuests, name)
 		}
 	}
-	return m.opts.Firewall.Apply(m.firewallNetworksLocked())
+	m.guestsVersion++
+	m.fwMu.Unlock()
+	if m.opts.Zones != nil {
+		if err := m.opts.Zones.Remove(n.Bridge); err != nil {
+			m.log.Warn("taking the bridge out of the firewall zone", "bridge", n.Bridge, "err", err)
+		}
+	}
+	nets, version := m.firewallState()
+	if err := m.opts.Firewall.Apply(nets); err != nil {
+		return err
+	}
+	m.guestsApplied = version
+	return nil
 }
 
 // RestoreFirewall puts back netgrant's rules, as after a firewalld reload
@@ -316,13 +346,16 @@ func (m *Manager) RestoreFirewall() {
 	if m.opts.Firewall == nil {
 		return
 	}
-	m.fwMu.Lock()
-	defer m.fwMu.Unlock()
-	if err := m.opts.Firewall.Apply(m.firewallNetworksLocked()); err != nil {
+	m.fwApplyMu.Lock()
+	defer m.fwApplyMu.Unlock()
+	nets, version := m.firewallState()
+	if err := m.opts.Firewall.Apply(nets); err != nil {
 		m.log.Warn("restoring firewall rules", "err", err)
+	} else {
+		m.guestsApplied = version
 	}
-	for bridge := range m.fwNetworks {
-		m.addToZone(bridge)
+	for _, n := range nets {
+		m.addToZone(n.Bridge)
 	}
 }
 

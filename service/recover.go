@@ -131,6 +131,7 @@ func (m *Manager) adoptTap(r *record) {
 		// RestoreFirewall, once every tap is back, puts its filter in.
 		m.fwMu.Lock()
 		m.fwGuests[t.name] = fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: t.ipv4}}
+		m.guestsVersion++
 		m.fwMu.Unlock()
 	} else if t.network != "" {
 		t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}

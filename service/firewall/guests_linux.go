@@ -65,10 +65,10 @@ func (g *guestFilter) queueRebuild(conn *nftables.Conn, nets []Network) (commit 
 // queueChanges adds to conn's batch what turns the bridge table the last
 // transaction left into the one nets need; false if that is unknown or
 // the table must be made or removed: then only a rebuild will do.
-func (g *guestFilter) queueChanges(conn *nftables.Conn, nets []Network) (commit func(ok bool), ok bool, err error) {
+func (g *guestFilter) queueChanges(conn *nftables.Conn, nets []Network) (commit func(ok bool), ok, changed bool, err error) {
 	want := guestsByTap(nets)
 	if g.applied == nil || len(g.applied) == 0 || len(want) == 0 {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	table := bridgeTableRef()
 	set := guestMap(table)
@@ -77,8 +77,9 @@ func (g *guestFilter) queueChanges(conn *nftables.Conn, nets []Network) (commit 
 			continue
 		}
 		if err := conn.SetDeleteElements(set, []nftables.SetElement{{Key: ifnameKey(tap)}}); err != nil {
-			return nil, false, fmt.Errorf("nftables: %w", err)
+			return nil, false, false, fmt.Errorf("nftables: %w", err)
 		}
+		changed = true
 		chain := &nftables.Chain{Table: table, Name: guestChain(had.guest.Tap)}
 		conn.FlushChain(chain)
 		conn.DelChain(chain)
@@ -88,15 +89,17 @@ func (g *guestFilter) queueChanges(conn *nftables.Conn, nets []Network) (commit 
 		switch {
 		case !existed:
 			if err := queueGuest(conn, table, set, ng); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
+			changed = true
 		case !sameGuest(had, ng):
+			changed = true
 			chain := &nftables.Chain{Table: table, Name: guestChain(tap)}
 			conn.FlushChain(chain)
 			queueGuestRules(conn, chain, ng)
 		}
 	}
-	return g.commitFunc(want), true, nil
+	return g.commitFunc(want), true, changed, nil
 }
 
 func (g *guestFilter) commitFunc(want map[string]networkGuest) func(bool) {
@@ -121,11 +124,12 @@ func (g *guestFilter) update(nets []Network) error {
 		return err
 	}
 	defer closeConn()
-	commit, ok, err := g.queueChanges(conn, nets)
+	commit, ok, changed, err := g.queueChanges(conn, nets)
 	if err != nil {
 		return err
 	}
-	if ok && conn.Flush() == nil && g.tableExists() {
+	// A batch that changes nothing would not notice a table that is gone.
+	if ok && (changed && conn.Flush() == nil || !changed && g.tableExists()) {
 		commit(true)
 		return nil
 	}
