@@ -97,6 +97,9 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 	if err := srv.Serve(manager); err != nil {
 		return err
 	}
+	if fw != nil && fw.Backend() == "nftables" {
+		watchDocker(ctx, manager, log)
+	}
 	log.Info("netgrantd ready", "bus_name", names.BusName, "version", version, "firewall", firewallName(fw))
 	daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS=Serving "+names.BusName)
 
@@ -138,6 +141,33 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 			return nil
 		}
 	}
+}
+
+// watchDocker puts netgrant's accepts into DOCKER-USER whenever Docker
+// makes that chain; a burst of events costs one restore at a time.
+func watchDocker(ctx context.Context, manager *service.Manager, log *slog.Logger) {
+	restore := make(chan struct{}, 1)
+	err := firewall.WatchDocker(ctx, func() {
+		select {
+		case restore <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		log.Warn("not watching for Docker: guests may be cut off when it starts, until netgrant's next change", "err", err)
+		return
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-restore:
+				log.Info("Docker made DOCKER-USER: putting netgrant's accepts in it")
+				manager.RestoreFirewall()
+			}
+		}
+	}()
 }
 
 // logRuntimeStats answers SIGUSR1, so leaks can be watched from outside.

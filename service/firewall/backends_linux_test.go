@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netgrant/netgrant/test/nstest"
 )
@@ -292,4 +294,33 @@ func TestRemoveLeftoversOfTheOtherBackend(t *testing.T) {
 	if got := save(t); got != baseline {
 		t.Errorf("switching to iptables changed iptables:\n%s", got)
 	}
+}
+
+// Only DOCKER-USER appearing in table ip filter is news.
+func TestWatchDockerSeesOnlyDockerUser(t *testing.T) {
+	nstest.Require(t)
+	clean(t)
+	iptablesRun(t, "-D", "FORWARD", "-j", "DOCKER-USER")
+	iptablesRun(t, "-F", "DOCKER-USER")
+	iptablesRun(t, "-X", "DOCKER-USER")
+	calls := make(chan struct{}, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := WatchDocker(ctx, func() { calls <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	iptablesRun(t, "-N", "NOT-DOCKER")
+	iptablesRun(t, "-t", "nat", "-N", "DOCKER-USER")
+	iptablesRun(t, "-N", "DOCKER-USER")
+	select {
+	case <-calls:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no word of DOCKER-USER being made")
+	}
+	// Events come in order: had another chain counted, its call came first.
+	if n := len(calls); n != 0 {
+		t.Errorf("%d calls besides the one for DOCKER-USER in table filter", n)
+	}
+	iptablesRun(t, "-t", "nat", "-X", "DOCKER-USER")
+	iptablesRun(t, "-X", "NOT-DOCKER")
 }

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -294,6 +295,32 @@ func testTraffic(t *testing.T, b backend) {
 		_, err := dialFrom(t, "upstream", "tcp4", "", guestListener.Addr().String())
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("upstream connecting to the guest: %v, want connection refused", err)
+		}
+	})
+
+	t.Run("Docker started after netgrant", func(t *testing.T) {
+		iptablesRun(t, "-D", "FORWARD", "-j", "DOCKER-USER")
+		iptablesRun(t, "-F", "DOCKER-USER")
+		iptablesRun(t, "-X", "DOCKER-USER")
+		applied := make(chan error, 10)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := WatchDocker(ctx, func() { applied <- fw.Apply([]Network{net0}) }); err != nil {
+			t.Fatal(err)
+		}
+		iptablesRun(t, "-N", "DOCKER-USER")
+		iptablesRun(t, "-A", "DOCKER-USER", "-j", "RETURN")
+		iptablesRun(t, "-I", "FORWARD", "-j", "DOCKER-USER")
+		select {
+		case err := <-applied:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no word of DOCKER-USER being made")
+		}
+		if err := ping("guest", "198.51.100.2"); err != nil {
+			t.Errorf("guest cannot ping upstream: %v", err)
 		}
 	})
 
