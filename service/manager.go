@@ -349,7 +349,7 @@ func (m *Manager) RestoreFirewall() {
 	m.fwApplyMu.Lock()
 	defer m.fwApplyMu.Unlock()
 	nets, version := m.firewallState()
-	if err := m.opts.Firewall.Apply(nets); err != nil {
+	if err := m.opts.Firewall.Restore(nets); err != nil {
 		m.log.Warn("restoring firewall rules", "err", err)
 	} else {
 		m.guestsApplied = version

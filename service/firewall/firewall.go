@@ -30,11 +30,15 @@ type Network struct {
 // Firewall keeps netgrant's rules. Implementations are safe for
 // concurrent use.
 type Firewall interface {
-	// Apply makes netgrant's rules exactly those of nets, as one
-	// transaction where the backend has them: it puts back what someone
-	// flushed, rewrites what was changed and removes the rules of networks
-	// not in nets. It never touches rules netgrant did not write.
+	// Apply makes netgrant's rules those of nets, as one transaction
+	// where the backend has them: it adds the networks new since the last
+	// Apply, removes those not in nets, and builds everything again where
+	// its rules are gone. It never touches rules netgrant did not write.
 	Apply(nets []Network) error
+	// Restore is Apply that trusts nothing it did before, so it also puts
+	// back single rules someone flushed or changed: for after a firewalld
+	// reload or a restart.
+	Restore(nets []Network) error
 	// UpdateGuests makes the guests' filters those of nets, changing only
 	// what differs from the last Apply or UpdateGuests where it can: the
 	// cheap way when nothing but guests changed.

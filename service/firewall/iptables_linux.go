@@ -62,6 +62,9 @@ func (t *IPTables) Apply(nets []Network) error {
 	return t.guests.update(nets)
 }
 
+// Restore is Apply: every Apply reads the rules as they are.
+func (t *IPTables) Restore(nets []Network) error { return t.Apply(nets) }
+
 func (t *IPTables) UpdateGuests(nets []Network) error {
 	if err := validateAll(nets); err != nil {
 		return err

@@ -37,7 +37,7 @@ func nftText(nets []Network) string {
 	for h, base := range nftBaseChains {
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", base.name, base.kind, base.hook, base.priority)
 		for _, nr := range hooks[hook(h)] {
-			fmt.Fprintf(&b, "\t\t%s\n", nftRuleText(nr.net.Bridge, nr.rule))
+			fmt.Fprintf(&b, "\t\t%s comment %q\n", nftRuleText(nr.net.Bridge, nr.rule), nr.net.Bridge)
 		}
 		b.WriteString("\t}\n")
 	}

@@ -12,12 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NFTables is the Firewall on nftables: netgrant's own table, rebuilt as a
-// whole by every Apply in one netlink transaction, so the kernel switches
-// from the old rules to the new at once and nothing is ever half there.
+// NFTables is the Firewall on nftables: netgrant's own table, changed by
+// every Apply in one netlink transaction, so the kernel switches from the
+// old rules to the new at once and nothing is ever half there.
 type NFTables struct {
-	mu     sync.Mutex
-	guests guestFilter
+	mu sync.Mutex
+	// applied are the networks the table holds, by bridge; nil when
+	// unknown.
+	applied map[string]Network
+	guests  guestFilter
 }
 
 var _ Firewall = (*NFTables)(nil)
@@ -49,6 +52,29 @@ func (f *NFTables) Apply(nets []Network) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// Networks that come and go are added and removed one by one, so the
+	// 50th costs what the first did; anything unexpected (someone removed
+	// the table, the last change failed) is answered by a rebuild.
+	if f.applied == nil || len(nets) == 0 || f.applyChanges(nets) != nil {
+		if err := f.rebuild(nets); err != nil {
+			return err
+		}
+	}
+	if err := f.guests.update(nets); err != nil {
+		return err
+	}
+	return syncDockerUser(nets)
+}
+
+func (f *NFTables) Restore(nets []Network) error {
+	f.mu.Lock()
+	f.applied = nil
+	f.mu.Unlock()
+	return f.Apply(nets)
+}
+
+func (f *NFTables) rebuild(nets []Network) error {
+	f.applied = nil
 	conn, closeConn, err := newPatchedConn()
 	if err != nil {
 		return err
@@ -56,7 +82,7 @@ func (f *NFTables) Apply(nets []Network) error {
 	defer closeConn()
 	// Adding the table before deleting it makes the delete succeed whether
 	// or not it was there; the whole batch is one transaction.
-	table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
+	table := nftTableRef()
 	conn.AddTable(table)
 	conn.DelTable(table)
 	if len(nets) > 0 {
@@ -65,10 +91,114 @@ func (f *NFTables) Apply(nets []Network) error {
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("nftables: applying table ip %s: %w", nftTable, err)
 	}
-	if err := f.guests.update(nets); err != nil {
+	f.applied = networksByBridge(nets)
+	return nil
+}
+
+// applyChanges removes the networks gone or changed since the last Apply
+// and adds the new ones, in one transaction.
+func (f *NFTables) applyChanges(nets []Network) error {
+	want := networksByBridge(nets)
+	var removed, added []Network
+	for bridge, had := range f.applied {
+		if n, ok := want[bridge]; !ok || !sameNetwork(had, n) {
+			removed = append(removed, had)
+		}
+	}
+	for _, n := range nets {
+		if had, ok := f.applied[n.Bridge]; !ok || !sameNetwork(had, n) {
+			added = append(added, n)
+		}
+	}
+	table := nftTableRef()
+	lister, err := nftables.New()
+	if err != nil {
 		return err
 	}
-	return syncDockerUser(nets)
+	if len(removed)+len(added) == 0 {
+		// Nothing to send, which would not notice a table that is gone.
+		_, err := lister.ListTableOfFamily(nftTable, nftables.TableFamilyIPv4)
+		return err
+	}
+	conn, closeConn, err := newPatchedConn()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	if err := queueRemovals(conn, lister, table, removed); err != nil {
+		return err
+	}
+	for _, n := range added {
+		queueNetworkChains(conn, table, n)
+	}
+	for _, n := range added {
+		for _, j := range networkJumps(n) {
+			r := &nftables.Rule{Table: table, Chain: &nftables.Chain{Table: table, Name: nftBaseChains[j.hook].name},
+				Exprs: nftExprs(n.Bridge, j.rule), UserData: jumpUserData(n.Bridge)}
+			if j.first {
+				conn.InsertRule(r)
+			} else {
+				conn.AddRule(r)
+			}
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return err
+	}
+	f.applied = want
+	return nil
+}
+
+// queueRemovals queues the removal of each network's jumps, found by
+// their user data, and chains.
+func queueRemovals(conn, lister *nftables.Conn, table *nftables.Table, removed []Network) error {
+	if len(removed) == 0 {
+		return nil
+	}
+	gone := map[string]bool{}
+	for _, n := range removed {
+		gone[string(jumpUserData(n.Bridge))] = true
+	}
+	for _, base := range nftBaseChains {
+		rules, err := lister.GetRules(table, &nftables.Chain{Table: table, Name: base.name})
+		if err != nil {
+			return err
+		}
+		for _, r := range rules {
+			if gone[string(r.UserData)] {
+				if err := conn.DelRule(r); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, n := range removed {
+		for _, c := range networkChains(n) {
+			chain := &nftables.Chain{Table: table, Name: nftChain(n.Bridge, c.role)}
+			conn.FlushChain(chain)
+			conn.DelChain(chain)
+		}
+	}
+	return nil
+}
+
+func nftTableRef() *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
+}
+
+func networksByBridge(nets []Network) map[string]Network {
+	out := map[string]Network{}
+	for _, n := range nets {
+		n.Guests = nil
+		out[n.Bridge] = n
+	}
+	return out
+}
+
+// jumpUserData marks a jump with its network, as nft(8) stores a
+// comment: a type-length-value of type 0 (NFTNL_UDATA_RULE_COMMENT).
+func jumpUserData(bridge string) []byte {
+	return append([]byte{0, byte(len(bridge) + 1)}, append([]byte(bridge), 0)...)
 }
 
 func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
@@ -82,17 +212,21 @@ func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
 	}
 	// Per-network chains exist before anything jumps to them.
 	for _, n := range nets {
-		for _, c := range networkChains(n) {
-			chain := conn.AddChain(&nftables.Chain{Table: table, Name: nftChain(n.Bridge, c.role)})
-			for _, r := range c.rules {
-				conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(n.Bridge, r)})
-			}
-		}
+		queueNetworkChains(conn, table, n)
 	}
 	for h, rules := range hookRules(nets) {
 		chain := chains[h]
 		for _, nr := range rules {
-			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.net.Bridge, nr.rule)})
+			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.net.Bridge, nr.rule), UserData: jumpUserData(nr.net.Bridge)})
+		}
+	}
+}
+
+func queueNetworkChains(conn *nftables.Conn, table *nftables.Table, n Network) {
+	for _, c := range networkChains(n) {
+		chain := conn.AddChain(&nftables.Chain{Table: table, Name: nftChain(n.Bridge, c.role)})
+		for _, r := range c.rules {
+			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(n.Bridge, r)})
 		}
 	}
 }

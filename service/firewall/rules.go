@@ -148,3 +148,8 @@ type networkRule struct {
 	net  Network
 	rule rule
 }
+
+// sameNetwork tells whether two networks get the same rules.
+func sameNetwork(a, b Network) bool {
+	return a.Bridge == b.Bridge && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.Outbound == b.Outbound
+}
