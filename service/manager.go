@@ -118,6 +118,8 @@ type Manager struct {
 	// building or tearing it down; once stopping is set, no more start.
 	working  sync.WaitGroup
 	stopping bool
+	// teardownSlots bounds the taps torn down at once.
+	teardownSlots chan struct{}
 
 	// fwApplyMu is held through every change of the firewall, so changes
 	// reach it in the order of the states they carry. Guests' changes
@@ -150,6 +152,8 @@ func New(opts Options) *Manager {
 		dnsmasqs:    map[string]*dnsmasq.Instance{},
 		fwNetworks:  map[string]fwNetwork{},
 		fwGuests:    map[string]fwGuest{},
+		// Enough to overlap one teardown's waits with others' work.
+		teardownSlots: make(chan struct{}, 8),
 	}
 }
 
