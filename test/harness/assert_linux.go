@@ -49,6 +49,24 @@ func IPTablesSave(t testing.TB) string {
 	return b.String()
 }
 
+// FirewallRules is everything netgrant's firewall could hold: iptables'
+// filter and nat tables (IPTablesSave) and netgrant's nftables tables, so
+// a test compares the firewall before and after whatever the backend.
+func FirewallRules(t testing.TB) string {
+	t.Helper()
+	rules := IPTablesSave(t)
+	for _, table := range [][]string{{"ip", "netgrant"}, {"bridge", "netgrant"}} {
+		out, err := exec.Command("nft", append([]string{"list", "table"}, table...)...).CombinedOutput()
+		switch {
+		case err == nil:
+			rules += string(out)
+		case !strings.Contains(string(out), "No such file or directory"):
+			t.Fatalf("harness: nft list table %v: %v: %s", table, err, out)
+		}
+	}
+	return rules
+}
+
 // ProcessesNamed are the pids of the sandbox's live (not zombie) processes
 // whose command name (as in /proc/PID/comm, at most 15 bytes) is name.
 func ProcessesNamed(name string) []int {

@@ -81,6 +81,16 @@ type Options struct {
 	NoDaemon bool
 }
 
+// FirewallBackend is the backend netgrantd runs with where a test's
+// configuration names none: NETGRANT_TEST_FIREWALL (test/run runs the
+// network tests once more with nftables), else iptables.
+func FirewallBackend() string {
+	if b := os.Getenv("NETGRANT_TEST_FIREWALL"); b != "" {
+		return b
+	}
+	return "iptables"
+}
+
 // Env is a running private system bus with polkitd and, unless NoDaemon,
 // netgrantd. Everything stops when the test ends.
 type Env struct {
@@ -167,11 +177,8 @@ func (e *Env) writeFiles(dir string) error {
 	if !strings.Contains(config, "IdleExitSec") {
 		config += "\n[Daemon]\nIdleExitSec=0\n"
 	}
-	// The tests read netgrant's rules with iptables-save unless they ask
-	// for another backend; the nftables backend has tests of its own
-	// (service/firewall, test/rig).
 	if !strings.Contains(config, "[Firewall]") {
-		config += "\n[Firewall]\nBackend=iptables\n"
+		config += "\n[Firewall]\nBackend=" + FirewallBackend() + "\n"
 	}
 	if err := os.WriteFile(e.ConfigPath, []byte(config), 0o644); err != nil {
 		return err

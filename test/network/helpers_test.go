@@ -82,13 +82,13 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 // assertNothingLeft checks that no trace of netgrant networks remains.
-func assertNothingLeft(t *testing.T, env *harness.Env, iptablesBefore string) {
+func assertNothingLeft(t *testing.T, env *harness.Env, rulesBefore string) {
 	t.Helper()
 	harness.WaitFor(t, "every network to be torn down", func() bool {
 		return len(harness.Links(t, "ngbr")) == 0 && len(harness.ProcessesNamed("dnsmasq")) == 0
 	})
-	if after := harness.IPTablesSave(t); after != iptablesBefore {
-		t.Errorf("iptables differs from before:\n--- before\n%s--- after\n%s", iptablesBefore, after)
+	if after := harness.FirewallRules(t); after != rulesBefore {
+		t.Errorf("the firewall differs from before:\n--- before\n%s--- after\n%s", rulesBefore, after)
 	}
 	for path, ifaces := range env.ManagedObjects() {
 		if _, ok := ifaces[networkIface]; ok {

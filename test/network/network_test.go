@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 
 func TestCreateNetworkBuildsEverything(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules})
-	before := harness.IPTablesSave(t)
+	before := harness.FirewallRules(t)
 	alice := env.Client(t, harness.UserAlice)
 	path, info := mustCreateNetwork(t, alice, "lab", nil)
 
@@ -60,11 +60,15 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 		t.Error("IPv4 forwarding is off for an outbound network")
 	}
 
-	// Firewall: our chains, jumped to first.
-	rules := harness.IPTablesSave(t)
-	for _, want := range []string{"-A INPUT -j NETGRANT-INPUT", "-A FORWARD -j NETGRANT-FORWARD", "-A POSTROUTING -j NETGRANT-POSTROUTING", "--to-ports 1024-65535"} {
-		if !strings.Contains(rules, want) {
-			t.Errorf("iptables lacks %q:\n%s", want, rules)
+	// Firewall: our chains, jumped to first, or our table.
+	rules := harness.FirewallRules(t)
+	wantRules := []string{"-A INPUT -j NETGRANT-INPUT", "-A FORWARD -j NETGRANT-FORWARD", "-A POSTROUTING -j NETGRANT-POSTROUTING", "--to-ports 1024-65535"}
+	if harness.FirewallBackend() == "nftables" {
+		wantRules = []string{`iifname "ngbr0" jump ngbr0-in`, `oifname "ngbr0" jump ngbr0-to`, "masquerade to :1024-65535"}
+	}
+	for _, w := range wantRules {
+		if !strings.Contains(rules, w) {
+			t.Errorf("the firewall lacks %q:\n%s", w, rules)
 		}
 	}
 
@@ -105,7 +109,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 
 func TestDisconnectOfLastHolderTearsDown(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules})
-	before := harness.IPTablesSave(t)
+	before := harness.FirewallRules(t)
 	signals := env.WatchSignals(t)
 	first := env.Client(t, harness.UserAlice)
 	second := env.Client(t, harness.UserAlice)
@@ -142,7 +146,7 @@ func TestDisconnectOfLastHolderTearsDown(t *testing.T) {
 
 func TestReleaseAndDelete(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules})
-	before := harness.IPTablesSave(t)
+	before := harness.FirewallRules(t)
 	alice := env.Client(t, harness.UserAlice)
 	other := env.Client(t, harness.UserAlice)
 	mallory := env.Client(t, harness.UserMallory)
@@ -170,7 +174,7 @@ func TestReleaseAndDelete(t *testing.T) {
 
 func TestPersistentNetworkOutlivesItsCreator(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules})
-	before := harness.IPTablesSave(t)
+	before := harness.FirewallRules(t)
 	alice := env.Client(t, harness.UserAlice)
 	path, info := mustCreateNetwork(t, alice, "keep", opts{"persistent": v(true)})
 	if info["persistent"].Value() != true {
@@ -249,7 +253,7 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 
 func TestBadInputCreatesNothing(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules})
-	before := harness.IPTablesSave(t)
+	before := harness.FirewallRules(t)
 	alice := env.Client(t, harness.UserAlice)
 	invalid := errPrefix + "InvalidArgument"
 	for _, name := range []string{"my net", "a\nb", "-lead", "café", strings.Repeat("n", 33), "", "a/b", "_x"} {
@@ -304,7 +308,7 @@ func TestHostOnlyNetworkWithoutDHCPRunsNoDnsmasq(t *testing.T) {
 	if pids := harness.ProcessesNamed("dnsmasq"); len(pids) != 0 {
 		t.Errorf("dnsmasq runs for a network without DHCP and DNS: %v", pids)
 	}
-	if strings.Contains(harness.IPTablesSave(t), "MASQUERADE") {
+	if strings.Contains(strings.ToLower(harness.FirewallRules(t)), "masquerade") {
 		t.Error("a host-only network masquerades")
 	}
 }
@@ -332,7 +336,8 @@ func TestMissingDnsmasqIsUnsupported(t *testing.T) {
 
 func runQuietly(name string, args ...string) { _ = osexec.Command(name, args...).Run() }
 
-// Without iptables there can be no NAT network, but taps still work.
+// Without iptables the iptables backend can make no NAT network, but taps
+// still work.
 func TestMissingIptablesIsUnsupported(t *testing.T) {
 	harness.Require(t)
 	path, err := osexec.LookPath("iptables")
@@ -346,7 +351,7 @@ func TestMissingIptablesIsUnsupported(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(path, 0) })
-	env := harness.Start(t, harness.Options{Rules: rules})
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Firewall]\nBackend=iptables\n"})
 	alice := env.Client(t, harness.UserAlice)
 	_, _, err = alice.CreateNATNetwork("lab", nil)
 	if harness.ErrorName(err) != errPrefix+"Unsupported" || !strings.Contains(err.Error(), "install the iptables package") {
