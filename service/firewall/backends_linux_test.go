@@ -32,15 +32,34 @@ var backends = []backend{
 	}},
 }
 
+// forEachBackend runs test on each backend, on a clean firewall, and
+// removes what it left.
+func forEachBackend(t *testing.T, test func(*testing.T, Firewall)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			nstest.Require(t)
+			clean(t)
+			fw := b.new(t)
+			t.Cleanup(func() { fw.Apply(nil) })
+			test(t, fw)
+		})
+	}
+}
+
 // nftList is nft's listing of netgrant's table, "" when there is none.
-func nftList(t testing.TB) string {
+func nftList(t testing.TB) string { return nftListTable(t, "ip") }
+
+// nftListBridge is nft's listing of netgrant's bridge table.
+func nftListBridge(t testing.TB) string { return nftListTable(t, "bridge") }
+
+func nftListTable(t testing.TB, family string) string {
 	t.Helper()
-	out, err := exec.Command("nft", "list", "table", "ip", nftTable).CombinedOutput()
+	out, err := exec.Command("nft", "list", "table", family, nftTable).CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "No such file or directory") {
 			return ""
 		}
-		t.Fatalf("nft list table: %v: %s", err, out)
+		t.Fatalf("nft list table %s: %v: %s", family, err, out)
 	}
 	return string(out)
 }
@@ -208,88 +227,64 @@ func BenchmarkNFTablesAddRemoveNetwork(b *testing.B) {
 // A network full of guests is one transaction of thousands of rules; the
 // kernel's replies to it must not overrun the socket (ENOBUFS).
 func TestManyGuestsInOneTransaction(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			nstest.Require(t)
-			clean(t)
-			fw := b.new(t)
-			t.Cleanup(func() { fw.Apply(nil) })
-			big := Network{Bridge: "ngbr9", Subnet: netip.MustParsePrefix("10.97.8.0/22"), Gateway: netip.MustParseAddr("10.97.8.1"), Outbound: true}
-			for i := 0; i < 500; i++ {
-				big.Guests = append(big.Guests, Guest{
-					Tap:  "ngtap" + strconv.Itoa(i),
-					MAC:  net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)},
-					IPv4: netip.AddrFrom4([4]byte{10, 97, byte(9 + i/250), byte(2 + i%250)}),
-				})
-			}
-			if err := fw.Apply([]Network{big}); err != nil {
-				t.Fatalf("applying a network of %d guests: %v", len(big.Guests), err)
-			}
-			out, err := exec.Command("nft", "list", "chain", "bridge", bridgeTable, "ngtap499-guest").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "52:54:00:00:01:f3") {
-				t.Errorf("the last guest's chain: %v\n%s", err, out)
-			}
-			mustApply(t, fw)
-		})
-	}
+	forEachBackend(t, func(t *testing.T, fw Firewall) {
+		big := Network{Bridge: "ngbr9", Subnet: netip.MustParsePrefix("10.97.8.0/22"), Gateway: netip.MustParseAddr("10.97.8.1"), Outbound: true}
+		for i := 0; i < 500; i++ {
+			big.Guests = append(big.Guests, Guest{
+				Tap:  "ngtap" + strconv.Itoa(i),
+				MAC:  net.HardwareAddr{0x52, 0x54, 0, 0, byte(i >> 8), byte(i)},
+				IPv4: netip.AddrFrom4([4]byte{10, 97, byte(9 + i/250), byte(2 + i%250)}),
+			})
+		}
+		if err := fw.Apply([]Network{big}); err != nil {
+			t.Fatalf("applying a network of %d guests: %v", len(big.Guests), err)
+		}
+		out, err := exec.Command("nft", "list", "chain", "bridge", bridgeTable, "ngtap499-guest").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "52:54:00:00:01:f3") {
+			t.Errorf("the last guest's chain: %v\n%s", err, out)
+		}
+		mustApply(t, fw)
+	})
 }
 
 // UpdateGuests changes the bridge table guest by guest; what it leaves
 // must be what a rebuild makes, and a table someone removed comes back.
 func TestUpdateGuestsEqualsRebuild(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			nstest.Require(t)
-			clean(t)
-			fw := b.new(t)
-			t.Cleanup(func() { fw.Apply(nil) })
-			guest := func(i int, ip string) Guest {
-				return Guest{Tap: "ngtap" + strconv.Itoa(i), MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i)}, IPv4: netip.MustParseAddr(ip)}
-			}
-			before, after := net0, net0
-			before.Guests = []Guest{guest(1, "10.97.0.11"), guest(2, "10.97.0.12"), guest(3, "10.97.0.13")}
-			after.Guests = []Guest{guest(1, "10.97.0.11"), guest(3, "10.97.0.23"), guest(4, "10.97.0.14")}
-			mustApply(t, fw, before)
-			if err := fw.UpdateGuests([]Network{after}); err != nil {
-				t.Fatal(err)
-			}
-			updated := nftListBridge(t)
-			mustApply(t, fw, after)
-			// Chains are listed in the order they were made.
-			if rebuilt := nftListBridge(t); sortedLines(updated) != sortedLines(rebuilt) {
-				t.Errorf("after UpdateGuests:\n%s\nafter a rebuild:\n%s", updated, rebuilt)
-			}
-			if !strings.Contains(updated, "10.97.0.23") || strings.Contains(updated, "ngtap2") {
-				t.Errorf("the update did not take:\n%s", updated)
-			}
-
-			nftRun(t, "delete", "table", "bridge", bridgeTable)
-			if err := fw.UpdateGuests([]Network{before}); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(nftListBridge(t), "ngtap2-guest") {
-				t.Errorf("after its table was removed, UpdateGuests did not build it again:\n%s", nftListBridge(t))
-			}
-			if err := fw.UpdateGuests([]Network{net0}); err != nil {
-				t.Fatal(err)
-			}
-			if got := nftListBridge(t); got != "" {
-				t.Errorf("without guests the bridge table stays:\n%s", got)
-			}
-		})
-	}
-}
-
-func nftListBridge(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("nft", "list", "table", "bridge", bridgeTable).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "No such file or directory") {
-			return ""
+	forEachBackend(t, func(t *testing.T, fw Firewall) {
+		guest := func(i int, ip string) Guest {
+			return Guest{Tap: "ngtap" + strconv.Itoa(i), MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i)}, IPv4: netip.MustParseAddr(ip)}
 		}
-		t.Fatalf("nft list table bridge: %v: %s", err, out)
-	}
-	return string(out)
+		before, after := net0, net0
+		before.Guests = []Guest{guest(1, "10.97.0.11"), guest(2, "10.97.0.12"), guest(3, "10.97.0.13")}
+		after.Guests = []Guest{guest(1, "10.97.0.11"), guest(3, "10.97.0.23"), guest(4, "10.97.0.14")}
+		mustApply(t, fw, before)
+		if err := fw.UpdateGuests([]Network{after}); err != nil {
+			t.Fatal(err)
+		}
+		updated := nftListBridge(t)
+		mustApply(t, fw, after)
+		// Chains are listed in the order they were made.
+		if rebuilt := nftListBridge(t); sortedLines(updated) != sortedLines(rebuilt) {
+			t.Errorf("after UpdateGuests:\n%s\nafter a rebuild:\n%s", updated, rebuilt)
+		}
+		if !strings.Contains(updated, "10.97.0.23") || strings.Contains(updated, "ngtap2") {
+			t.Errorf("the update did not take:\n%s", updated)
+		}
+
+		nftRun(t, "delete", "table", "bridge", bridgeTable)
+		if err := fw.UpdateGuests([]Network{before}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(nftListBridge(t), "ngtap2-guest") {
+			t.Errorf("after its table was removed, UpdateGuests did not build it again:\n%s", nftListBridge(t))
+		}
+		if err := fw.UpdateGuests([]Network{net0}); err != nil {
+			t.Fatal(err)
+		}
+		if got := nftListBridge(t); got != "" {
+			t.Errorf("without guests the bridge table stays:\n%s", got)
+		}
+	})
 }
 
 func sortedLines(s string) string {
@@ -332,9 +327,7 @@ func TestRemoveLeftoversOfTheOtherBackend(t *testing.T) {
 func TestWatchDockerSeesOnlyDockerUser(t *testing.T) {
 	nstest.Require(t)
 	clean(t)
-	iptablesRun(t, "-D", "FORWARD", "-j", "DOCKER-USER")
-	iptablesRun(t, "-F", "DOCKER-USER")
-	iptablesRun(t, "-X", "DOCKER-USER")
+	removeDockerUser(t)
 	calls := make(chan struct{}, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -75,6 +75,14 @@ func addForeignRules(t testing.TB) {
 	iptablesRun(t, "-t", "nat", "-A", "POSTROUTING", "-o", "eth9", "-j", "MASQUERADE")
 }
 
+// removeDockerUser undoes what addForeignRules did as Docker.
+func removeDockerUser(t testing.TB) {
+	t.Helper()
+	iptablesRun(t, "-D", "FORWARD", "-j", "DOCKER-USER")
+	iptablesRun(t, "-F", "DOCKER-USER")
+	iptablesRun(t, "-X", "DOCKER-USER")
+}
+
 // clean empties the tables of the test's namespace, adds foreign rules
 // and returns the baseline everything of netgrant's must go back to.
 func clean(t testing.TB) string {

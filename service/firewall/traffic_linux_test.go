@@ -299,9 +299,7 @@ func testTraffic(t *testing.T, b backend) {
 	})
 
 	t.Run("Docker started after netgrant", func(t *testing.T) {
-		iptablesRun(t, "-D", "FORWARD", "-j", "DOCKER-USER")
-		iptablesRun(t, "-F", "DOCKER-USER")
-		iptablesRun(t, "-X", "DOCKER-USER")
+		removeDockerUser(t)
 		applied := make(chan error, 10)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -1,7 +1,6 @@
 package attack_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -41,16 +40,6 @@ func leaveAndWait(t *testing.T, env *harness.Env, c *harness.Client, name string
 		_, ok := env.ManagedObjects()[networkPath(name)]
 		return !ok
 	})
-}
-
-func countLogLines(env *harness.Env, substr string) int {
-	n := 0
-	for _, line := range env.DaemonLog() {
-		if strings.Contains(line, substr) {
-			n++
-		}
-	}
-	return n
 }
 
 // One forged NameOwnerChanged, sent by a user polkit refuses everything,
@@ -101,15 +90,15 @@ func TestForgedFirewalldReloadIsIgnored(t *testing.T) {
 	// firewalld's start and its own reload are acted on, once each.
 	firewalld := env.ActAsFirewalld(t)
 	harness.WaitFor(t, "netgrantd to restore its rules once firewalld started", func() bool {
-		return countLogLines(env, restoringLine) > 0
+		return env.CountLogLines(restoringLine) > 0
 	})
 	if err := firewalld.Emit(firewalldPath, reloaded); err != nil {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, "netgrantd to restore its rules after firewalld's reload", func() bool {
-		return countLogLines(env, restoringLine) > 1
+		return env.CountLogLines(restoringLine) > 1
 	})
-	if n := countLogLines(env, restoringLine); n != 2 {
+	if n := env.CountLogLines(restoringLine); n != 2 {
 		t.Errorf("netgrantd restored its rules %d times for firewalld's start, one genuine Reloaded and 1000 forged ones", n)
 	}
 }
@@ -128,8 +117,8 @@ func TestReloadBurstIsCoalescedAndDoesNotDelayTeardown(t *testing.T) {
 		}
 	}
 	leaveAndWait(t, env, alice, "lab")
-	harness.WaitFor(t, "a restore after the burst", func() bool { return countLogLines(env, restoringLine) > 0 })
-	n := countLogLines(env, restoringLine)
+	harness.WaitFor(t, "a restore after the burst", func() bool { return env.CountLogLines(restoringLine) > 0 })
+	n := env.CountLogLines(restoringLine)
 	t.Logf("%d Reloaded signals: %d restores", burst, n)
 	if n >= burst {
 		t.Errorf("%d Reloaded signals made %d restores: they were not coalesced", burst, n)

@@ -465,6 +465,17 @@ func (e *Env) DaemonLog() []string {
 	return e.daemon.log.Lines()
 }
 
+// CountLogLines counts netgrantd's log lines that contain substr.
+func (e *Env) CountLogLines(substr string) int {
+	n := 0
+	for _, line := range e.DaemonLog() {
+		if strings.Contains(line, substr) {
+			n++
+		}
+	}
+	return n
+}
+
 // DaemonStats asks netgrantd (SIGUSR1) for its goroutine and open fd
 // counts, as it logs them.
 func (e *Env) DaemonStats() (goroutines, fds int) {

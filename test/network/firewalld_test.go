@@ -26,6 +26,7 @@ func TestGuestBesideFirewalld(t *testing.T) {
 func testGuestBesideFirewalld(t *testing.T, backend string) {
 	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Firewall]\nBackend=" + backend + "\n"})
 	addUpstreamWithDNS(t)
+	serveHello(t)
 	startFirewalld(t)
 
 	alice := env.Client(t, harness.UserAlice)
@@ -38,11 +39,11 @@ func testGuestBesideFirewalld(t *testing.T, backend string) {
 	g.check(t, gateway)
 
 	const restored = "netgrant's rules and zone restored"
-	restores := countLines(env, restored)
+	restores := env.CountLogLines(restored)
 	reloaded := time.Now()
 	firewallCmd(t, "--reload")
 	harness.WaitFor(t, "netgrantd to restore its rules and zone after the reload", func() bool {
-		return countLines(env, restored) > restores
+		return env.CountLogLines(restored) > restores
 	})
 	t.Logf("%s: netgrantd restored its rules and zone %v after firewall-cmd --reload returned", backend, time.Since(reloaded))
 	g.check(t, gateway)
@@ -52,35 +53,8 @@ func testGuestBesideFirewalld(t *testing.T, backend string) {
 	}
 }
 
-func countLines(env *harness.Env, substr string) int {
-	n := 0
-	for _, line := range env.DaemonLog() {
-		if strings.Contains(line, substr) {
-			n++
-		}
-	}
-	return n
-}
-
-// addUpstreamWithDNS is the outside: 198.51.100.2 answers DNS for
-// upstream.test and serves TCP port 8080, and the host's resolver points
-// at it.
-func addUpstreamWithDNS(t *testing.T) {
-	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24", DefaultRoute: true})
-	dns := up.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2", "--pid-file=")
-	if err := dns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Process.Kill(); dns.Wait() })
-	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(resolvConf, []byte("nameserver 198.51.100.2\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(resolvConf, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount("/etc/resolv.conf", 0) })
+// serveHello has the upstream host answer TCP port 8080 with a greeting.
+func serveHello(t *testing.T) {
 	upstream := listenIn(t, "up", "198.51.100.2:8080")
 	go func() {
 		for {

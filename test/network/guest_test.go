@@ -3,14 +3,10 @@ package network_test
 import (
 	"bufio"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/netgrant/netgrant/test/guest"
 	"github.com/netgrant/netgrant/test/harness"
@@ -23,23 +19,7 @@ import (
 func TestGuestOnNATNetwork(t *testing.T) {
 	kit := guest.Prepare(t)
 	env := harness.Start(t, harness.Options{Rules: rules})
-	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24", DefaultRoute: true})
-	// The outside serves DNS for a test name, and the host's resolver
-	// points at it, as a LAN's would.
-	upstreamDNS := up.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2", "--pid-file=")
-	if err := upstreamDNS.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { upstreamDNS.Process.Kill(); upstreamDNS.Wait() })
-	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(resolvConf, []byte("nameserver 198.51.100.2\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(resolvConf, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount("/etc/resolv.conf", 0) })
+	up := addUpstreamWithDNS(t)
 
 	// An upstream service that notes who connects.
 	seen := make(chan string, 4)

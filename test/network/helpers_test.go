@@ -141,3 +141,24 @@ func osexecOutput(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
+
+// addUpstreamWithDNS is the outside, 198.51.100.2, answering DNS for
+// upstream.test, with the host's resolver pointing at it as at a LAN's.
+func addUpstreamWithDNS(t *testing.T) *harness.Upstream {
+	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24", DefaultRoute: true})
+	dns := up.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2", "--pid-file=")
+	if err := dns.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Process.Kill(); dns.Wait() })
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("nameserver 198.51.100.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(resolvConf, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount("/etc/resolv.conf", 0) })
+	return up
+}
