@@ -1,6 +1,7 @@
 package dbus
 
 import (
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -40,7 +41,7 @@ func (spec optionTypes) names() string {
 
 var (
 	tapOptions = optionTypes{
-		"network": "s", "bridge": "s", "queues": "u", "vnet_hdr": "b", "mac": "s", "mtu": "u",
+		"network": "s", "bridge": "s", "queues": "u", "vnet_hdr": "b", "mac": "s", "mtu": "u", "ipv4": "s",
 	}
 	networkOptions = optionTypes{
 		"subnet": "s", "dhcp": "b", "dns": "b", "outbound": "b", "mtu": "u", "persistent": "b",
@@ -65,6 +66,12 @@ func decodeTapRequest(opts map[string]godbus.Variant) (service.TapRequest, error
 			req.VnetHdr = v.Value().(bool)
 		case "mac":
 			req.MAC = v.Value().(string)
+		case "ipv4":
+			ip, err := netip.ParseAddr(v.Value().(string))
+			if err != nil || !ip.Is4() {
+				return req, service.Errorf(service.InvalidArgument, "option ipv4: %q is not an IPv4 address", v.Value())
+			}
+			req.IPv4 = ip
 		case "mtu":
 			req.MTU = v.Value().(uint32)
 			if req.MTU == 0 {

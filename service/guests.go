@@ -36,18 +36,21 @@ type guestRef struct {
 // later tap of the same name never shares it.
 func reservationName(tapName string, index int) string { return tapName + "-" + strconv.Itoa(index) }
 
-// admitGuest lets t's guest onto n, recording each side effect first.
-func (m *Manager) admitGuest(t *tapRes, n *netRes) error {
+// admitGuest lets t's guest onto n, with the address requested if valid,
+// recording each side effect first.
+func (m *Manager) admitGuest(t *tapRes, n *netRes, requested netip.Addr) error {
 	ref := guestRef{Tap: t.name, Index: t.index, Network: n.name}
-	if n.dhcp {
-		ref.Dir = m.dnsmasqDir(n)
+	if n.dhcp || requested.IsValid() {
 		m.mu.Lock()
-		ip, ok := m.reserveAddress(n, t)
+		ip, err := m.reserveAddress(n, t, requested)
 		m.mu.Unlock()
-		if !ok {
-			return Errorf(QuotaExceeded, "network %s has no free address left for another guest: close a guest's tap, or use a network with a larger subnet", n.name)
+		if err != nil {
+			return err
 		}
 		ref.IPv4 = ip
+	}
+	if n.dhcp {
+		ref.Dir = m.dnsmasqDir(n)
 	}
 	if err := t.rec.push(forgetGuestStep(ref)); err != nil {
 		return Wrap(Failed, err, "recording the tap")
@@ -106,12 +109,20 @@ func (m *Manager) networkGone(n *netRes) bool {
 	return m.networks[n.name] != n || n.state != ready
 }
 
-// reserveAddress picks t's address on n, under the lock: the one a
-// lease already gives t's MAC (a guest that comes back keeps its
-// address), else the first of the DHCP range that no other guest has
-// reserved or leased.
-func (m *Manager) reserveAddress(n *netRes, t *tapRes) (netip.Addr, bool) {
+// reserveAddress picks t's address on n, under the lock: the one
+// requested, else the one a lease already gives t's MAC (a guest that
+// comes back keeps its address), else the first of the DHCP range that no
+// other guest has reserved or leased.
+func (m *Manager) reserveAddress(n *netRes, t *tapRes, requested netip.Addr) (netip.Addr, error) {
 	key := reservationName(t.name, t.index)
+	if requested.IsValid() {
+		// Another tap may have taken it since the call was checked.
+		if err := checkRequestedAddress(n, requested); err != nil {
+			return netip.Addr{}, err
+		}
+		n.reserved[requested] = key
+		return requested, nil
+	}
 	leased := map[netip.Addr]bool{}
 	for _, l := range n.currentLeases() {
 		ip, err := netip.ParseAddr(l.IP)
@@ -120,17 +131,17 @@ func (m *Manager) reserveAddress(n *netRes, t *tapRes) (netip.Addr, bool) {
 		}
 		if _, taken := n.reserved[ip]; l.MAC == t.mac.String() && !taken && ip.IsValid() {
 			n.reserved[ip] = key
-			return ip, true
+			return ip, nil
 		}
 		leased[ip] = true
 	}
 	for ip := n.plan.DHCPStart; ip.IsValid() && !n.plan.DHCPEnd.Less(ip); ip = ip.Next() {
 		if _, taken := n.reserved[ip]; !taken && !leased[ip] {
 			n.reserved[ip] = key
-			return ip, true
+			return ip, nil
 		}
 	}
-	return netip.Addr{}, false
+	return netip.Addr{}, Errorf(QuotaExceeded, "network %s has no free address left for another guest: close a guest's tap, or use a network with a larger subnet", n.name)
 }
 
 // forgetGuest undoes admitGuest.

@@ -23,6 +23,8 @@ type TapRequest struct {
 	VnetHdr bool
 	MAC     string
 	MTU     uint32
+	// IPv4, with Network, is the address to reserve for the guest.
+	IPv4 netip.Addr
 }
 
 // TapInfo is a tap as clients see it.
@@ -95,6 +97,27 @@ func (r TapRequest) validate() error {
 		if _, err := parseGuestMAC(r.MAC); err != nil {
 			return err
 		}
+	}
+	if r.IPv4.IsValid() && r.Network == "" {
+		return Errorf(InvalidArgument, "option ipv4 reserves an address of a netgrant network: give option network too")
+	}
+	return nil
+}
+
+// checkRequestedAddress refuses an ipv4 option n cannot give, under the
+// lock. A network's guest addresses are its DHCP range: all but the
+// network, gateway and broadcast addresses.
+func checkRequestedAddress(n *netRes, ip netip.Addr) error {
+	switch {
+	case !ip.IsValid():
+		return nil
+	case ip == n.plan.Gateway:
+		return Errorf(InvalidArgument, "option ipv4: %s is the gateway of network %s", ip, n.name)
+	case ip.Less(n.plan.DHCPStart) || n.plan.DHCPEnd.Less(ip):
+		return Errorf(InvalidArgument, "option ipv4: %s is not a guest address of network %s (%s to %s)", ip, n.name, n.plan.DHCPStart, n.plan.DHCPEnd)
+	}
+	if _, taken := n.reserved[ip]; taken {
+		return Errorf(Exists, "option ipv4: %s is already reserved for another tap on network %s", ip, n.name)
 	}
 	return nil
 }
@@ -170,6 +193,9 @@ func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapI
 		target, check, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
 		if err == nil {
 			err = m.checkTapQuota(c.UID)
+		}
+		if err == nil && target.network != nil {
+			err = checkRequestedAddress(target.network, req.IPv4)
 		}
 		return target, check, err
 	}
@@ -279,7 +305,7 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 	}
 
 	if target.network != nil {
-		if err := m.admitGuest(t, target.network); err != nil {
+		if err := m.admitGuest(t, target.network, req.IPv4); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -507,7 +533,7 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	onNetwork := m.networks[a.tap.network]
 	m.mu.Unlock()
 	if n := a.target.network; n != nil && n != onNetwork {
-		if err := m.admitGuest(a.tap, n); err != nil {
+		if err := m.admitGuest(a.tap, n, netip.Addr{}); err != nil {
 			return err
 		}
 	}

@@ -32,6 +32,7 @@ Options:
   --mac MAC          without --tap: the guest's MAC (default: generated)
   --tap SPEC         a tap (repeatable, in order): KEY=VALUE,... with keys
                      network, bridge, queues, mac, mtu, vnet_hdr (on|off),
+                     ipv4 (with network: the guest's fixed address),
                      e.g. --tap network=demo,queues=2 --tap bridge=br0
   --no-ask-password  ` + noAskPasswordHelp + `
 

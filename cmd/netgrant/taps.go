@@ -29,7 +29,7 @@ func (l *tapList) Set(value string) error {
 	return nil
 }
 
-// parseTapSpec parses "network=demo,queues=2,mac=52:54:00:00:00:01".
+// parseTapSpec parses "network=demo,queues=2,mac=52:54:00:00:00:01,ipv4=10.97.0.50".
 func parseTapSpec(s string) (tapSpec, error) {
 	spec := tapSpec{opts: map[string]dbus.Variant{}}
 	for _, field := range strings.Split(s, ",") {
@@ -44,7 +44,7 @@ func parseTapSpec(s string) (tapSpec, error) {
 		case "network":
 			spec.network = value
 			spec.opts[key] = dbus.MakeVariant(value)
-		case "bridge", "mac":
+		case "bridge", "mac", "ipv4":
 			spec.opts[key] = dbus.MakeVariant(value)
 		case "queues", "mtu":
 			n, err := strconv.ParseUint(value, 10, 32)
@@ -59,7 +59,7 @@ func parseTapSpec(s string) (tapSpec, error) {
 			}
 			spec.opts[key] = dbus.MakeVariant(on)
 		default:
-			return tapSpec{}, fmt.Errorf("unknown key %q (known: network, bridge, queues, mac, mtu, vnet_hdr)", key)
+			return tapSpec{}, fmt.Errorf("unknown key %q (known: network, bridge, queues, mac, mtu, vnet_hdr, ipv4)", key)
 		}
 	}
 	if spec.opts["network"].Value() != nil && spec.opts["bridge"].Value() != nil {

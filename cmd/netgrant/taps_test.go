@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseTapSpec(t *testing.T) {
-	spec, err := parseTapSpec("network=demo,queues=4,mac=52:54:00:00:00:01,mtu=9000,vnet_hdr=off")
+	spec, err := parseTapSpec("network=demo,queues=4,mac=52:54:00:00:00:01,mtu=9000,vnet_hdr=off,ipv4=10.97.0.50")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,6 +20,7 @@ func TestParseTapSpec(t *testing.T) {
 		"mac":      dbus.MakeVariant("52:54:00:00:00:01"),
 		"mtu":      dbus.MakeVariant(uint32(9000)),
 		"vnet_hdr": dbus.MakeVariant(false),
+		"ipv4":     dbus.MakeVariant("10.97.0.50"),
 	}
 	if spec.network != "demo" || len(spec.opts) != len(want) {
 		t.Fatalf("spec %+v", spec)

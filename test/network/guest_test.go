@@ -46,7 +46,8 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	}
 	defer hostService.Close()
 
-	tapPath, fds, tapInfo, err := alice.CreateTap(opts{"network": v("e2e")})
+	// The guest's address is fixed, as a user pins a server VM's.
+	tapPath, fds, tapInfo, err := alice.CreateTap(opts{"network": v("e2e"), "ipv4": v("10.97.0.77")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +73,8 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	}
 	// The address was the guest's from the moment the tap existed: the
 	// firewall let it send from no other.
-	if reserved := tapInfo["ipv4"].Value().(string); lease != reserved {
-		t.Errorf("guest lease %s, but its tap was reserved %s", lease, reserved)
+	if reserved := tapInfo["ipv4"].Value().(string); lease != reserved || lease != "10.97.0.77" {
+		t.Errorf("guest lease %s, but its tap was reserved %s, asked for 10.97.0.77", lease, reserved)
 	}
 	if r := results["ping"]; !r.OK {
 		t.Errorf("guest cannot ping the gateway: %s", r.Detail)

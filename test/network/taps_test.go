@@ -1,6 +1,9 @@
 package network_test
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -148,5 +151,53 @@ func TestHostBridgesAndAttachBridge(t *testing.T) {
 	}
 	if master(ifname) != "ngbr0" {
 		t.Errorf("refused calls moved the tap to %q", master(ifname))
+	}
+}
+
+// A tap's ipv4 option fixes its guest's address: shown at once, kept from
+// other taps, refused by name where the network cannot give it, and
+// reserved without restarting the network's dnsmasq.
+func TestFixedGuestAddress(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: rules})
+	alice := env.Client(t, harness.UserAlice)
+	mustCreateNetwork(t, alice, "fixed", opts{"subnet": v("10.97.7.0/24")})
+	dnsmasqBefore := harness.ProcessesNamed("dnsmasq")
+
+	tapPath, _, info, err := alice.CreateTap(opts{"network": v("fixed"), "ipv4": v("10.97.7.50")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info["ipv4"].Value() != "10.97.7.50" || env.Property(tapPath, tapIface, "IPv4") != "10.97.7.50" {
+		t.Errorf("info ipv4 %v, Tap.IPv4 %v, want 10.97.7.50", info["ipv4"], env.Property(tapPath, tapIface, "IPv4"))
+	}
+	hosts, err := os.ReadDir(filepath.Join(env.StateDir, "dnsmasq-fixed", "hosts"))
+	if err != nil || len(hosts) != 1 {
+		t.Fatalf("dnsmasq's reservations: %v, %v", hosts, err)
+	}
+	line, _ := os.ReadFile(filepath.Join(env.StateDir, "dnsmasq-fixed", "hosts", hosts[0].Name()))
+	if want := info["mac"].Value().(string) + ",10.97.7.50\n"; string(line) != want {
+		t.Errorf("reservation %q, want %q", line, want)
+	}
+	if now := harness.ProcessesNamed("dnsmasq"); !slices.Equal(now, dnsmasqBefore) {
+		t.Errorf("dnsmasq was restarted: pids %v, before %v", now, dnsmasqBefore)
+	}
+
+	for _, tc := range []struct {
+		opts opts
+		want string
+	}{
+		{opts{"network": v("fixed"), "ipv4": v("10.97.7.50")}, "Exists"},
+		{opts{"network": v("fixed"), "ipv4": v("10.97.7.1")}, "InvalidArgument"},
+		{opts{"network": v("fixed"), "ipv4": v("10.97.7.255")}, "InvalidArgument"},
+		{opts{"network": v("fixed"), "ipv4": v("10.97.8.5")}, "InvalidArgument"},
+		{opts{"network": v("fixed"), "ipv4": v("fixed")}, "InvalidArgument"},
+		{opts{"ipv4": v("10.97.7.51")}, "InvalidArgument"},
+	} {
+		if _, _, _, err := alice.CreateTap(tc.opts); harness.ErrorName(err) != errPrefix+tc.want {
+			t.Errorf("CreateTap(%v): %v, want %s", tc.opts, err, tc.want)
+		}
+	}
+	if n := len(harness.Links(t, "ngtap")); n != 1 {
+		t.Errorf("%d taps after refused calls, want 1", n)
 	}
 }
