@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
@@ -19,6 +20,10 @@ COMMAND with the taps' fds from fd 3 on, forwards signals to it and exits
 with its status. The networks are held by this command: one it created goes
 away when COMMAND exits, unless it is persistent or someone else holds it.
 A tap lives as long as COMMAND (or anything it passes the fds to) keeps them.
+
+Without --network, --bridge or --tap, COMMAND gets a tap on your own
+network, user-UID (user-1000 for uid 1000), created or joined: only you
+may create it.
 
 Options:
   --network NAME     create the NAT network NAME, or join it if it is yours
@@ -89,6 +94,9 @@ func runCommand(args []string, stdout io.Writer) error {
 	if len(taps) > 0 && (*bridge != "" || *queues != 0 || *mac != "") {
 		return usageError(name, "with --tap, give bridge, queues and mac as --tap keys")
 	}
+	if len(taps) == 0 && *network == "" && *bridge == "" {
+		*network = defaultNetwork()
+	}
 	if len(taps) == 0 {
 		spec := tapSpec{network: *network, opts: map[string]dbus.Variant{}}
 		switch {
@@ -117,6 +125,9 @@ func runCommand(args []string, stdout io.Writer) error {
 	}
 	return runWithTaps(*network, netOpts, taps, argv, !*noAsk)
 }
+
+// defaultNetwork is the caller's own network, API.md's user-<uid>.
+func defaultNetwork() string { return "user-" + strconv.Itoa(os.Getuid()) }
 
 func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, argv []string, askPassword bool) error {
 	s, err := connect(askPassword)

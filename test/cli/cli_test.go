@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
+	"github.com/netgrant/netgrant/dbus/names"
 	"github.com/netgrant/netgrant/test/harness"
 )
 
@@ -129,7 +131,7 @@ func TestRefusalsInPlainWords(t *testing.T) {
 	wantFailure(t, netgrant(t, harness.UserMallory, "network", "create", "m1"), "not allowed: polkit refused org.netgrant.")
 	// No rule for bob: polkit wants a password, and without a terminal
 	// there is nobody to ask.
-	wantFailure(t, netgrant(t, harness.UserBob, "run", "--", "true"),
+	wantFailure(t, netgrant(t, harness.UserBob, "run", "--tap", "vnet_hdr=on", "--", "true"),
 		"authentication needed for org.netgrant.create-tap but no polkit agent is running", "run the command on a terminal")
 	wantFailure(t, netgrant(t, harness.UserAlice, "run", "--bridge", "br0", "--", "true"),
 		`bridge "br0" is not listed in [Bridges] Allow= of the netgrant configuration; an administrator must add it`)
@@ -356,4 +358,43 @@ func TestExampleScripts(t *testing.T) {
 	if networkExists(t, env, "ex-busctl") {
 		t.Error("the busctl example left its network")
 	}
+}
+
+// With no network or bridge option, netgrant run puts the VM on the
+// caller's own network, user-<uid>, which two VMs share and which goes
+// with the last of them.
+func TestRunUsesTheCallersOwnNetwork(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: rules})
+	const showMaster = "echo master=$(basename $(readlink /sys/class/net/{ifname}/master))"
+	first := commandAs(t, harness.UserAlice, bin(t, "netgrant"), "run", "--", "sh", "-c", showMaster+"; read line")
+	stdin, err := first.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := first.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	line := readLine(t, out)
+	if !networkExists(t, env, "user-4001") {
+		t.Fatalf("no network user-4001 while the first VM runs (it printed %q)", line)
+	}
+	bridge := env.Property(names.NetworkPath("user-4001"), names.NetworkInterface, "Bridge")
+	if line != fmt.Sprintf("master=%s", bridge) {
+		t.Errorf("the first VM's tap: %q, want it on user-4001's bridge %s", line, bridge)
+	}
+	second := netgrant(t, harness.UserAlice, "run", "--", "sh", "-c", showMaster)
+	if second.code != 0 || strings.TrimSpace(second.stdout) != line {
+		t.Errorf("a second VM: exit %d, %q %q; want it on user-4001 too", second.code, second.stdout, second.stderr)
+	}
+	if !networkExists(t, env, "user-4001") {
+		t.Error("user-4001 went while the first VM still holds it")
+	}
+	stdin.Close()
+	first.Wait()
+	eventually(t, "user-4001 to go with its last VM", func() bool { return !networkExists(t, env, "user-4001") })
 }

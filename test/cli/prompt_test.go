@@ -31,12 +31,12 @@ func TestPasswordPromptOnTheTerminal(t *testing.T) {
 	if !harness.PasswordSet {
 		t.Skip("the test users have no password (openssl missing)")
 	}
-	out, code := onTerminal(t, harness.TestPassword, "run", "--", "echo", "child-ran-with-{ifname}")
+	out, code := onTerminal(t, harness.TestPassword, "run", "--tap", "vnet_hdr=on", "--", "echo", "child-ran-with-{ifname}")
 	if code != 0 || !strings.Contains(out, "AUTHENTICATING FOR org.netgrant.create-tap") || !strings.Contains(out, "child-ran-with-ngtap") {
 		t.Fatalf("with the right password: exit %d\n%s", code, out)
 	}
 
-	out, code = onTerminal(t, "not-the-password", "run", "--", "echo", "child-ran")
+	out, code = onTerminal(t, "not-the-password", "run", "--tap", "vnet_hdr=on", "--", "echo", "child-ran")
 	if code == 0 || strings.Contains(out, "child-ran") || !strings.Contains(out, "not allowed") {
 		t.Fatalf("with a wrong password: exit %d\n%s", code, out)
 	}
