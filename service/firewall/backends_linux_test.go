@@ -188,6 +188,10 @@ func TestNFTablesApplyChangesEqualRebuild(t *testing.T) {
 	if strings.Contains(changed, "ngbr0") || strings.Contains(changed, "ngbr1-nat") {
 		t.Errorf("removed or changed networks left rules:\n%s", changed)
 	}
+	// nft(8) reads the mark by which a network's jumps are found again.
+	if !strings.Contains(changed, `jump ngbr2-in comment "ngbr2"`) {
+		t.Errorf("the jumps carry no comment naming their network:\n%s", changed)
+	}
 	nftRun(t, "delete", "table", "ip", nftTable)
 	mustApply(t, fw, hostOnly, changedNet1, net0)
 	if got := nftList(t); !strings.Contains(got, "ngbr0-in") || !strings.Contains(got, "ngbr2-in") {
