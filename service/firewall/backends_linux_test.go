@@ -275,6 +275,16 @@ func TestUpdateGuestsEqualsRebuild(t *testing.T) {
 			t.Errorf("the update did not take:\n%s", updated)
 		}
 
+		// Restore, unlike UpdateGuests, trusts nothing: a guest's chain
+		// someone emptied comes back.
+		nftRun(t, "flush", "chain", "bridge", bridgeTable, "ngtap1-guest")
+		if err := fw.Restore([]Network{after}); err != nil {
+			t.Fatal(err)
+		}
+		if got := nftListBridge(t); sortedLines(got) != sortedLines(updated) {
+			t.Errorf("after a flushed guest chain and Restore:\n%s\nwant:\n%s", got, updated)
+		}
+
 		nftRun(t, "delete", "table", "bridge", bridgeTable)
 		if err := fw.UpdateGuests([]Network{before}); err != nil {
 			t.Fatal(err)
@@ -314,6 +324,10 @@ func TestRemoveLeftoversOfTheOtherBackend(t *testing.T) {
 	if got := save(t); got != baseline {
 		t.Errorf("iptables after switching to nftables:\n%s\nwant as before:\n%s", got, baseline)
 	}
+	// The guest stays filtered until the new backend restores its rules.
+	if !strings.Contains(nftListBridge(t), "ngtap0-guest") {
+		t.Errorf("switching to nftables dropped the guest's filter:\n%s", nftListBridge(t))
+	}
 
 	mustApply(t, nft, withGuest)
 	if err := RemoveLeftovers(ipt); err != nil {
@@ -324,6 +338,9 @@ func TestRemoveLeftoversOfTheOtherBackend(t *testing.T) {
 	}
 	if got := save(t); got != baseline {
 		t.Errorf("switching to iptables changed iptables:\n%s", got)
+	}
+	if !strings.Contains(nftListBridge(t), "ngtap0-guest") {
+		t.Errorf("switching to iptables dropped the guest's filter:\n%s", nftListBridge(t))
 	}
 }
 

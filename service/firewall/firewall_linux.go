@@ -38,21 +38,29 @@ func legacyIPTables() bool {
 // RemoveLeftovers removes what the backend other than chosen left from an
 // earlier run ([Firewall] Backend= changed, or auto chose otherwise): its
 // rules would go on filtering the bridges they name, which new networks
-// may take. The other backend not being available means it left nothing.
+// may take. The guests' bridge table, which both backends keep, stays: the
+// guests are not to go unfiltered until chosen restores it. The other
+// backend not being available means it left nothing.
 func RemoveLeftovers(chosen Firewall) error {
-	var other Firewall
 	var err error
 	switch chosen.Backend() {
 	case "nftables":
-		other, err = NewIPTables()
+		var other *IPTables
+		if other, err = NewIPTables(); err == nil {
+			err = other.removeOwn()
+		} else {
+			err = nil
+		}
 	case "iptables":
-		other, err = NewNFTables()
+		var other *NFTables
+		if other, err = NewNFTables(); err == nil {
+			err = other.removeOwn()
+		} else {
+			err = nil
+		}
 	}
-	if err != nil || other == nil {
-		return nil
-	}
-	if err := other.Apply(nil); err != nil {
-		return fmt.Errorf("removing what the %s backend left: %w", other.Backend(), err)
+	if err != nil {
+		return fmt.Errorf("removing what the other backend left: %w", err)
 	}
 	return nil
 }

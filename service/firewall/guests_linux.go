@@ -24,6 +24,14 @@ type guestFilter struct {
 	applied map[string]networkGuest
 }
 
+// forget makes the next update rebuild the table whole, as after someone
+// may have changed it.
+func (g *guestFilter) forget() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.applied = nil
+}
+
 func bridgeTableRef() *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyBridge, Name: bridgeTable}
 }

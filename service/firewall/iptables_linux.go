@@ -43,6 +43,14 @@ func (t *IPTables) Apply(nets []Network) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.applyChains(nets); err != nil {
+		return err
+	}
+	return t.guests.update(nets)
+}
+
+// applyChains makes netgrant's iptables chains those of nets.
+func (t *IPTables) applyChains(nets []Network) error {
 	var stderr bytes.Buffer
 	save := exec.Command(t.save)
 	save.Stderr = &stderr
@@ -50,20 +58,33 @@ func (t *IPTables) Apply(nets []Network) error {
 	if err != nil {
 		return fmt.Errorf("iptables-save: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	if script := restoreScript(parseSave(string(out)), wantedChains(nets)); script != "" {
-		stderr.Reset()
-		restore := exec.Command(t.restore, "--noflush", "--wait")
-		restore.Stdin = strings.NewReader(script)
-		restore.Stderr = &stderr
-		if err := restore.Run(); err != nil {
-			return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
-		}
+	script := restoreScript(parseSave(string(out)), wantedChains(nets))
+	if script == "" {
+		return nil
 	}
-	return t.guests.update(nets)
+	stderr.Reset()
+	restore := exec.Command(t.restore, "--noflush", "--wait")
+	restore.Stdin = strings.NewReader(script)
+	restore.Stderr = &stderr
+	if err := restore.Run(); err != nil {
+		return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
 }
 
-// Restore is Apply: every Apply reads the rules as they are.
-func (t *IPTables) Restore(nets []Network) error { return t.Apply(nets) }
+// Restore is Apply that also rebuilds the guests' table; the chains are
+// read as they are by every Apply.
+func (t *IPTables) Restore(nets []Network) error {
+	t.guests.forget()
+	return t.Apply(nets)
+}
+
+// removeOwn removes netgrant's iptables chains.
+func (t *IPTables) removeOwn() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.applyChains(nil)
+}
 
 func (t *IPTables) UpdateGuests(nets []Network) error {
 	if err := validateAll(nets); err != nil {

@@ -70,7 +70,19 @@ func (f *NFTables) Restore(nets []Network) error {
 	f.mu.Lock()
 	f.applied = nil
 	f.mu.Unlock()
+	f.guests.forget()
 	return f.Apply(nets)
+}
+
+// removeOwn removes table ip netgrant and netgrant's accepts in
+// DOCKER-USER.
+func (f *NFTables) removeOwn() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.rebuild(nil); err != nil {
+		return err
+	}
+	return syncDockerUser(nil)
 }
 
 func (f *NFTables) rebuild(nets []Network) error {
