@@ -25,6 +25,18 @@ type Network struct {
 	// Guests are the taps on the bridge. They change while the network
 	// lives and are not part of what undoes it.
 	Guests []Guest `json:"-"`
+	// Forwards send host ports to guests (outbound networks only); like
+	// Guests, not part of what undoes the network.
+	Forwards []Forward `json:"-"`
+}
+
+// Forward sends a port of the host to a guest's.
+type Forward struct {
+	Proto     string // "tcp" or "udp"
+	HostPort  uint16
+	Address   netip.Addr // only this host address; invalid: any of the host's
+	Guest     netip.Addr
+	GuestPort uint16
 }
 
 // Firewall keeps netgrant's rules. Implementations are safe for
@@ -56,6 +68,20 @@ func (n Network) validate() error {
 	}
 	if !n.Gateway.Is4() || !n.Subnet.Contains(n.Gateway) {
 		return fmt.Errorf("network %s: gateway %s is not in subnet %s", n.Bridge, n.Gateway, n.Subnet)
+	}
+	for _, f := range n.Forwards {
+		switch {
+		case !n.Outbound:
+			return fmt.Errorf("network %s: port forward on a host-only network", n.Bridge)
+		case f.Proto != "tcp" && f.Proto != "udp":
+			return fmt.Errorf("network %s: port forward protocol %q is not tcp or udp", n.Bridge, f.Proto)
+		case f.HostPort == 0 || f.GuestPort == 0:
+			return fmt.Errorf("network %s: port forward with port 0", n.Bridge)
+		case !n.Subnet.Contains(f.Guest) || f.Guest == n.Gateway:
+			return fmt.Errorf("network %s: port forward to %s, not a guest address of %s", n.Bridge, f.Guest, n.Subnet)
+		case f.Address.IsValid() && !f.Address.Is4():
+			return fmt.Errorf("network %s: port forward on %s, not an IPv4 address", n.Bridge, f.Address)
+		}
 	}
 	return nil
 }

@@ -36,7 +36,15 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-var goldenNets = []Network{net0, hostOnly, net1}
+var goldenNets = []Network{net0, hostOnly, withForwards(net1)}
+
+func withForwards(n Network) Network {
+	n.Forwards = []Forward{
+		{Proto: "tcp", HostPort: 8080, Guest: netip.MustParseAddr("10.97.1.5"), GuestPort: 80},
+		{Proto: "udp", HostPort: 5353, Address: netip.MustParseAddr("198.51.100.1"), Guest: netip.MustParseAddr("10.97.1.5"), GuestPort: 53},
+	}
+	return n
+}
 
 func TestIPTablesRulesGolden(t *testing.T) {
 	golden(t, "iptables.golden", restoreScript(ruleset{}, wantedChains(goldenNets)))
@@ -92,6 +100,8 @@ func TestRestoreScriptTouchesOnlyWhatDiffers(t *testing.T) {
 	installed["filter"]["FORWARD"] = []string{"-j NETGRANT-FORWARD", "-j DOCKER-USER"}
 	installed["filter"]["DOCKER-USER"] = []string{"-j RETURN"}
 	installed["nat"]["POSTROUTING"] = []string{"-j NETGRANT-POSTROUTING"}
+	installed["nat"]["PREROUTING"] = []string{"-j NETGRANT-PREROUTING"}
+	installed["nat"]["OUTPUT"] = []string{"-j NETGRANT-OUTPUT"}
 	if script := restoreScript(installed, wantedChains([]Network{net0, net1})); script != "" {
 		t.Errorf("rules as wanted still give a script:\n%s", script)
 	}
@@ -147,5 +157,27 @@ func TestMasqPortsFixAddsTheRangeFlag(t *testing.T) {
 	}
 	if string(rules[1].Data) != plain {
 		t.Errorf("the plain masquerade changed")
+	}
+}
+
+func TestForwardsAreValidated(t *testing.T) {
+	guest := netip.MustParseAddr("10.97.0.5")
+	for _, tc := range []struct {
+		net Network
+		f   Forward
+	}{
+		{hostOnly, Forward{Proto: "tcp", HostPort: 80, Guest: netip.MustParseAddr("10.97.2.5"), GuestPort: 80}},
+		{net0, Forward{Proto: "sctp", HostPort: 80, Guest: guest, GuestPort: 80}},
+		{net0, Forward{Proto: "tcp", HostPort: 0, Guest: guest, GuestPort: 80}},
+		{net0, Forward{Proto: "tcp", HostPort: 80, Guest: guest, GuestPort: 0}},
+		{net0, Forward{Proto: "tcp", HostPort: 80, Guest: net0.Gateway, GuestPort: 80}},
+		{net0, Forward{Proto: "tcp", HostPort: 80, Guest: netip.MustParseAddr("10.97.1.5"), GuestPort: 80}},
+		{net0, Forward{Proto: "tcp", HostPort: 80, Address: netip.MustParseAddr("2001:db8::1"), Guest: guest, GuestPort: 80}},
+	} {
+		n := tc.net
+		n.Forwards = []Forward{tc.f}
+		if err := validateAll([]Network{n}); err == nil {
+			t.Errorf("forward %+v on %s accepted", tc.f, n.Bridge)
+		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 // DROP) do not decide for netgrant's guests.
 const chainPrefix = "NG-"
 
-var roleSuffixes = [...]string{roleIn: "-IN", roleTo: "-TO", roleFrom: "-FROM", roleNAT: "-NAT"}
+var roleSuffixes = [...]string{roleIn: "-IN", roleTo: "-TO", roleFrom: "-FROM", roleNAT: "-NAT", roleDNAT: "-DNAT"}
 
 // topChain is one of netgrant's chains that a built-in chain jumps to.
 type topChain struct {
@@ -26,6 +26,8 @@ var topChains = [...]topChain{
 	hookInput:       {"filter", "INPUT", "NETGRANT-INPUT"},
 	hookForward:     {"filter", "FORWARD", "NETGRANT-FORWARD"},
 	hookPostrouting: {"nat", "POSTROUTING", "NETGRANT-POSTROUTING"},
+	hookPrerouting:  {"nat", "PREROUTING", "NETGRANT-PREROUTING"},
+	hookOutput:      {"nat", "OUTPUT", "NETGRANT-OUTPUT"},
 }
 
 func iptablesChain(bridge string, r role) string { return chainPrefix + bridge + roleSuffixes[r] }
@@ -70,8 +72,14 @@ func ruleSpec(bridge string, r rule) string {
 	if r.dport != 0 {
 		b = append(b, "-m", r.proto, "--dport", strconv.Itoa(int(r.dport)))
 	}
+	if r.localDst {
+		b = append(b, "-m", "addrtype", "--dst-type", "LOCAL")
+	}
 	if r.established {
 		b = append(b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED")
+	}
+	if r.ctDNAT {
+		b = append(b, "-m", "conntrack", "--ctstate", "DNAT")
 	}
 	switch r.verdict {
 	case accept:
@@ -91,6 +99,8 @@ func ruleSpec(bridge string, r rule) string {
 		b = append(b, "-j", "REJECT", "--reject-with", "tcp-reset")
 	case rejectHostProhibited:
 		b = append(b, "-j", "REJECT", "--reject-with", "icmp-host-prohibited")
+	case dnat:
+		b = append(b, "-j", "DNAT", "--to-destination", r.dnatTo.String())
 	}
 	return strings.Join(b, " ")
 }

@@ -11,7 +11,7 @@ import (
 // per-network chains <bridge>-in, -to, -from and -nat.
 const nftTable = "netgrant"
 
-var nftRoleSuffixes = [...]string{roleIn: "-in", roleTo: "-to", roleFrom: "-from", roleNAT: "-nat"}
+var nftRoleSuffixes = [...]string{roleIn: "-in", roleTo: "-to", roleFrom: "-from", roleNAT: "-nat", roleDNAT: "-dnat"}
 
 type nftBaseChain struct {
 	name, kind, hook, priority string
@@ -21,6 +21,8 @@ var nftBaseChains = [...]nftBaseChain{
 	hookInput:       {"input", "filter", "input", "filter"},
 	hookForward:     {"forward", "filter", "forward", "filter"},
 	hookPostrouting: {"postrouting", "nat", "postrouting", "srcnat"},
+	hookPrerouting:  {"prerouting", "nat", "prerouting", "dstnat"},
+	hookOutput:      {"output", "nat", "output", "dstnat"},
 }
 
 func nftChain(bridge string, r role) string { return bridge + nftRoleSuffixes[r] }
@@ -78,8 +80,14 @@ func nftRuleText(bridge string, r rule) string {
 	if r.dport != 0 {
 		b = append(b, fmt.Sprintf("th dport %d", r.dport))
 	}
+	if r.localDst {
+		b = append(b, "fib daddr type local")
+	}
 	if r.established {
 		b = append(b, "ct state established,related")
+	}
+	if r.ctDNAT {
+		b = append(b, "ct status dnat")
 	}
 	switch r.verdict {
 	case accept:
@@ -100,6 +108,8 @@ func nftRuleText(bridge string, r rule) string {
 		b = append(b, "reject with tcp reset")
 	case rejectHostProhibited:
 		b = append(b, "reject with icmp host-prohibited")
+	case dnat:
+		b = append(b, "dnat to "+r.dnatTo.String())
 	}
 	return strings.Join(b, " ")
 }

@@ -252,6 +252,8 @@ var nftHooks = [...]struct {
 	hookInput:       {nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter},
 	hookForward:     {nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter},
 	hookPostrouting: {nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource},
+	hookPrerouting:  {nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest},
+	hookOutput:      {nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest},
 }
 
 // nftExprs renders r as nftables expressions, as nftText describes them.
@@ -278,13 +280,16 @@ func nftExprs(bridge string, r rule) []expr.Any {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.dport)})
 	}
-	if r.established {
+	if r.localDst {
 		e = append(e,
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-				Xor:  make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
+			&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+	}
+	if r.established {
+		e = append(e, ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)...)
+	}
+	if r.ctDNAT {
+		e = append(e, ctBits(expr.CtKeySTATUS, ipsDstNAT)...)
 	}
 	return append(e, nftVerdict(bridge, r)...)
 }
@@ -322,8 +327,28 @@ func nftVerdict(bridge string, r rule) []expr.Any {
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
 	case rejectHostProhibited:
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpHostProhibited}}
+	case dnat:
+		addr := r.dnatTo.Addr().As4()
+		return []expr.Any{
+			&expr.Immediate{Register: 1, Data: addr[:]},
+			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(r.dnatTo.Port())},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		}
 	}
 	panic(fmt.Sprintf("firewall: verdict %d has no nftables form", r.verdict))
+}
+
+// ipsDstNAT is conntrack's IPS_DST_NAT status bit: the connection's
+// destination was rewritten.
+const ipsDstNAT = 1 << 5
+
+// ctBits matches a conntrack field that has any of bits.
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: key},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
 }
 
 func cmpMeta(key expr.MetaKey, value []byte) []expr.Any {

@@ -1,6 +1,9 @@
 package firewall
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // The rules of a network are written once, in this small model, and each
 // backend renders them in its own terms: iptables rule specs in chains of
@@ -13,6 +16,8 @@ const (
 	hookInput       hook = iota // guest to host
 	hookForward                 // through the host
 	hookPostrouting             // leaving the host (masquerade)
+	hookPrerouting              // arriving at the host (port forwards)
+	hookOutput                  // the host's own connections (port forwards)
 )
 
 // role is what a per-network chain does; its name derives from the bridge
@@ -24,9 +29,10 @@ const (
 	roleTo               // forwarded into the bridge
 	roleFrom             // forwarded out of the bridge
 	roleNAT              // masquerade
+	roleDNAT             // port forwards to guests
 )
 
-var roleHooks = [...]hook{roleIn: hookInput, roleTo: hookForward, roleFrom: hookForward, roleNAT: hookPostrouting}
+var roleHooks = [...]hook{roleIn: hookInput, roleTo: hookForward, roleFrom: hookForward, roleNAT: hookPostrouting, roleDNAT: hookPrerouting}
 
 // verdict ends a rule.
 type verdict int
@@ -39,6 +45,7 @@ const (
 	rejectPortUnreachable
 	rejectTCPReset
 	rejectHostProhibited
+	dnat // to dnatTo
 )
 
 // rule matches every field that is set.
@@ -49,9 +56,12 @@ type rule struct {
 	proto       string // "tcp", "udp" or "icmp"
 	dport       uint16
 	established bool // conntrack RELATED or ESTABLISHED
+	localDst    bool // to an address of the host
+	ctDNAT      bool // of a connection that was port-forwarded
 	verdict     verdict
-	jumpTo      role // with jumpVerdict: the chain of the same network
-	toPorts     bool // with masquerade: map ports into 1024-65535
+	dnatTo      netip.AddrPort // with dnat
+	jumpTo      role           // with jumpVerdict: the chain of the same network
+	toPorts     bool           // with masquerade: map ports into 1024-65535
 }
 
 // netChain is one per-network chain.
@@ -88,6 +98,11 @@ func networkChains(n Network) []netChain {
 		{iif: n.Bridge, verdict: accept},
 		{verdict: rejectPortUnreachable},
 	}}
+	// Forwarded connections into their guest, before the refusal.
+	for _, f := range n.Forwards {
+		to.rules = slices.Insert(to.rules, len(to.rules)-1,
+			rule{dst: netip.PrefixFrom(f.Guest, 32), proto: f.Proto, dport: f.GuestPort, ctDNAT: true, verdict: accept})
+	}
 	from := netChain{roleFrom, []rule{{verdict: rejectPortUnreachable}}}
 	if !n.Outbound {
 		return []netChain{in, to, from}
@@ -102,7 +117,19 @@ func networkChains(n Network) []netChain {
 		{dst: subnet, notDst: true, proto: "udp", verdict: masquerade, toPorts: true},
 		{dst: subnet, notDst: true, verdict: masquerade},
 	}}
-	return []netChain{in, to, from, nat}
+	chains := []netChain{in, to, from, nat}
+	if len(n.Forwards) > 0 {
+		var forwards []rule
+		for _, f := range n.Forwards {
+			r := rule{localDst: true, proto: f.Proto, dport: f.HostPort, verdict: dnat, dnatTo: netip.AddrPortFrom(f.Guest, f.GuestPort)}
+			if f.Address.IsValid() {
+				r.dst = netip.PrefixFrom(f.Address, 32)
+			}
+			forwards = append(forwards, r)
+		}
+		chains = append(chains, netChain{roleDNAT, forwards})
+	}
+	return chains
 }
 
 // networkJumps returns the rules that lead from the hooks into n's
@@ -118,6 +145,13 @@ func networkJumps(n Network) []jump {
 	}
 	if n.Outbound {
 		jumps = append(jumps, jump{hookPostrouting, rule{src: n.Subnet.Masked(), verdict: jumpVerdict, jumpTo: roleNAT}, false})
+	}
+	if n.Outbound && len(n.Forwards) > 0 {
+		jumps = append(jumps,
+			jump{hookPrerouting, rule{verdict: jumpVerdict, jumpTo: roleDNAT}, false},
+			// The host's own connections, but to loopback, which a guest
+			// must never be reached by.
+			jump{hookOutput, rule{dst: netip.MustParsePrefix("127.0.0.0/8"), notDst: true, verdict: jumpVerdict, jumpTo: roleDNAT}, false})
 	}
 	return jumps
 }
@@ -151,5 +185,6 @@ type networkRule struct {
 
 // sameNetwork tells whether two networks get the same rules.
 func sameNetwork(a, b Network) bool {
-	return a.Bridge == b.Bridge && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.Outbound == b.Outbound
+	return a.Bridge == b.Bridge && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.Outbound == b.Outbound &&
+		slices.Equal(a.Forwards, b.Forwards)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -295,6 +296,81 @@ func testTraffic(t *testing.T, b backend) {
 		_, err := dialFrom(t, "upstream", "tcp4", "", guestListener.Addr().String())
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("upstream connecting to the guest: %v, want connection refused", err)
+		}
+	})
+
+	t.Run("port forwards reach the guest, with the client's address", func(t *testing.T) {
+		withForwards := net0
+		withForwards.Forwards = []Forward{
+			{Proto: "tcp", HostPort: 8080, Guest: netip.MustParseAddr("10.97.0.2"), GuestPort: 9100},
+			{Proto: "udp", HostPort: 5353, Guest: netip.MustParseAddr("10.97.0.2"), GuestPort: 9153},
+		}
+		if err := fw.Apply([]Network{withForwards}); err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Apply([]Network{net0})
+		var tcp net.Listener
+		var udp net.PacketConn
+		inNetns(t, "guest", func() {
+			var err error
+			if tcp, err = net.Listen("tcp4", "10.97.0.2:9100"); err != nil {
+				t.Fatal(err)
+			}
+			if udp, err = net.ListenPacket("udp4", "10.97.0.2:9153"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		defer tcp.Close()
+		defer udp.Close()
+		peers := make(chan string, 4)
+		go func() {
+			for {
+				c, err := tcp.Accept()
+				if err != nil {
+					return
+				}
+				peers <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+				c.Close()
+			}
+		}()
+		// Another machine, and the host itself on its own outside address.
+		for _, from := range []string{"upstream", ""} {
+			var conn net.Conn
+			var err error
+			if from == "" {
+				conn, err = net.DialTimeout("tcp4", "198.51.100.1:8080", 5*time.Second)
+			} else {
+				conn, err = dialFrom(t, from, "tcp4", "", "198.51.100.1:8080")
+			}
+			if err != nil {
+				t.Errorf("connecting to the forwarded port from %q: %v", from, err)
+				continue
+			}
+			conn.Close()
+			if peer := <-peers; from == "upstream" && peer != "198.51.100.2" {
+				t.Errorf("the guest saw the client as %s, want 198.51.100.2", peer)
+			}
+		}
+		if _, err := net.DialTimeout("tcp4", "127.0.0.1:8080", 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("loopback port 8080 reached %v, want refused: loopback is never forwarded", err)
+		}
+		conn, err := dialFrom(t, "upstream", "udp4", "", "198.51.100.1:5353")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write([]byte("over-udp"))
+		udp.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		if n, from, err := udp.ReadFrom(buf); err != nil || string(buf[:n]) != "over-udp" || from.(*net.UDPAddr).IP.String() != "198.51.100.2" {
+			t.Errorf("UDP through the forward: %q from %v, %v", buf[:n], from, err)
+		}
+
+		if err := fw.Apply([]Network{net0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dialFrom(t, "upstream", "tcp4", "", "198.51.100.1:8080"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("after the forward went, upstream connecting: %v, want refused", err)
 		}
 	})
 
