@@ -118,8 +118,6 @@ type Manager struct {
 	// building or tearing it down; once stopping is set, no more start.
 	working  sync.WaitGroup
 	stopping bool
-	// teardownSlots bounds the taps torn down at once.
-	teardownSlots chan struct{}
 
 	// fwApplyMu is held through every change of the firewall, so changes
 	// reach it in the order of the states they carry. Guests' changes
@@ -152,8 +150,6 @@ func New(opts Options) *Manager {
 		dnsmasqs:    map[string]*dnsmasq.Instance{},
 		fwNetworks:  map[string]fwNetwork{},
 		fwGuests:    map[string]fwGuest{},
-		// Enough to overlap one teardown's waits with others' work.
-		teardownSlots: make(chan struct{}, 8),
 	}
 }
 
@@ -268,8 +264,7 @@ func (m *Manager) Shutdown() {
 	m.log.Info("stopping: held taps and networks stay for the next start", "taps", len(m.taps), "networks", len(m.networks))
 }
 
-// addFirewall installs n's rules, putting back first what someone else
-// flushed: touching the firewall is the moment to.
+// addFirewall installs n's rules beside the other networks'.
 func (m *Manager) addFirewall(n *netRes) error {
 	fw := n.firewall()
 	m.fwApplyMu.Lock()

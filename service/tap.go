@@ -398,10 +398,8 @@ func (m *Manager) tapGone(name string, index int) {
 	}
 }
 
-// removeTap takes t out of the manager and has it torn down, down hooks
-// included, unless another event or call got to it first. The teardown
-// runs beside others, so a VM host closing 500 taps at once does not wait
-// for each in turn, and the kernel's next events are read meanwhile.
+// removeTap takes t out of the manager and tears it down, down hooks
+// included, unless another event or call got to it first.
 func (m *Manager) removeTap(t *tapRes) {
 	m.mu.Lock()
 	mine := m.taps[t.name] == t && m.startWork()
@@ -409,15 +407,10 @@ func (m *Manager) removeTap(t *tapRes) {
 		m.forgetTap(t)
 	}
 	m.mu.Unlock()
-	if !mine {
-		return
-	}
-	m.teardownSlots <- struct{}{}
-	go func() {
+	if mine {
 		defer m.working.Done()
-		defer func() { <-m.teardownSlots }()
 		m.unwind(t.rec)
-	}()
+	}
 }
 
 // tapChanged deletes a tap whose fd holder tried to make it more than a
