@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
@@ -192,14 +193,6 @@ func (m *Manager) guestsOn(bridge string, gen uint64) []firewall.Guest {
 			guests = append(guests, g.guest)
 		}
 	}
-	slices.SortFunc(guests, func(a, b firewall.Guest) int {
-		if a.Tap < b.Tap {
-			return -1
-		}
-		if a.Tap > b.Tap {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(guests, func(a, b firewall.Guest) int { return strings.Compare(a.Tap, b.Tap) })
 	return guests
 }

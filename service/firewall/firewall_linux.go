@@ -45,18 +45,12 @@ func RemoveLeftovers(chosen Firewall) error {
 	var err error
 	switch chosen.Backend() {
 	case "nftables":
-		var other *IPTables
-		if other, err = NewIPTables(); err == nil {
+		if other, unavailable := NewIPTables(); unavailable == nil {
 			err = other.removeOwn()
-		} else {
-			err = nil
 		}
 	case "iptables":
-		var other *NFTables
-		if other, err = NewNFTables(); err == nil {
+		if other, unavailable := NewNFTables(); unavailable == nil {
 			err = other.removeOwn()
-		} else {
-			err = nil
 		}
 	}
 	if err != nil {

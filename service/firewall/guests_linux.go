@@ -75,7 +75,7 @@ func (g *guestFilter) queueRebuild(conn *nftables.Conn, nets []Network) (commit 
 // the table must be made or removed: then only a rebuild will do.
 func (g *guestFilter) queueChanges(conn *nftables.Conn, nets []Network) (commit func(ok bool), ok, changed bool, err error) {
 	want := guestsByTap(nets)
-	if g.applied == nil || len(g.applied) == 0 || len(want) == 0 {
+	if len(g.applied) == 0 || len(want) == 0 {
 		return nil, false, false, nil
 	}
 	table := bridgeTableRef()
@@ -137,7 +137,7 @@ func (g *guestFilter) update(nets []Network) error {
 		return err
 	}
 	// A batch that changes nothing would not notice a table that is gone.
-	if ok && (changed && conn.Flush() == nil || !changed && g.tableExists()) {
+	if ok && (changed && conn.Flush() == nil || !changed && tableExists(bridgeTable, nftables.TableFamilyBridge)) {
 		commit(true)
 		return nil
 	}
@@ -153,15 +153,15 @@ func (g *guestFilter) update(nets []Network) error {
 	return nil
 }
 
-// tableExists checks that nobody removed the bridge table (nft flush
-// ruleset) since the last transaction, which an empty batch would not
+// tableExists checks that nobody removed a table of netgrant's (nft flush
+// ruleset) since its last transaction, which an empty batch would not
 // notice.
-func (g *guestFilter) tableExists() bool {
+func tableExists(name string, family nftables.TableFamily) bool {
 	conn, err := nftables.New()
 	if err != nil {
 		return false
 	}
-	_, err = conn.ListTableOfFamily(bridgeTable, nftables.TableFamilyBridge)
+	_, err = conn.ListTableOfFamily(name, family)
 	return err == nil
 }
 

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -122,14 +123,15 @@ func (f *NFTables) applyChanges(nets []Network) error {
 			added = append(added, n)
 		}
 	}
+	if len(removed)+len(added) == 0 {
+		if !tableExists(nftTable, nftables.TableFamilyIPv4) {
+			return errors.New("table ip " + nftTable + " is gone")
+		}
+		return nil
+	}
 	table := nftTableRef()
 	lister, err := nftables.New()
 	if err != nil {
-		return err
-	}
-	if len(removed)+len(added) == 0 {
-		// Nothing to send, which would not notice a table that is gone.
-		_, err := lister.ListTableOfFamily(nftTable, nftables.TableFamilyIPv4)
 		return err
 	}
 	conn, closeConn, err := newPatchedConn()
