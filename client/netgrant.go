@@ -111,3 +111,20 @@ func (c *Conn) GetManagedObjects() (Objects, error) {
 	var objects Objects
 	return objects, dbus.Store(body, &objects)
 }
+
+// AddPortForward forwards proto hostPort of the host to guest:guestPort on
+// a network; address, if not empty, limits it to that host address.
+func (c *Conn) AddPortForward(network dbus.ObjectPath, proto string, hostPort uint16, guest string, guestPort uint16, address string, interactive bool) error {
+	opts := map[string]dbus.Variant{}
+	if address != "" {
+		opts["address"] = dbus.MakeVariant(address)
+	}
+	_, _, err := c.Call(names.BusName, network, names.NetworkInterface, "AddPortForward", flags(interactive), proto, hostPort, guest, guestPort, opts)
+	return err
+}
+
+// RemovePortForward removes a network's forward of proto hostPort.
+func (c *Conn) RemovePortForward(network dbus.ObjectPath, proto string, hostPort uint16, interactive bool) error {
+	_, _, err := c.Call(names.BusName, network, names.NetworkInterface, "RemovePortForward", flags(interactive), proto, hostPort)
+	return err
+}

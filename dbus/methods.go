@@ -95,7 +95,29 @@ func (s *Server) networkMethods() iface {
 		"Delete": s.onObject(func(c *call, caller service.Caller, name string) error {
 			return s.manager.DeleteNetwork(c.ctx, caller, name)
 		}),
+		"AddPortForward":    {in: "sqsqa{sv}", out: "", run: s.addPortForward},
+		"RemovePortForward": {in: "sq", out: "", run: s.removePortForward},
 	}
+}
+
+func (s *Server) addPortForward(c *call) ([]any, error) {
+	req, err := decodeForwardRequest(s.objectName(c.path), c.args)
+	if err != nil {
+		return nil, err
+	}
+	caller, err := s.caller(c)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.manager.AddPortForward(c.ctx, caller, req)
+}
+
+func (s *Server) removePortForward(c *call) ([]any, error) {
+	caller, err := s.caller(c)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.manager.RemovePortForward(c.ctx, caller, s.objectName(c.path), c.args[0].(string), c.args[1].(uint16))
 }
 
 func (s *Server) tapMethods() iface {

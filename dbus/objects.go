@@ -166,6 +166,15 @@ func tapProps(info service.TapInfo) map[string]godbus.Variant {
 	}
 }
 
+// portForward is the (sqsqs) struct of the PortForwards property.
+type portForward struct {
+	Protocol  string
+	HostPort  uint16
+	Guest     string
+	GuestPort uint16
+	Address   string
+}
+
 // lease is the (sss) struct of the Leases property.
 type lease struct {
 	MAC, IPv4, Hostname string
@@ -180,18 +189,27 @@ func networkProps(info service.NetworkInfo) map[string]godbus.Variant {
 	for i, l := range info.Leases {
 		leases[i] = lease{l.MAC, l.IPv4, l.Hostname}
 	}
+	forwards := make([]portForward, len(info.PortForwards))
+	for i, f := range info.PortForwards {
+		address := ""
+		if f.Address.IsValid() {
+			address = f.Address.String()
+		}
+		forwards[i] = portForward{f.Protocol, f.HostPort, f.Guest.String(), f.GuestPort, address}
+	}
 	return map[string]godbus.Variant{
-		"Name":       godbus.MakeVariant(info.Name),
-		"Bridge":     godbus.MakeVariant(info.Bridge),
-		"Subnet":     godbus.MakeVariant(info.Subnet),
-		"Gateway":    godbus.MakeVariant(info.Gateway),
-		"DHCP":       godbus.MakeVariant(info.DHCP),
-		"DNS":        godbus.MakeVariant(info.DNS),
-		"Outbound":   godbus.MakeVariant(info.Outbound),
-		"Persistent": godbus.MakeVariant(info.Persistent),
-		"Owner":      godbus.MakeVariant(info.Owner),
-		"Holders":    godbus.MakeVariant(info.Holders),
-		"Taps":       godbus.MakeVariant(taps),
-		"Leases":     godbus.MakeVariant(leases),
+		"PortForwards": godbus.MakeVariant(forwards),
+		"Name":         godbus.MakeVariant(info.Name),
+		"Bridge":       godbus.MakeVariant(info.Bridge),
+		"Subnet":       godbus.MakeVariant(info.Subnet),
+		"Gateway":      godbus.MakeVariant(info.Gateway),
+		"DHCP":         godbus.MakeVariant(info.DHCP),
+		"DNS":          godbus.MakeVariant(info.DNS),
+		"Outbound":     godbus.MakeVariant(info.Outbound),
+		"Persistent":   godbus.MakeVariant(info.Persistent),
+		"Owner":        godbus.MakeVariant(info.Owner),
+		"Holders":      godbus.MakeVariant(info.Holders),
+		"Taps":         godbus.MakeVariant(taps),
+		"Leases":       godbus.MakeVariant(leases),
 	}
 }

@@ -46,8 +46,26 @@ var (
 	networkOptions = optionTypes{
 		"subnet": "s", "dhcp": "b", "dns": "b", "outbound": "b", "mtu": "u", "persistent": "b",
 	}
-	attachOptions = optionTypes{}
+	attachOptions  = optionTypes{}
+	forwardOptions = optionTypes{"address": "s"}
 )
+
+// decodeForwardRequest decodes AddPortForward's (protocol, host_port,
+// guest, guest_port, options).
+func decodeForwardRequest(network string, args []any) (service.ForwardRequest, error) {
+	opts := args[4].(map[string]godbus.Variant)
+	if err := forwardOptions.check("AddPortForward", opts); err != nil {
+		return service.ForwardRequest{}, err
+	}
+	req := service.ForwardRequest{
+		Network: network, Protocol: args[0].(string), HostPort: args[1].(uint16),
+		Guest: args[2].(string), GuestPort: args[3].(uint16),
+	}
+	if v, ok := opts["address"]; ok {
+		req.Address = v.Value().(string)
+	}
+	return req, nil
+}
 
 func decodeTapRequest(opts map[string]godbus.Variant) (service.TapRequest, error) {
 	if err := tapOptions.check("CreateTap", opts); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -52,6 +53,8 @@ type NetworkInfo struct {
 	Holders    uint32
 	Taps       []string
 	Leases     []Lease
+	// PortForwards are in the order they were added.
+	PortForwards []PortForward
 }
 
 type netRes struct {
@@ -68,6 +71,7 @@ type netRes struct {
 	taps       map[string]bool
 	// reserved are the guests' addresses, each by its reservation's name.
 	reserved map[netip.Addr]string
+	forwards []PortForward
 	// fwGen is the firewall's generation of the network's rules (fwMu).
 	fwGen uint64
 	rec   *record
@@ -97,7 +101,11 @@ func (m *Manager) readyNetwork(name string) (*netRes, bool) {
 }
 
 func (n *netRes) firewall() firewall.Network {
-	return firewall.Network{Bridge: n.bridge, Subnet: n.plan.Prefix, Gateway: n.plan.Gateway, Outbound: n.outbound}
+	fw := firewall.Network{Bridge: n.bridge, Subnet: n.plan.Prefix, Gateway: n.plan.Gateway, Outbound: n.outbound}
+	for _, f := range n.forwards {
+		fw.Forwards = append(fw.Forwards, f.firewall())
+	}
+	return fw
 }
 
 func (n *netRes) currentLeases() []dnsmasq.Lease {
@@ -120,6 +128,7 @@ func (m *Manager) networkInfo(n *netRes) NetworkInfo {
 		Name: n.name, Bridge: n.bridge, Subnet: n.plan.Prefix.String(), Gateway: n.plan.Gateway.String(),
 		DHCP: n.dhcp, DNS: n.dns, Outbound: n.outbound, Persistent: n.persistent, MTU: n.mtu,
 		Owner: n.owner, Holders: uint32(len(n.holders)), Taps: []string{}, Leases: []Lease{},
+		PortForwards: slices.Clone(n.forwards),
 	}
 	if n.dhcp {
 		info.DHCPStart, info.DHCPEnd = addrString(n.plan.DHCPStart), addrString(n.plan.DHCPEnd)
@@ -486,7 +495,7 @@ func (m *Manager) saveNetwork(n *netRes) error {
 	sort.Strings(holders)
 	n.rec.Network = &netSaved{
 		Owner: n.owner, Bridge: n.bridge, Subnet: n.plan.Prefix.String(), DHCP: n.dhcp, DNS: n.dns,
-		Outbound: n.outbound, MTU: n.mtu, Persistent: n.persistent, Holders: holders,
+		Outbound: n.outbound, MTU: n.mtu, Persistent: n.persistent, Holders: holders, Forwards: n.forwards,
 	}
 	if err := n.rec.save(); err != nil {
 		return Wrap(Failed, err, "recording network %s", n.name)

@@ -65,7 +65,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix),
 		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
 		holders: holders, taps: map[string]bool{}, reserved: map[netip.Addr]string{}, rec: r,
-		state: ready, settled: make(chan struct{}),
+		forwards: s.Forwards, state: ready, settled: make(chan struct{}),
 	}
 	if n.dhcp || n.dns {
 		// A child dnsmasq of the previous daemon is replaced; a unit goes

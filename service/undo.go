@@ -137,6 +137,8 @@ type netSaved struct {
 	MTU        uint32   `json:"mtu"`
 	Persistent bool     `json:"persistent"`
 	Holders    []string `json:"holders"`
+	// Forwards are the network's port forwards, put back on adoption.
+	Forwards []PortForward `json:"forwards,omitempty"`
 }
 
 // newRecord starts the record of a resource; id tells it from others of

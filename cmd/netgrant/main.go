@@ -32,6 +32,12 @@ Commands:
   network show NAME [--json]
                            a network's settings, taps and leases
   network delete NAME      tear a network down now
+  network forward add NAME PROTO HOST_PORT GUEST GUEST_PORT [--address ADDR]
+                           forward a port of this host to a guest
+  network forward remove NAME PROTO HOST_PORT
+                           remove a port forward
+  network forward list NAME [--json]
+                           a network's port forwards
   tap delete IFNAME        delete a tap device now
   help [COMMAND]           this text, or a command's
   version                  netgrant's version
@@ -68,12 +74,15 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"run":            {usageRun, runCommand},
-		"list":           {usageList, listCommand},
-		"network create": {usageNetworkCreate, networkCreateCommand},
-		"network show":   {usageNetworkShow, networkShowCommand},
-		"network delete": {usageNetworkDelete, networkDeleteCommand},
-		"tap delete":     {usageTapDelete, tapDeleteCommand},
+		"run":                    {usageRun, runCommand},
+		"list":                   {usageList, listCommand},
+		"network create":         {usageNetworkCreate, networkCreateCommand},
+		"network show":           {usageNetworkShow, networkShowCommand},
+		"network delete":         {usageNetworkDelete, networkDeleteCommand},
+		"network forward add":    {usageForwardAdd, forwardAddCommand},
+		"network forward remove": {usageForwardRemove, forwardRemoveCommand},
+		"network forward list":   {usageForwardList, forwardListCommand},
+		"tap delete":             {usageTapDelete, tapDeleteCommand},
 	}
 }
 
@@ -121,7 +130,7 @@ func dispatch(args []string, stdout io.Writer) error {
 	}
 	name := args[0]
 	rest := args[1:]
-	if _, ok := commands[name]; !ok && (name == "network" || name == "tap") {
+	for isGroup(name) {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return groupUsage(name, rest, stdout)
 		}
@@ -133,6 +142,16 @@ func dispatch(args []string, stdout io.Writer) error {
 		return &exitError{code: 2, msg: fmt.Sprintf("netgrant: unknown command %q\nRun \"netgrant --help\" for the commands.", name)}
 	}
 	return c.run(rest, stdout)
+}
+
+// isGroup tells whether name is the start of other commands' names.
+func isGroup(name string) bool {
+	for c := range commands {
+		if strings.HasPrefix(c, name+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // groupUsage answers "netgrant network" and "netgrant network --help".

@@ -52,6 +52,8 @@ type networkJSON struct {
 	Holders    uint32      `json:"holders"`
 	Taps       []string    `json:"taps"`
 	Leases     []leaseJSON `json:"leases"`
+	// PortForwards are in the order they were added.
+	PortForwards []forwardJSON `json:"port_forwards"`
 }
 
 type tapJSON struct {
@@ -117,6 +119,10 @@ func networkFromProps(props map[string]dbus.Variant, objects client.Objects) net
 	}
 	for _, l := range leases {
 		n.Leases = append(n.Leases, leaseJSON{l.MAC, l.IPv4, l.Hostname})
+	}
+	n.PortForwards = []forwardJSON{}
+	if v, ok := props["PortForwards"]; ok {
+		dbus.Store([]any{v.Value()}, &n.PortForwards)
 	}
 	return n
 }
@@ -217,6 +223,19 @@ func writeList(w io.Writer, list listJSON) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", t.Name, t.OwnerName, orDash(t.Network), orDash(t.Bridge), t.MAC, orDash(t.IPv4), t.Queues)
 		}
 	}
+	var forwards [][]string
+	for _, n := range list.Networks {
+		for _, f := range n.PortForwards {
+			forwards = append(forwards, []string{n.Name, f.Protocol, forwardFrom(f), fmt.Sprintf("%s:%d", f.Guest, f.GuestPort)})
+		}
+	}
+	if len(forwards) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "FORWARD\tPROTO\tHOST\tGUEST")
+		for _, f := range forwards {
+			fmt.Fprintln(tw, strings.Join(f, "\t"))
+		}
+	}
 	var leases [][]string
 	for _, n := range list.Networks {
 		for _, l := range n.Leases {
@@ -232,6 +251,15 @@ func writeList(w io.Writer, list listJSON) {
 	for _, l := range leases {
 		fmt.Fprintln(tw, strings.Join(l, "\t"))
 	}
+}
+
+// forwardFrom is where a forward listens: "*:8080" on every address.
+func forwardFrom(f forwardJSON) string {
+	address := f.Address
+	if address == "" {
+		address = "*"
+	}
+	return fmt.Sprintf("%s:%d", address, f.HostPort)
 }
 
 // settings are a network's switches in a few words.
@@ -312,6 +340,16 @@ func networkShowCommand(args []string, stdout io.Writer) error {
 			label = "Leases:"
 		}
 		fmt.Fprintf(tw, "%s\t%s %s %s\n", label, l.IPv4, l.MAC, l.Hostname)
+	}
+	if len(n.PortForwards) == 0 {
+		fmt.Fprintf(tw, "Forwards:\t-\n")
+	}
+	for i, f := range n.PortForwards {
+		label := ""
+		if i == 0 {
+			label = "Forwards:"
+		}
+		fmt.Fprintf(tw, "%s\t%s %s -> %s:%d\n", label, f.Protocol, forwardFrom(f), f.Guest, f.GuestPort)
 	}
 	return nil
 }

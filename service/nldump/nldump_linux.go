@@ -5,6 +5,7 @@ package nldump
 
 import (
 	"errors"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 )
@@ -27,3 +28,21 @@ func Retry[T any](dump func() ([]T, error)) ([]T, error) {
 
 // Links lists every link.
 func Links() ([]netlink.Link, error) { return Retry(netlink.LinkList) }
+
+// HasAddress reports whether ip is an address of one of the host's links.
+func HasAddress(ip netip.Addr) (bool, error) {
+	family := netlink.FAMILY_V4
+	if ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	addrs, err := Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, family) })
+	if err != nil {
+		return false, err
+	}
+	for _, a := range addrs {
+		if own, ok := netip.AddrFromSlice(a.IP); ok && own.Unmap() == ip {
+			return true, nil
+		}
+	}
+	return false, nil
+}

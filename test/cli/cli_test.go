@@ -148,9 +148,66 @@ func TestServiceNotRunning(t *testing.T) {
 	wantFailure(t, netgrant(t, harness.UserAlice, "list"), "netgrantd is not running or not installed")
 }
 
+// network forward add, list and remove, and forwards in list and show.
+func TestNetworkForwardCommands(t *testing.T) {
+	harness.Start(t, harness.Options{Rules: rules})
+	mustSucceed(t, netgrant(t, harness.UserAlice, "network", "create", "fw", "--subnet", "10.97.6.0/24"))
+	r := netgrant(t, harness.UserAlice, "network", "forward", "add", "fw", "tcp", "2222", "10.97.6.10", "22")
+	mustSucceed(t, r)
+	if r.stdout != "Forwarding tcp port 2222 (every address of this host) to 10.97.6.10 port 22 on network fw.\n" {
+		t.Errorf("forward add printed %q", r.stdout)
+	}
+	wantFailure(t, netgrant(t, harness.UserAlice, "network", "forward", "add", "fw", "tcp", "2222", "10.97.6.11", "22"),
+		"tcp port 2222 is already forwarded")
+	if r := netgrant(t, harness.UserAlice, "network", "forward", "add", "fw", "icmp", "1", "10.97.6.11", "22"); r.code != 2 ||
+		!strings.Contains(r.stderr, `PROTO "icmp" is neither tcp nor udp`) {
+		t.Errorf("forward add icmp: exit %d, stderr %q, want a usage error", r.code, r.stderr)
+	}
+	wantFailure(t, netgrant(t, harness.UserMallory, "network", "forward", "add", "fw", "udp", "5000", "10.97.6.11", "53"), "belongs to another user")
+
+	r = netgrant(t, harness.UserAlice, "network", "forward", "list", "fw")
+	mustSucceed(t, r)
+	if !strings.Contains(r.stdout, "tcp    2222       -        10.97.6.10  22") {
+		t.Errorf("forward list:\n%s", r.stdout)
+	}
+	r = netgrant(t, harness.UserAlice, "network", "show", "fw")
+	if !strings.Contains(r.stdout, "Forwards:   tcp *:2222 -> 10.97.6.10:22") {
+		t.Errorf("network show lacks the forward:\n%s", r.stdout)
+	}
+	r = netgrant(t, harness.UserBob, "list", "--json")
+	var list struct {
+		Networks []struct {
+			PortForwards []struct {
+				Protocol  string `json:"protocol"`
+				HostPort  uint16 `json:"host_port"`
+				Guest     string `json:"guest"`
+				GuestPort uint16 `json:"guest_port"`
+				Address   string `json:"address"`
+			} `json:"port_forwards"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Networks) != 1 ||
+		fmt.Sprint(list.Networks[0].PortForwards) != "[{tcp 2222 10.97.6.10 22 }]" {
+		t.Errorf("list --json: %v %+v", err, list)
+	}
+	if r := netgrant(t, harness.UserBob, "list"); !strings.Contains(r.stdout, "fw       tcp    *:2222  10.97.6.10:22") {
+		t.Errorf("list lacks the forward:\n%s", r.stdout)
+	}
+
+	r = netgrant(t, harness.UserAlice, "network", "forward", "remove", "fw", "tcp", "2222")
+	mustSucceed(t, r)
+	if r = netgrant(t, harness.UserAlice, "network", "forward", "list", "fw", "--json"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("forward list --json after the removal: %q", r.stdout)
+	}
+	wantFailure(t, netgrant(t, harness.UserAlice, "network", "forward", "remove", "fw", "tcp", "2222"), "forwards no tcp port 2222")
+	mustSucceed(t, netgrant(t, harness.UserAlice, "network", "delete", "fw"))
+}
+
 func TestHelpOnEveryCommand(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"list", "--help"}, {"network", "--help"},
-		{"network", "create", "--help"}, {"network", "show", "--help"}, {"network", "delete", "--help"}, {"tap", "delete", "--help"}} {
+		{"network", "create", "--help"}, {"network", "show", "--help"}, {"network", "delete", "--help"}, {"tap", "delete", "--help"},
+		{"network", "forward", "--help"}, {"network", "forward", "add", "--help"}, {"network", "forward", "remove", "--help"},
+		{"network", "forward", "list", "--help"}} {
 		r := netgrant(t, harness.UserAlice, args...)
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: netgrant") {
 			t.Errorf("netgrant %s: exit %d, stdout %q", strings.Join(args, " "), r.code, r.stdout)

@@ -1,6 +1,7 @@
 package lifecycle_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -31,9 +32,18 @@ func TestRestartAdoptsWhatIsStillHeld(t *testing.T) {
 			netPath := mustCreateNetwork(t, alice, "kept", opts{"subnet": v("10.97.4.0/24")})
 			tapPath, fds, info := mustCreateTap(t, alice, opts{"network": v("kept")})
 			ifname := info["ifname"].Value().(string)
+			forward := func(c *harness.Client, path dbus.ObjectPath, port uint16, guest string) {
+				t.Helper()
+				if r := c.Do(harness.Call{Path: path, Interface: networkIface, Method: "AddPortForward",
+					Args: []any{"tcp", port, guest, uint16(22), opts{}}}); r.Err() != nil {
+					t.Fatalf("AddPortForward %d: %v", port, r.Err())
+				}
+			}
+			forward(alice, netPath, 8090, "10.97.4.50")
 			bob := env.Client(t, harness.UserBob)
-			mustCreateNetwork(t, bob, "dropped", nil)
-			rulesBefore := harness.IPTablesSave(t)
+			dropped := mustCreateNetwork(t, bob, "dropped", opts{"subnet": v("10.97.0.0/24")})
+			forward(bob, dropped, 8091, "10.97.0.51")
+			rulesBefore := harness.FirewallRules(t)
 			dnsmasqBefore := harness.ProcessesNamed("dnsmasq")
 
 			r.restart(env, func() { bob.Kill() })
@@ -58,9 +68,14 @@ func TestRestartAdoptsWhatIsStillHeld(t *testing.T) {
 			if name, flags := alice.TunGetIff(fds[0]); name != ifname || flags == 0 {
 				t.Errorf("the tap fd no longer works: %q %#x", name, flags)
 			}
-			// bob's network went with bob, firewall rules included.
-			if after := harness.IPTablesSave(t); strings.Contains(after, "10.97.0.0/24") || !strings.Contains(after, "10.97.4.0/24") {
+			// bob's network went with bob, firewall rules and port
+			// forward included; alice's forward is back.
+			if after := harness.FirewallRules(t); strings.Contains(after, "10.97.0.0/24") || strings.Contains(after, "10.97.0.51") ||
+				!strings.Contains(after, "10.97.4.0/24") || !strings.Contains(after, "10.97.4.50:22") {
 				t.Errorf("firewall after the restart:\n%s\nbefore:\n%s", after, rulesBefore)
+			}
+			if got := fmt.Sprint(env.Property(netPath, networkIface, "PortForwards")); got != "[[tcp 8090 10.97.4.50 22 ]]" {
+				t.Errorf("PortForwards after the restart: %s", got)
 			}
 
 			// The new daemon watches the adopted holder and tap.

@@ -13,6 +13,7 @@ package soak_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -375,6 +376,8 @@ type worker struct {
 	taps   []heldTap
 	// networks are those this client created or joined, by name.
 	networks map[string]dbus.ObjectPath
+	// guests are a guest address of each of those networks.
+	guests map[string]string
 }
 
 func (w *worker) run() {
@@ -401,7 +404,7 @@ func (w *worker) run() {
 }
 
 func (w *worker) newClient() {
-	w.client, w.taps, w.networks = nil, nil, map[string]dbus.ObjectPath{}
+	w.client, w.taps, w.networks, w.guests = nil, nil, map[string]dbus.ObjectPath{}, map[string]string{}
 	w.killed.Store(false)
 	defer func() {
 		if v := recover(); v != nil {
@@ -478,7 +481,9 @@ func (w *worker) judge(op string, c harness.Call, r *harness.Reply) *harness.Rep
 	case r.ErrorName == apiError+"Failed" && strings.HasPrefix(r.ErrorMessage, "netgrantd is stopping: call again"):
 		// A call that met the daemon stopping for a restart is told so.
 		w.s.count(op, "Stopping")
-	case expected[r.ErrorName], op == "AttachBridge" && r.ErrorName == apiError+"BridgeNotAllowed":
+	case expected[r.ErrorName], op == "AttachBridge" && r.ErrorName == apiError+"BridgeNotAllowed",
+		// Host-only networks take no forwards.
+		op == "AddPortForward" && r.ErrorName == apiError+"Unsupported":
 		// A bridge that went with its network is no netgrant bridge any
 		// more, and no allowed host bridge either.
 		w.s.count(op, strings.TrimPrefix(strings.TrimPrefix(r.ErrorName, apiError), "org.freedesktop.DBus.Error."))
@@ -503,10 +508,12 @@ func (w *worker) step() {
 		w.deleteTap()
 	case n < 78:
 		w.closeTapFD()
-	case n < 83:
+	case n < 81:
 		w.attachBridge()
-	case n < 86:
+	case n < 83:
 		w.getNetwork()
+	case n < 86:
+		w.portForward()
 	case n < 95:
 		w.killMidCall()
 	default:
@@ -551,6 +558,9 @@ func (w *worker) createNetwork() {
 		return
 	}
 	w.networks[c.Args[0].(string)] = path
+	if gateway, err := netip.ParseAddr(info["gateway"].Value().(string)); err == nil {
+		w.guests[c.Args[0].(string)] = gateway.Next().String()
+	}
 }
 
 func (w *worker) tapCall() harness.Call {
@@ -673,6 +683,21 @@ func (w *worker) bridgeOf(name string) string {
 	}
 	s, _ := bridge.Value().(string)
 	return s
+}
+
+// portForward adds or removes a forward of one of a few host ports on a
+// network this client holds: forwards clash, and go with their networks.
+func (w *worker) portForward() {
+	for name, path := range w.networks {
+		port := uint16(20000 + w.rng.IntN(4))
+		if w.rng.IntN(2) == 0 {
+			w.call("RemovePortForward", harness.Call{Path: path, Interface: networkIface, Method: "RemovePortForward", Args: []any{"tcp", port}})
+			return
+		}
+		w.call("AddPortForward", harness.Call{Path: path, Interface: networkIface, Method: "AddPortForward",
+			Args: []any{"tcp", port, w.guests[name], uint16(22), map[string]dbus.Variant{}}})
+		return
+	}
 }
 
 func (w *worker) getNetwork() {

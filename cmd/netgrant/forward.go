@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/netgrant/netgrant/dbus/names"
+)
+
+const usageForwardAdd = `Usage: netgrant network forward add NAME PROTO HOST_PORT GUEST GUEST_PORT [OPTIONS]
+
+Forwards PROTO (tcp or udp) port HOST_PORT of this host to port GUEST_PORT
+of the guest with IPv4 address GUEST on network NAME: other machines, and
+this host through its own non-loopback addresses, reach the guest's
+service there, and the guest sees their real address. The forward lives
+as long as the network. Ports below 1024 need an administrator by default.
+
+Options:
+  --address ADDR     forward only this address of the host (default: all)
+  --no-ask-password  ` + noAskPasswordHelp + `
+
+Example:
+  netgrant network forward add demo tcp 2222 10.97.0.10 22
+`
+
+const usageForwardRemove = `Usage: netgrant network forward remove NAME PROTO HOST_PORT
+
+Removes network NAME's forward of PROTO (tcp or udp) port HOST_PORT.
+
+Options:
+  --no-ask-password  ` + noAskPasswordHelp + `
+`
+
+const usageForwardList = `Usage: netgrant network forward list NAME [--json]
+
+Lists network NAME's port forwards.
+
+Options:
+  --json   print them as a JSON array
+`
+
+type forwardJSON struct {
+	Protocol  string `json:"protocol"`
+	HostPort  uint16 `json:"host_port"`
+	Guest     string `json:"guest"`
+	GuestPort uint16 `json:"guest_port"`
+	Address   string `json:"address"`
+}
+
+func parseProto(command, s string) (string, error) {
+	if s != "tcp" && s != "udp" {
+		return "", usageError(command, "PROTO %q is neither tcp nor udp", s)
+	}
+	return s, nil
+}
+
+func parsePort(command, what, s string) (uint16, error) {
+	port, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || port == 0 {
+		return 0, usageError(command, "%s %q is not a port (1-65535)", what, s)
+	}
+	return uint16(port), nil
+}
+
+func forwardAddCommand(args []string, stdout io.Writer) error {
+	const name = "network forward add"
+	fs := flagSet(name, usageForwardAdd, stdout)
+	address := fs.String("address", "", "")
+	noAsk := fs.Bool("no-ask-password", false, "")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := positionalArgs(name, rest, "NAME", "PROTO", "HOST_PORT", "GUEST", "GUEST_PORT"); err != nil {
+		return err
+	}
+	proto, err := parseProto(name, rest[1])
+	if err != nil {
+		return err
+	}
+	hostPort, err := parsePort(name, "HOST_PORT", rest[2])
+	if err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(rest[3]); err != nil || !ip.Is4() {
+		return usageError(name, "GUEST %q is not an IPv4 address", rest[3])
+	}
+	guestPort, err := parsePort(name, "GUEST_PORT", rest[4])
+	if err != nil {
+		return err
+	}
+	s, err := connect(!*noAsk)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	path, err := s.conn.GetNetwork(rest[0])
+	if err != nil {
+		return err
+	}
+	if err := s.conn.AddPortForward(path, proto, hostPort, rest[3], guestPort, *address, s.interactive); err != nil {
+		return err
+	}
+	on := "every address of this host"
+	if *address != "" {
+		on = *address
+	}
+	fmt.Fprintf(stdout, "Forwarding %s port %d (%s) to %s port %d on network %s.\n", proto, hostPort, on, rest[3], guestPort, rest[0])
+	return nil
+}
+
+func forwardRemoveCommand(args []string, stdout io.Writer) error {
+	const name = "network forward remove"
+	fs := flagSet(name, usageForwardRemove, stdout)
+	noAsk := fs.Bool("no-ask-password", false, "")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := positionalArgs(name, rest, "NAME", "PROTO", "HOST_PORT"); err != nil {
+		return err
+	}
+	proto, err := parseProto(name, rest[1])
+	if err != nil {
+		return err
+	}
+	hostPort, err := parsePort(name, "HOST_PORT", rest[2])
+	if err != nil {
+		return err
+	}
+	s, err := connect(!*noAsk)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	path, err := s.conn.GetNetwork(rest[0])
+	if err != nil {
+		return err
+	}
+	if err := s.conn.RemovePortForward(path, proto, hostPort, s.interactive); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Removed the forward of %s port %d from network %s.\n", proto, hostPort, rest[0])
+	return nil
+}
+
+func forwardListCommand(args []string, stdout io.Writer) error {
+	const name = "network forward list"
+	fs := flagSet(name, usageForwardList, stdout)
+	asJSON := fs.Bool("json", false, "")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := positionalArgs(name, rest, "NAME"); err != nil {
+		return err
+	}
+	s, err := connect(false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	path, err := s.conn.GetNetwork(rest[0])
+	if err != nil {
+		return err
+	}
+	objects, err := s.conn.GetManagedObjects()
+	if err != nil {
+		return err
+	}
+	n := networkFromProps(objects[path][names.NetworkInterface], objects)
+	if *asJSON {
+		return writeJSON(stdout, n.PortForwards)
+	}
+	if len(n.PortForwards) == 0 {
+		fmt.Fprintf(stdout, "Network %s forwards no ports.\n", rest[0])
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintln(tw, "PROTO\tHOST PORT\tADDRESS\tGUEST\tGUEST PORT")
+	for _, f := range n.PortForwards {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", f.Protocol, f.HostPort, orDash(f.Address), f.Guest, f.GuestPort)
+	}
+	return nil
+}
