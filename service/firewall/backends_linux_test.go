@@ -46,8 +46,9 @@ func forEachBackend(t *testing.T, test func(*testing.T, Firewall)) {
 	}
 }
 
-// nftList is nft's listing of netgrant's table, "" when there is none.
-func nftList(t testing.TB) string { return nftListTable(t, "ip") }
+// nftList is nft's listing of netgrant's IPv4 and IPv6 tables, "" when
+// there are none.
+func nftList(t testing.TB) string { return nftListTable(t, "ip") + nftListTable(t, "ip6") }
 
 // nftListBridge is nft's listing of netgrant's bridge table.
 func nftListBridge(t testing.TB) string { return nftListTable(t, "bridge") }
@@ -344,7 +345,7 @@ func TestRemoveLeftoversOfTheOtherBackend(t *testing.T) {
 	}
 }
 
-// Only DOCKER-USER appearing in table ip filter is news.
+// Only DOCKER-USER appearing in table ip or ip6 filter is news.
 func TestWatchDockerSeesOnlyDockerUser(t *testing.T) {
 	nstest.Require(t)
 	clean(t)
@@ -366,6 +367,16 @@ func TestWatchDockerSeesOnlyDockerUser(t *testing.T) {
 	// Events come in order: had another chain counted, its call came first.
 	if n := len(calls); n != 0 {
 		t.Errorf("%d calls besides the one for DOCKER-USER in table filter", n)
+	}
+	// Docker with ip6tables on makes its IPv6 twin.
+	if out, err := exec.Command("ip6tables", "-N", "DOCKER-USER").CombinedOutput(); err != nil {
+		t.Fatalf("ip6tables -N DOCKER-USER: %v: %s", err, out)
+	}
+	defer exec.Command("ip6tables", "-X", "DOCKER-USER").Run()
+	select {
+	case <-calls:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no word of DOCKER-USER being made in ip6tables")
 	}
 	iptablesRun(t, "-t", "nat", "-X", "DOCKER-USER")
 	iptablesRun(t, "-X", "NOT-DOCKER")

@@ -22,6 +22,10 @@ type Network struct {
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
 	Outbound bool // forward and masquerade to the outside; false = host-only
+	// Subnet6 and Gateway6 are the network's IPv6 /64 and the bridge's
+	// address in it; invalid for a network without IPv6.
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 	// Guests are the taps on the bridge. They change while the network
 	// lives and are not part of what undoes it.
 	Guests []Guest `json:"-"`
@@ -68,6 +72,11 @@ func (n Network) validate() error {
 	}
 	if !n.Gateway.Is4() || !n.Subnet.Contains(n.Gateway) {
 		return fmt.Errorf("network %s: gateway %s is not in subnet %s", n.Bridge, n.Gateway, n.Subnet)
+	}
+	if n.Subnet6.IsValid() || n.Gateway6.IsValid() {
+		if !n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6() || n.Subnet6.Bits() != 64 || !n.Subnet6.Contains(n.Gateway6) {
+			return fmt.Errorf("network %s: IPv6 subnet %s with gateway %s is not a /64 holding its gateway", n.Bridge, n.Subnet6, n.Gateway6)
+		}
 	}
 	for _, f := range n.Forwards {
 		switch {

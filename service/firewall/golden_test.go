@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"flag"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -47,7 +48,11 @@ func withForwards(n Network) Network {
 }
 
 func TestIPTablesRulesGolden(t *testing.T) {
-	golden(t, "iptables.golden", restoreScript(ruleset{}, wantedChains(goldenNets)))
+	var script strings.Builder
+	for _, fam := range families {
+		fmt.Fprintf(&script, "# %s-restore --noflush\n%s", iptablesCommands[fam], restoreScript(ruleset{}, wantedChains(fam, goldenNets)))
+	}
+	golden(t, "iptables.golden", script.String())
 }
 
 func TestNFTablesRulesGolden(t *testing.T) {
@@ -55,9 +60,11 @@ func TestNFTablesRulesGolden(t *testing.T) {
 }
 
 func TestBridgeRulesGolden(t *testing.T) {
-	withGuests := []Network{net0, hostOnly}
+	withGuests := []Network{net0, hostOnly, net1}
 	withGuests[0].Guests = []Guest{{Tap: "ngtap0", MAC: mustMAC("52:54:00:12:34:56"), IPv4: netip.MustParseAddr("10.97.0.23")}}
 	withGuests[1].Guests = []Guest{{Tap: "ngtap1", MAC: mustMAC("52:54:00:ab:cd:ef")}}
+	// A network without IPv6.
+	withGuests[2].Guests = []Guest{{Tap: "ngtap2", MAC: mustMAC("52:54:00:00:00:02"), IPv4: netip.MustParseAddr("10.97.1.2")}}
 	golden(t, "nftables-bridge.golden", nftBridgeText(withGuests))
 	if text := nftBridgeText(goldenNets); text != "" {
 		t.Errorf("networks without guests still have a bridge table:\n%s", text)
@@ -95,17 +102,17 @@ func mustMAC(s string) net.HardwareAddr {
 
 func TestRestoreScriptTouchesOnlyWhatDiffers(t *testing.T) {
 	// As the kernel holds net0's and net1's rules beside Docker's chain.
-	installed := wantedChains([]Network{net0, net1})
+	installed := wantedChains(ipv4, []Network{net0, net1})
 	installed["filter"]["INPUT"] = []string{"-j NETGRANT-INPUT"}
 	installed["filter"]["FORWARD"] = []string{"-j NETGRANT-FORWARD", "-j DOCKER-USER"}
 	installed["filter"]["DOCKER-USER"] = []string{"-j RETURN"}
 	installed["nat"]["POSTROUTING"] = []string{"-j NETGRANT-POSTROUTING"}
 	installed["nat"]["PREROUTING"] = []string{"-j NETGRANT-PREROUTING"}
 	installed["nat"]["OUTPUT"] = []string{"-j NETGRANT-OUTPUT"}
-	if script := restoreScript(installed, wantedChains([]Network{net0, net1})); script != "" {
+	if script := restoreScript(installed, wantedChains(ipv4, []Network{net0, net1})); script != "" {
 		t.Errorf("rules as wanted still give a script:\n%s", script)
 	}
-	script := restoreScript(installed, wantedChains([]Network{net1}))
+	script := restoreScript(installed, wantedChains(ipv4, []Network{net1}))
 	for _, want := range []string{":NG-ngbr0-IN - [0:0]", "-X NG-ngbr0-IN", ":NETGRANT-FORWARD - [0:0]", "-X NG-ngbr0-NAT"} {
 		if !strings.Contains(script, want+"\n") {
 			t.Errorf("removing ngbr0: script lacks %q:\n%s", want, script)
@@ -118,7 +125,7 @@ func TestRestoreScriptTouchesOnlyWhatDiffers(t *testing.T) {
 	// A jump from a built-in chain counted twice (by another tool's
 	// restore, say) is deleted down to one.
 	doubled := parseSave("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j NETGRANT-INPUT\n-A INPUT -j NETGRANT-INPUT\n")
-	if script := restoreScript(doubled, wantedChains([]Network{net0})); !strings.Contains(script, "-D INPUT -j NETGRANT-INPUT\n") ||
+	if script := restoreScript(doubled, wantedChains(ipv4, []Network{net0})); !strings.Contains(script, "-D INPUT -j NETGRANT-INPUT\n") ||
 		strings.Contains(script, "-I INPUT 1 -j NETGRANT-INPUT") {
 		t.Errorf("a doubled jump is not cut back to one:\n%s", script)
 	}

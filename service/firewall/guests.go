@@ -49,16 +49,20 @@ type frameRule struct {
 	// notChaddr matches a DHCP message about another client than this MAC.
 	notChaddr net.HardwareAddr
 	icmp6Type uint8
-	pass      bool
+	// ndTarget matches a neighbour advertisement about this address.
+	ndTarget netip.Addr
+	pass     bool
 }
 
-// ICMPv6 router advertisement (RFC 4861) and the DHCP ports (RFC 2131,
-// RFC 8415).
+// ICMPv6 messages of neighbour discovery (RFC 4861) and the DHCP ports
+// (RFC 2131, RFC 8415).
 const (
-	icmp6RouterAdvert = 134
-	dhcpServerPort    = 67
-	dhcpClientPort    = 68
-	dhcp6ServerPort   = 547
+	icmp6RouterAdvert   = 134
+	icmp6NeighborAdvert = 136
+	icmp6Redirect       = 137
+	dhcpServerPort      = 67
+	dhcpClientPort      = 68
+	dhcp6ServerPort     = 547
 )
 
 // guestRules are the checks of every frame g's tap brings to bridge n.
@@ -88,13 +92,39 @@ func guestRules(n Network, g Guest) []frameRule {
 	for _, p := range allowed {
 		rules = append(rules, frameRule{etherType: etherIPv4, ipSrc: p, pass: true})
 	}
-	return append(rules,
+	rules = append(rules,
 		frameRule{etherType: etherIPv4},
 		frameRule{etherType: etherIPv6, proto: "icmpv6", icmp6Type: icmp6RouterAdvert},
+		frameRule{etherType: etherIPv6, proto: "icmpv6", icmp6Type: icmp6Redirect},
 		frameRule{etherType: etherIPv6, proto: "udp", sport: dhcp6ServerPort},
-		frameRule{etherType: etherIPv6, pass: true},
-		frameRule{},
 	)
+	return append(append(rules, guestRules6(n)...), frameRule{})
+}
+
+// GatewayLinkLocal is the bridge's IPv6 link-local address on networks
+// with IPv6: fixed, so the guests' filters can keep them from claiming it.
+var GatewayLinkLocal = netip.MustParseAddr("fe80::1")
+
+// guestRules6 lets a guest send IPv6 from its link-local addresses, from
+// the unspecified address (duplicate address detection) and from the
+// network's /64, but never as the gateway, whose addresses it may not
+// claim in neighbour advertisements either. Its addresses in the /64 are
+// its own choice (SLAAC, privacy addresses), so the /64 is what is
+// checked. On a network without IPv6 only the router's part is refused.
+func guestRules6(n Network) []frameRule {
+	if !n.Subnet6.IsValid() {
+		return []frameRule{{etherType: etherIPv6, pass: true}}
+	}
+	var rules []frameRule
+	for _, gw := range []netip.Addr{n.Gateway6, GatewayLinkLocal} {
+		rules = append(rules,
+			frameRule{etherType: etherIPv6, ipSrc: netip.PrefixFrom(gw, 128)},
+			frameRule{etherType: etherIPv6, proto: "icmpv6", icmp6Type: icmp6NeighborAdvert, ndTarget: gw})
+	}
+	for _, p := range []netip.Prefix{linkLocal6, netip.MustParsePrefix("::/128"), n.Subnet6.Masked()} {
+		rules = append(rules, frameRule{etherType: etherIPv6, ipSrc: p, pass: true})
+	}
+	return append(rules, frameRule{etherType: etherIPv6})
 }
 
 func guestChain(tap string) string { return tap + "-guest" }
@@ -129,7 +159,8 @@ func guestsByTap(nets []Network) map[string]networkGuest {
 // sameGuest tells whether two guests get the same rules.
 func sameGuest(a, b networkGuest) bool {
 	return a.guest.IPv4 == b.guest.IPv4 && a.guest.MAC.String() == b.guest.MAC.String() &&
-		a.net.Subnet == b.net.Subnet && a.net.Gateway == b.net.Gateway
+		a.net.Subnet == b.net.Subnet && a.net.Gateway == b.net.Gateway &&
+		a.net.Subnet6 == b.net.Subnet6 && a.net.Gateway6 == b.net.Gateway6
 }
 
 // nftBridgeText renders the bridge table nets need as nft(8) lists it.
@@ -172,13 +203,16 @@ func frameRuleText(r frameRule) string {
 		b = append(b, "arp htype 1 arp ptype ip arp hlen 6 arp plen 4", "arp saddr ether "+r.arpMAC.String(), "arp saddr ip "+nftPrefix(r.arpIP))
 	}
 	if r.ipSrc.IsValid() {
-		b = append(b, "ip saddr "+nftPrefix(r.ipSrc))
+		b = append(b, nftAddrKeyword(r.ipSrc)+" saddr "+nftPrefix(r.ipSrc))
 	}
 	if r.proto != "" {
 		b = append(b, "meta l4proto "+r.proto)
 	}
 	if r.proto == "icmpv6" {
 		b = append(b, fmt.Sprintf("icmpv6 type %d", r.icmp6Type))
+	}
+	if r.ndTarget.IsValid() {
+		b = append(b, "@th,64,128 "+fmt.Sprintf("0x%x", r.ndTarget.AsSlice()))
 	}
 	if r.sport != 0 {
 		b = append(b, fmt.Sprintf("th sport %d", r.sport))

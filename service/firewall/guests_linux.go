@@ -207,13 +207,17 @@ func frameExprs(r frameRule) []expr.Any {
 		e = append(e, matchPrefix(14, r.arpIP, false)...)
 	}
 	if r.ipSrc.IsValid() {
-		e = append(e, matchPrefix(12, r.ipSrc, false)...)
+		e = append(e, matchPrefix(srcOffset(r.ipSrc), r.ipSrc, false)...)
 	}
 	if r.proto != "" {
 		e = append(e, cmpMeta(expr.MetaKeyL4PROTO, []byte{frameProtoNumbers[r.proto]})...)
 	}
 	if r.proto == "icmpv6" {
 		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 0, []byte{r.icmp6Type}, expr.CmpOpEq)...)
+	}
+	if r.ndTarget.IsValid() {
+		// The target follows type, code, checksum and flags.
+		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 8, r.ndTarget.AsSlice(), expr.CmpOpEq)...)
 	}
 	if r.sport != 0 {
 		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 0, binaryutil.BigEndian.PutUint16(r.sport), expr.CmpOpEq)...)

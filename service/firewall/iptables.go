@@ -67,7 +67,7 @@ func ruleSpec(bridge string, r rule) string {
 		b = append(b, "-o", r.oif)
 	}
 	if r.proto != "" {
-		b = append(b, "-p", r.proto)
+		b = append(b, "-p", protoName(r.proto))
 	}
 	if r.dport != 0 {
 		b = append(b, "-m", r.proto, "--dport", strconv.Itoa(int(r.dport)))
@@ -99,6 +99,10 @@ func ruleSpec(bridge string, r rule) string {
 		b = append(b, "-j", "REJECT", "--reject-with", "tcp-reset")
 	case rejectHostProhibited:
 		b = append(b, "-j", "REJECT", "--reject-with", "icmp-host-prohibited")
+	case rejectPortUnreachable6:
+		b = append(b, "-j", "REJECT", "--reject-with", "icmp6-port-unreachable")
+	case rejectAdminProhibited6:
+		b = append(b, "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited")
 	case dnat:
 		b = append(b, "-j", "DNAT", "--to-destination", r.dnatTo.String())
 	}
@@ -131,24 +135,25 @@ func parseSave(out string) ruleset {
 	return rs
 }
 
-// wantedChains returns the chains of ours nets need, by table, with their
-// rule specs.
-func wantedChains(nets []Network) ruleset {
+// wantedChains returns the chains of ours nets need in fam's iptables, by
+// table, with their rule specs.
+func wantedChains(fam family, nets []Network) ruleset {
 	want := ruleset{"filter": {}, "nat": {}}
+	nets = withFamily(fam, nets)
 	if len(nets) == 0 {
 		return want
 	}
 	for _, top := range topChains {
 		want[top.table][top.name] = []string{}
 	}
-	for h, rules := range hookRules(nets) {
+	for h, rules := range hookRules(fam, nets) {
 		top := topChains[h]
 		for _, nr := range rules {
 			want[top.table][top.name] = append(want[top.table][top.name], ruleSpec(nr.net.Bridge, nr.rule))
 		}
 	}
 	for _, n := range nets {
-		for _, c := range networkChains(n) {
+		for _, c := range networkChains(fam, n) {
 			specs := make([]string, len(c.rules))
 			for i, r := range c.rules {
 				specs[i] = ruleSpec(n.Bridge, r)

@@ -19,6 +19,8 @@ var (
 		Subnet:   netip.MustParsePrefix("10.97.0.0/24"),
 		Gateway:  netip.MustParseAddr("10.97.0.1"),
 		Outbound: true,
+		Subnet6:  netip.MustParsePrefix("fd00:97::/64"),
+		Gateway6: netip.MustParseAddr("fd00:97::1"),
 	}
 	net1 = Network{
 		Bridge:   "ngbr1",
@@ -27,9 +29,11 @@ var (
 		Outbound: true,
 	}
 	hostOnly = Network{
-		Bridge:  "ngbr2",
-		Subnet:  netip.MustParsePrefix("10.97.2.0/28"),
-		Gateway: netip.MustParseAddr("10.97.2.1"),
+		Bridge:   "ngbr2",
+		Subnet:   netip.MustParsePrefix("10.97.2.0/28"),
+		Gateway:  netip.MustParseAddr("10.97.2.1"),
+		Subnet6:  netip.MustParsePrefix("fd00:97:2::/64"),
+		Gateway6: netip.MustParseAddr("fd00:97:2::1"),
 	}
 )
 
@@ -44,12 +48,17 @@ func iptablesRun(t testing.TB, args ...string) string {
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 
-// save returns iptables-save's output without comments and counters.
+// save returns iptables-save's and ip6tables-save's output without
+// comments and counters.
 func save(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command("iptables-save").Output()
-	if err != nil {
-		t.Fatalf("iptables-save: %v", err)
+	var out []byte
+	for _, command := range iptablesCommands {
+		saved, err := exec.Command(command + "-save").Output()
+		if err != nil {
+			t.Fatalf("%s-save: %v", command, err)
+		}
+		out = append(out, saved...)
 	}
 	var lines []string
 	for _, line := range strings.Split(string(out), "\n") {
@@ -87,9 +96,16 @@ func removeDockerUser(t testing.TB) {
 // and returns the baseline everything of netgrant's must go back to.
 func clean(t testing.TB) string {
 	t.Helper()
+	// A chain made and removed leaves its table with the built-in chains,
+	// as netgrant's removed chains do: the baseline lists every table.
 	for _, table := range []string{"filter", "nat"} {
-		iptablesRun(t, "-t", table, "-F")
-		iptablesRun(t, "-t", table, "-X")
+		for _, command := range iptablesCommands {
+			for _, args := range [][]string{{"-F"}, {"-X"}, {"-N", "NG-BASELINE"}, {"-X", "NG-BASELINE"}} {
+				if out, err := exec.Command(command, append([]string{"-t", table}, args...)...).CombinedOutput(); err != nil {
+					t.Fatalf("%s -t %s %v: %v: %s", command, table, args, err, out)
+				}
+			}
+		}
 	}
 	iptablesRun(t, "-P", "FORWARD", "ACCEPT")
 	addForeignRules(t)

@@ -6,10 +6,13 @@ import (
 	"strings"
 )
 
-// The nftables backend's layout: one table, ip netgrant, with base chains
-// input, forward (filter, priority 0) and postrouting (nat, srcnat), and
-// per-network chains <bridge>-in, -to, -from and -nat.
+// The nftables backend's layout: a table per family, ip netgrant and ip6
+// netgrant, each with base chains input, forward (filter, priority 0),
+// postrouting (nat, srcnat), prerouting and output (nat, dstnat), and
+// per-network chains <bridge>-in, -to, -from, -nat and -dnat.
 const nftTable = "netgrant"
+
+var nftFamilyNames = [...]string{ipv4: "ip", ipv6: "ip6"}
 
 var nftRoleSuffixes = [...]string{roleIn: "-in", roleTo: "-to", roleFrom: "-from", roleNAT: "-nat", roleDNAT: "-dnat"}
 
@@ -27,33 +30,39 @@ var nftBaseChains = [...]nftBaseChain{
 
 func nftChain(bridge string, r role) string { return bridge + nftRoleSuffixes[r] }
 
-// nftText renders the table nets need as nft(8) would list it: what the
-// netlink transaction of NFTables.Apply builds, in words.
+// nftText renders the tables nets need as nft(8) would list them: what
+// the netlink transaction of NFTables.Apply builds, in words.
 func nftText(nets []Network) string {
 	if len(nets) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "table ip %s {\n", nftTable)
-	hooks := hookRules(nets)
+	for _, fam := range families {
+		nftTableText(&b, fam, nets)
+	}
+	return b.String()
+}
+
+func nftTableText(b *strings.Builder, fam family, nets []Network) {
+	fmt.Fprintf(b, "table %s %s {\n", nftFamilyNames[fam], nftTable)
+	hooks := hookRules(fam, nets)
 	for h, base := range nftBaseChains {
-		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", base.name, base.kind, base.hook, base.priority)
+		fmt.Fprintf(b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", base.name, base.kind, base.hook, base.priority)
 		for _, nr := range hooks[hook(h)] {
-			fmt.Fprintf(&b, "\t\t%s comment %q\n", nftRuleText(nr.net.Bridge, nr.rule), nr.net.Bridge)
+			fmt.Fprintf(b, "\t\t%s comment %q\n", nftRuleText(nr.net.Bridge, nr.rule), nr.net.Bridge)
 		}
 		b.WriteString("\t}\n")
 	}
 	for _, n := range nets {
-		for _, c := range networkChains(n) {
-			fmt.Fprintf(&b, "\tchain %s {\n", nftChain(n.Bridge, c.role))
+		for _, c := range networkChains(fam, n) {
+			fmt.Fprintf(b, "\tchain %s {\n", nftChain(n.Bridge, c.role))
 			for _, r := range c.rules {
-				fmt.Fprintf(&b, "\t\t%s\n", nftRuleText(n.Bridge, r))
+				fmt.Fprintf(b, "\t\t%s\n", nftRuleText(n.Bridge, r))
 			}
 			b.WriteString("\t}\n")
 		}
 	}
 	b.WriteString("}\n")
-	return b.String()
 }
 
 func nftRuleText(bridge string, r rule) string {
@@ -65,17 +74,17 @@ func nftRuleText(bridge string, r rule) string {
 		b = append(b, fmt.Sprintf("oifname %q", r.oif))
 	}
 	if r.src.IsValid() {
-		b = append(b, "ip saddr "+nftPrefix(r.src))
+		b = append(b, nftAddrKeyword(r.src)+" saddr "+nftPrefix(r.src))
 	}
 	if r.dst.IsValid() {
 		op := ""
 		if r.notDst {
 			op = "!= "
 		}
-		b = append(b, "ip daddr "+op+nftPrefix(r.dst))
+		b = append(b, nftAddrKeyword(r.dst)+" daddr "+op+nftPrefix(r.dst))
 	}
 	if r.proto != "" {
-		b = append(b, "meta l4proto "+r.proto)
+		b = append(b, "meta l4proto "+protoName(r.proto))
 	}
 	if r.dport != 0 {
 		b = append(b, fmt.Sprintf("th dport %d", r.dport))
@@ -108,13 +117,33 @@ func nftRuleText(bridge string, r rule) string {
 		b = append(b, "reject with tcp reset")
 	case rejectHostProhibited:
 		b = append(b, "reject with icmp host-prohibited")
+	case rejectPortUnreachable6:
+		b = append(b, "reject with icmpv6 port-unreachable")
+	case rejectAdminProhibited6:
+		b = append(b, "reject with icmpv6 admin-prohibited")
 	case dnat:
 		b = append(b, "dnat to "+r.dnatTo.String())
 	}
 	return strings.Join(b, " ")
 }
 
-// nftPrefix writes a single address as nft lists it, without "/32".
+func nftAddrKeyword(p netip.Prefix) string {
+	if p.Addr().Is6() {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// protoName is how iptables-save and nft(8) print a protocol.
+func protoName(proto string) string {
+	if proto == "icmpv6" {
+		return "ipv6-icmp"
+	}
+	return proto
+}
+
+// nftPrefix writes a single address as nft lists it, without "/32" or
+// "/128".
 func nftPrefix(p netip.Prefix) string {
 	if p.IsSingleIP() {
 		return p.Addr().String()

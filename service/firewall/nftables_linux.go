@@ -13,12 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NFTables is the Firewall on nftables: netgrant's own table, changed by
-// every Apply in one netlink transaction, so the kernel switches from the
-// old rules to the new at once and nothing is ever half there.
+// NFTables is the Firewall on nftables: netgrant's own tables, one per
+// family, changed by every Apply in one netlink transaction, so the kernel
+// switches from the old rules to the new at once and nothing is ever half
+// there.
 type NFTables struct {
 	mu sync.Mutex
-	// applied are the networks the table holds, by bridge; nil when
+	// applied are the networks the tables hold, by bridge; nil when
 	// unknown.
 	applied map[string]Network
 	guests  guestFilter
@@ -93,16 +94,18 @@ func (f *NFTables) rebuild(nets []Network) error {
 		return err
 	}
 	defer closeConn()
-	// Adding the table before deleting it makes the delete succeed whether
+	// Adding a table before deleting it makes the delete succeed whether
 	// or not it was there; the whole batch is one transaction.
-	table := nftTableRef()
-	conn.AddTable(table)
-	conn.DelTable(table)
-	if len(nets) > 0 {
-		buildTable(conn, table, nets)
+	for _, fam := range families {
+		table := nftTableRef(fam)
+		conn.AddTable(table)
+		conn.DelTable(table)
+		if len(nets) > 0 {
+			buildTable(conn, table, fam, nets)
+		}
 	}
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("nftables: applying table ip %s: %w", nftTable, err)
+		return fmt.Errorf("nftables: applying tables ip and ip6 %s: %w", nftTable, err)
 	}
 	f.applied = networksByBridge(nets)
 	return nil
@@ -124,12 +127,13 @@ func (f *NFTables) applyChanges(nets []Network) error {
 		}
 	}
 	if len(removed)+len(added) == 0 {
-		if !tableExists(nftTable, nftables.TableFamilyIPv4) {
-			return errors.New("table ip " + nftTable + " is gone")
+		for _, fam := range families {
+			if !tableExists(nftTable, nftTableRef(fam).Family) {
+				return errors.New("table " + nftFamilyNames[fam] + " " + nftTable + " is gone")
+			}
 		}
 		return nil
 	}
-	table := nftTableRef()
 	lister, err := nftables.New()
 	if err != nil {
 		return err
@@ -139,20 +143,23 @@ func (f *NFTables) applyChanges(nets []Network) error {
 		return err
 	}
 	defer closeConn()
-	if err := queueRemovals(conn, lister, table, removed); err != nil {
-		return err
-	}
-	for _, n := range added {
-		queueNetworkChains(conn, table, n)
-	}
-	for _, n := range added {
-		for _, j := range networkJumps(n) {
-			r := &nftables.Rule{Table: table, Chain: &nftables.Chain{Table: table, Name: nftBaseChains[j.hook].name},
-				Exprs: nftExprs(n.Bridge, j.rule), UserData: jumpUserData(n.Bridge)}
-			if j.first {
-				conn.InsertRule(r)
-			} else {
-				conn.AddRule(r)
+	for _, fam := range families {
+		table := nftTableRef(fam)
+		if err := queueRemovals(conn, lister, table, fam, removed); err != nil {
+			return err
+		}
+		for _, n := range added {
+			queueNetworkChains(conn, table, fam, n)
+		}
+		for _, n := range added {
+			for _, j := range networkJumps(fam, n) {
+				r := &nftables.Rule{Table: table, Chain: &nftables.Chain{Table: table, Name: nftBaseChains[j.hook].name},
+					Exprs: nftExprs(n.Bridge, j.rule), UserData: jumpUserData(n.Bridge)}
+				if j.first {
+					conn.InsertRule(r)
+				} else {
+					conn.AddRule(r)
+				}
 			}
 		}
 	}
@@ -163,9 +170,9 @@ func (f *NFTables) applyChanges(nets []Network) error {
 	return nil
 }
 
-// queueRemovals queues the removal of each network's jumps, found by
-// their user data, and chains.
-func queueRemovals(conn, lister *nftables.Conn, table *nftables.Table, removed []Network) error {
+// queueRemovals queues the removal of each network's jumps in table,
+// found by their user data, and of its chains of fam.
+func queueRemovals(conn, lister *nftables.Conn, table *nftables.Table, fam family, removed []Network) error {
 	if len(removed) == 0 {
 		return nil
 	}
@@ -187,7 +194,7 @@ func queueRemovals(conn, lister *nftables.Conn, table *nftables.Table, removed [
 		}
 	}
 	for _, n := range removed {
-		for _, c := range networkChains(n) {
+		for _, c := range networkChains(fam, n) {
 			chain := &nftables.Chain{Table: table, Name: nftChain(n.Bridge, c.role)}
 			conn.FlushChain(chain)
 			conn.DelChain(chain)
@@ -196,7 +203,10 @@ func queueRemovals(conn, lister *nftables.Conn, table *nftables.Table, removed [
 	return nil
 }
 
-func nftTableRef() *nftables.Table {
+func nftTableRef(fam family) *nftables.Table {
+	if fam == ipv6 {
+		return &nftables.Table{Family: nftables.TableFamilyIPv6, Name: nftTable}
+	}
 	return &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
 }
 
@@ -215,7 +225,7 @@ func jumpUserData(bridge string) []byte {
 	return append([]byte{0, byte(len(bridge) + 1)}, append([]byte(bridge), 0)...)
 }
 
-func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
+func buildTable(conn *nftables.Conn, table *nftables.Table, fam family, nets []Network) {
 	conn.AddTable(table)
 	chains := map[hook]*nftables.Chain{}
 	policy := nftables.ChainPolicyAccept
@@ -226,9 +236,9 @@ func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
 	}
 	// Per-network chains exist before anything jumps to them.
 	for _, n := range nets {
-		queueNetworkChains(conn, table, n)
+		queueNetworkChains(conn, table, fam, n)
 	}
-	for h, rules := range hookRules(nets) {
+	for h, rules := range hookRules(fam, nets) {
 		chain := chains[h]
 		for _, nr := range rules {
 			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.net.Bridge, nr.rule), UserData: jumpUserData(nr.net.Bridge)})
@@ -236,8 +246,8 @@ func buildTable(conn *nftables.Conn, table *nftables.Table, nets []Network) {
 	}
 }
 
-func queueNetworkChains(conn *nftables.Conn, table *nftables.Table, n Network) {
-	for _, c := range networkChains(n) {
+func queueNetworkChains(conn *nftables.Conn, table *nftables.Table, fam family, n Network) {
+	for _, c := range networkChains(fam, n) {
 		chain := conn.AddChain(&nftables.Chain{Table: table, Name: nftChain(n.Bridge, c.role)})
 		for _, r := range c.rules {
 			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(n.Bridge, r)})
@@ -259,7 +269,7 @@ var nftHooks = [...]struct {
 }
 
 // nftExprs renders r as nftables expressions, as nftText describes them.
-// The table is IPv4's, so every rule sees IPv4 packets only.
+// Each table is one family's, so its rules see that family's packets only.
 func nftExprs(bridge string, r rule) []expr.Any {
 	var e []expr.Any
 	if r.iif != "" {
@@ -269,10 +279,10 @@ func nftExprs(bridge string, r rule) []expr.Any {
 		e = append(e, cmpMeta(expr.MetaKeyOIFNAME, ifname(r.oif))...)
 	}
 	if r.src.IsValid() {
-		e = append(e, matchPrefix(12, r.src, false)...)
+		e = append(e, matchPrefix(srcOffset(r.src), r.src, false)...)
 	}
 	if r.dst.IsValid() {
-		e = append(e, matchPrefix(16, r.dst, r.notDst)...)
+		e = append(e, matchPrefix(srcOffset(r.dst)+uint32(r.dst.Addr().BitLen()/8), r.dst, r.notDst)...)
 	}
 	if r.proto != "" {
 		e = append(e, cmpMeta(expr.MetaKeyL4PROTO, []byte{protoNumbers[r.proto]})...)
@@ -296,14 +306,25 @@ func nftExprs(bridge string, r rule) []expr.Any {
 	return append(e, nftVerdict(bridge, r)...)
 }
 
-// ICMP destination-unreachable codes (RFC 792, RFC 1812), as iptables'
-// REJECT sends them.
+// srcOffset is where the source address of p's family lies in the
+// network header; the destination follows it.
+func srcOffset(p netip.Prefix) uint32 {
+	if p.Addr().Is6() {
+		return 8
+	}
+	return 12
+}
+
+// ICMP destination-unreachable codes (RFC 792, RFC 1812, RFC 4443), as
+// iptables' REJECT sends them.
 const (
-	icmpPortUnreachable = 3
-	icmpHostProhibited  = 10
+	icmpPortUnreachable  = 3
+	icmpHostProhibited   = 10
+	icmp6AdminProhibited = 1
+	icmp6PortUnreachable = 4
 )
 
-var protoNumbers = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP}
+var protoNumbers = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP, "icmpv6": unix.IPPROTO_ICMPV6}
 
 func nftVerdict(bridge string, r rule) []expr.Any {
 	switch r.verdict {
@@ -329,6 +350,10 @@ func nftVerdict(bridge string, r rule) []expr.Any {
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
 	case rejectHostProhibited:
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpHostProhibited}}
+	case rejectPortUnreachable6:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmp6PortUnreachable}}
+	case rejectAdminProhibited6:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmp6AdminProhibited}}
 	case dnat:
 		addr := r.dnatTo.Addr().As4()
 		return []expr.Any{
@@ -363,17 +388,18 @@ func cmpMeta(key expr.MetaKey, value []byte) []expr.Any {
 // ifname is an interface name as the kernel compares it: NUL-terminated.
 func ifname(name string) []byte { return append([]byte(name), 0) }
 
-// matchPrefix compares the IPv4 address at offset of the network header
-// with p.
+// matchPrefix compares the address of p's family at offset of the network
+// header with p.
 func matchPrefix(offset uint32, p netip.Prefix, negate bool) []expr.Any {
 	op := expr.CmpOpEq
 	if negate {
 		op = expr.CmpOpNeq
 	}
-	addr := p.Masked().Addr().As4()
-	e := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}}
-	if p.Bits() < 32 {
-		e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: net.CIDRMask(p.Bits(), 32), Xor: make([]byte, 4)})
+	addr := p.Masked().Addr().AsSlice()
+	size := uint32(len(addr))
+	e := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: size}}
+	if p.Bits() < p.Addr().BitLen() {
+		e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()), Xor: make([]byte, size)})
 	}
-	return append(e, &expr.Cmp{Op: op, Register: 1, Data: addr[:]})
+	return append(e, &expr.Cmp{Op: op, Register: 1, Data: addr})
 }

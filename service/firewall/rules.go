@@ -46,14 +46,28 @@ const (
 	rejectTCPReset
 	rejectHostProhibited
 	dnat // to dnatTo
+	// ICMPv6's rejections (RFC 4443), for IPv6 chains.
+	rejectPortUnreachable6
+	rejectAdminProhibited6
 )
+
+// family is the IP version a set of chains filters: each has its own
+// table in nftables and its own iptables (ip6tables for IPv6).
+type family int
+
+const (
+	ipv4 family = iota
+	ipv6
+)
+
+var families = [...]family{ipv4, ipv6}
 
 // rule matches every field that is set.
 type rule struct {
 	iif, oif    string
 	src, dst    netip.Prefix
 	notDst      bool
-	proto       string // "tcp", "udp" or "icmp"
+	proto       string // "tcp", "udp", "icmp" or "icmpv6"
 	dport       uint16
 	established bool // conntrack RELATED or ESTABLISHED
 	localDst    bool // to an address of the host
@@ -70,9 +84,19 @@ type netChain struct {
 	rules []rule
 }
 
-// networkChains returns the chains of n, mirroring libvirt's NAT networks
-// except that guests may reach only DHCP, DNS and ICMP on the gateway.
-func networkChains(n Network) []netChain {
+// networkChains returns the chains of n in fam: none in IPv6 for a network
+// without it.
+func networkChains(fam family, n Network) []netChain {
+	if fam == ipv6 {
+		return networkChains6(n)
+	}
+	return networkChains4(n)
+}
+
+// networkChains4 returns the IPv4 chains of n, mirroring libvirt's NAT
+// networks except that guests may reach only DHCP, DNS and ICMP on the
+// gateway.
+func networkChains4(n Network) []netChain {
 	subnet := n.Subnet.Masked()
 	gateway := netip.PrefixFrom(n.Gateway, 32)
 	broadcast := netip.MustParsePrefix("255.255.255.255/32")
@@ -132,12 +156,63 @@ func networkChains(n Network) []netChain {
 	return chains
 }
 
+// Addresses of IPv6 a guest's link needs (RFC 4291, RFC 8415).
+var (
+	linkLocal6     = netip.MustParsePrefix("fe80::/10")
+	linkMulticast6 = netip.MustParsePrefix("ff02::/16")
+	// All_DHCP_Relay_Agents_and_Servers, where stateless DHCPv6 asks.
+	dhcp6Servers = netip.MustParsePrefix("ff02::1:2/128")
+)
+
+// networkChains6 returns the IPv6 twins of networkChains4's chains. Beyond
+// DNS on the gateway, guests reach the host only with what an IPv6 link
+// needs: neighbour discovery, router solicitations and MLD (ICMPv6 to the
+// link's own addresses and multicast groups) and stateless DHCPv6.
+func networkChains6(n Network) []netChain {
+	if !n.Subnet6.IsValid() {
+		return nil
+	}
+	subnet := n.Subnet6.Masked()
+	gateway := netip.PrefixFrom(n.Gateway6, 128)
+	in := netChain{roleIn, []rule{
+		{established: true, verdict: accept},
+		{dst: linkLocal6, proto: "icmpv6", verdict: accept},
+		{dst: linkMulticast6, proto: "icmpv6", verdict: accept},
+		{src: subnet, dst: gateway, proto: "icmpv6", verdict: accept},
+		{src: linkLocal6, dst: dhcp6Servers, proto: "udp", dport: 547, verdict: accept},
+		{src: subnet, dst: gateway, proto: "udp", dport: 53, verdict: accept},
+		{src: subnet, dst: gateway, proto: "tcp", dport: 53, verdict: accept},
+		{proto: "udp", verdict: rejectPortUnreachable6},
+		{proto: "tcp", verdict: rejectTCPReset},
+		{verdict: rejectAdminProhibited6},
+	}}
+	to := netChain{roleTo, []rule{
+		{dst: subnet, established: true, verdict: accept},
+		{iif: n.Bridge, verdict: accept},
+		{verdict: rejectPortUnreachable6},
+	}}
+	from := netChain{roleFrom, []rule{{verdict: rejectPortUnreachable6}}}
+	if !n.Outbound {
+		return []netChain{in, to, from}
+	}
+	from.rules = append([]rule{{src: subnet, verdict: accept}}, from.rules...)
+	nat := netChain{roleNAT, []rule{
+		{dst: subnet, notDst: true, proto: "tcp", verdict: masquerade, toPorts: true},
+		{dst: subnet, notDst: true, proto: "udp", verdict: masquerade, toPorts: true},
+		{dst: subnet, notDst: true, verdict: masquerade},
+	}}
+	return []netChain{in, to, from, nat}
+}
+
 // networkJumps returns the rules that lead from the hooks into n's
-// chains. In the forward hook every network's check of traffic into its
-// bridge must come before any network's accept of traffic out of its
-// bridge, or one network could reach another through its outbound accept:
-// jumps with first set go before all others of their hook.
-func networkJumps(n Network) []jump {
+// chains of fam. In the forward hook every network's check of traffic
+// into its bridge must come before any network's accept of traffic out of
+// its bridge, or one network could reach another through its outbound
+// accept: jumps with first set go before all others of their hook.
+func networkJumps(fam family, n Network) []jump {
+	if fam == ipv6 {
+		return networkJumps6(n)
+	}
 	jumps := []jump{
 		{hookInput, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleIn}, false},
 		{hookForward, rule{oif: n.Bridge, verdict: jumpVerdict, jumpTo: roleTo}, true},
@@ -156,19 +231,48 @@ func networkJumps(n Network) []jump {
 	return jumps
 }
 
+func networkJumps6(n Network) []jump {
+	if !n.Subnet6.IsValid() {
+		return nil
+	}
+	jumps := []jump{
+		{hookInput, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleIn}, false},
+		{hookForward, rule{oif: n.Bridge, verdict: jumpVerdict, jumpTo: roleTo}, true},
+		{hookForward, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleFrom}, false},
+	}
+	if n.Outbound {
+		jumps = append(jumps, jump{hookPostrouting, rule{src: n.Subnet6.Masked(), verdict: jumpVerdict, jumpTo: roleNAT}, false})
+	}
+	return jumps
+}
+
+// withFamily are the networks of nets that have chains in fam.
+func withFamily(fam family, nets []Network) []Network {
+	if fam == ipv4 {
+		return nets
+	}
+	var out []Network
+	for _, n := range nets {
+		if n.Subnet6.IsValid() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 type jump struct {
 	hook  hook
 	rule  rule
 	first bool
 }
 
-// hookRules lists, per hook, the jumps of nets in the order they must be
-// evaluated, each with the network it belongs to.
-func hookRules(nets []Network) map[hook][]networkRule {
+// hookRules lists, per hook, the jumps of nets in fam in the order they
+// must be evaluated, each with the network it belongs to.
+func hookRules(fam family, nets []Network) map[hook][]networkRule {
 	out := map[hook][]networkRule{}
 	for _, first := range []bool{true, false} {
 		for _, n := range nets {
-			for _, j := range networkJumps(n) {
+			for _, j := range networkJumps(fam, n) {
 				if j.first == first {
 					out[j.hook] = append(out[j.hook], networkRule{n, j.rule})
 				}
@@ -186,5 +290,5 @@ type networkRule struct {
 // sameNetwork tells whether two networks get the same rules.
 func sameNetwork(a, b Network) bool {
 	return a.Bridge == b.Bridge && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.Outbound == b.Outbound &&
-		slices.Equal(a.Forwards, b.Forwards)
+		a.Subnet6 == b.Subnet6 && a.Gateway6 == b.Gateway6 && slices.Equal(a.Forwards, b.Forwards)
 }

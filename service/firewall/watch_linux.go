@@ -50,10 +50,10 @@ func WatchDocker(ctx context.Context, started func()) error {
 const newChainMsg = netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWCHAIN)
 
 // isDockerUserCreated tells whether m announces chain DOCKER-USER in an
-// IPv4 table named filter.
+// IPv4 or IPv6 table named filter.
 func isDockerUserCreated(m netlink.Message) bool {
 	// The nfgenmsg header: family, version, resource id.
-	if m.Header.Type != newChainMsg || len(m.Data) < 4 || m.Data[0] != unix.NFPROTO_IPV4 {
+	if m.Header.Type != newChainMsg || len(m.Data) < 4 || (m.Data[0] != unix.NFPROTO_IPV4 && m.Data[0] != unix.NFPROTO_IPV6) {
 		return false
 	}
 	attrs, err := netlink.UnmarshalAttributes(m.Data[4:])
