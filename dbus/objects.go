@@ -203,6 +203,8 @@ func networkProps(info service.NetworkInfo) map[string]godbus.Variant {
 		"Bridge":       godbus.MakeVariant(info.Bridge),
 		"Subnet":       godbus.MakeVariant(info.Subnet),
 		"Gateway":      godbus.MakeVariant(info.Gateway),
+		"Subnet6":      godbus.MakeVariant(info.Subnet6),
+		"Gateway6":     godbus.MakeVariant(info.Gateway6),
 		"DHCP":         godbus.MakeVariant(info.DHCP),
 		"DNS":          godbus.MakeVariant(info.DNS),
 		"Outbound":     godbus.MakeVariant(info.Outbound),

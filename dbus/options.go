@@ -45,6 +45,7 @@ var (
 	}
 	networkOptions = optionTypes{
 		"subnet": "s", "dhcp": "b", "dns": "b", "outbound": "b", "mtu": "u", "persistent": "b",
+		"ipv6": "b", "subnet6": "s",
 	}
 	attachOptions  = optionTypes{}
 	forwardOptions = optionTypes{"address": "s"}
@@ -108,7 +109,11 @@ func decodeNetworkRequest(name string, opts map[string]godbus.Variant) (service.
 	for key, v := range opts {
 		switch value := v.Value().(type) {
 		case string:
-			req.Subnet = &value
+			if key == "subnet6" {
+				req.Subnet6 = &value
+			} else {
+				req.Subnet = &value
+			}
 		case uint32:
 			req.MTU = &value
 		case bool:
@@ -121,6 +126,8 @@ func decodeNetworkRequest(name string, opts map[string]godbus.Variant) (service.
 				req.Outbound = &value
 			case "persistent":
 				req.Persistent = &value
+			case "ipv6":
+				req.IPv6 = &value
 			}
 		}
 	}
@@ -151,5 +158,7 @@ func networkInfoMap(info service.NetworkInfo) map[string]godbus.Variant {
 		"dns":        godbus.MakeVariant(info.DNS),
 		"outbound":   godbus.MakeVariant(info.Outbound),
 		"persistent": godbus.MakeVariant(info.Persistent),
+		"subnet6":    godbus.MakeVariant(info.Subnet6),
+		"gateway6":   godbus.MakeVariant(info.Gateway6),
 	}
 }

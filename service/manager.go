@@ -375,6 +375,13 @@ func (m *Manager) hookEnvForNetwork(n *netRes) hooks.Env {
 	return hooks.Env{IfName: n.bridge, Bridge: n.bridge, Network: n.name, Subnet: n.plan.Prefix.String(), UID: n.owner}
 }
 
+func addrPrefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/netgrant/netgrant/service/bridge"
@@ -29,6 +30,8 @@ type NetworkRequest struct {
 	Outbound   *bool
 	MTU        *uint32
 	Persistent *bool
+	IPv6       *bool
+	Subnet6    *string
 }
 
 // Lease is one DHCP lease dnsmasq granted on a network.
@@ -49,10 +52,13 @@ type NetworkInfo struct {
 	Outbound   bool
 	Persistent bool
 	MTU        uint32
-	Owner      uint32
-	Holders    uint32
-	Taps       []string
-	Leases     []Lease
+	// Subnet6 and Gateway6 are empty without IPv6.
+	Subnet6  string
+	Gateway6 string
+	Owner    uint32
+	Holders  uint32
+	Taps     []string
+	Leases   []Lease
 	// PortForwards are in the order they were added.
 	PortForwards []PortForward
 }
@@ -101,7 +107,8 @@ func (m *Manager) readyNetwork(name string) (*netRes, bool) {
 }
 
 func (n *netRes) firewall() firewall.Network {
-	fw := firewall.Network{Bridge: n.bridge, Subnet: n.plan.Prefix, Gateway: n.plan.Gateway, Outbound: n.outbound}
+	fw := firewall.Network{Bridge: n.bridge, Subnet: n.plan.Prefix, Gateway: n.plan.Gateway, Outbound: n.outbound,
+		Subnet6: n.plan.Prefix6, Gateway6: n.plan.Gateway6}
 	for _, f := range n.forwards {
 		fw.Forwards = append(fw.Forwards, f.firewall())
 	}
@@ -133,6 +140,9 @@ func (m *Manager) networkInfo(n *netRes) NetworkInfo {
 	if n.dhcp {
 		info.DHCPStart, info.DHCPEnd = addrString(n.plan.DHCPStart), addrString(n.plan.DHCPEnd)
 	}
+	if n.plan.Prefix6.IsValid() {
+		info.Subnet6, info.Gateway6 = n.plan.Prefix6.String(), n.plan.Gateway6.String()
+	}
 	for name := range n.taps {
 		info.Taps = append(info.Taps, name)
 	}
@@ -143,21 +153,54 @@ func (m *Manager) networkInfo(n *netRes) NetworkInfo {
 	return info
 }
 
-func (r NetworkRequest) validate(cfg config.Config) (subnetGiven netip.Prefix, err error) {
+// givenSubnets are the subnets a request names; invalid where it names none.
+type givenSubnets struct{ v4, v6 netip.Prefix }
+
+// minIPv6MTU is the smallest MTU IPv6 works with (RFC 8200).
+const minIPv6MTU = 1280
+
+func (r NetworkRequest) validate(cfg config.Config) (givenSubnets, error) {
+	var given givenSubnets
 	if !ValidNetworkName(r.Name) {
-		return netip.Prefix{}, Errorf(InvalidArgument, "name: %q is not a valid network name: use 1 to 32 letters, digits, '-' or '_', starting with a letter or digit", r.Name)
+		return given, Errorf(InvalidArgument, "name: %q is not a valid network name: use 1 to 32 letters, digits, '-' or '_', starting with a letter or digit", r.Name)
 	}
 	if r.MTU != nil && !validMTU(*r.MTU) {
-		return netip.Prefix{}, Errorf(InvalidArgument, "option mtu: %d is out of range 68..65535", *r.MTU)
+		return given, Errorf(InvalidArgument, "option mtu: %d is out of range 68..65535", *r.MTU)
 	}
 	if r.Subnet != nil {
 		p, err := subnet.Validate(*r.Subnet, cfg.SubnetPools, cfg.LargestPrefix)
 		if err != nil {
-			return netip.Prefix{}, Wrap(InvalidArgument, err, "option subnet")
+			return given, Wrap(InvalidArgument, err, "option subnet")
 		}
-		return p, nil
+		given.v4 = p
 	}
-	return netip.Prefix{}, nil
+	if r.asksIPv6() && r.MTU != nil && *r.MTU < minIPv6MTU {
+		return given, Errorf(InvalidArgument, "option mtu: IPv6 needs an MTU of at least %d, not %d: pass ipv6: false for a smaller MTU", minIPv6MTU, *r.MTU)
+	}
+	if r.Subnet6 != nil {
+		if !boolOr(r.IPv6, true) {
+			return given, Errorf(InvalidArgument, "option subnet6: given with ipv6: false")
+		}
+		p, err := subnet.Validate6(*r.Subnet6)
+		if err != nil {
+			return given, Wrap(InvalidArgument, err, "option subnet6")
+		}
+		given.v6 = p
+	}
+	return given, nil
+}
+
+// asksIPv6 tells whether r insists on IPv6, with ipv6: true or subnet6.
+func (r NetworkRequest) asksIPv6() bool { return boolOr(r.IPv6, false) || r.Subnet6 != nil }
+
+// ipv6 tells whether a network created for r has IPv6: as asked, else
+// wherever the host and the MTU allow it. A network that merely defaults
+// to IPv6 does without where it cannot have it.
+func (r NetworkRequest) ipv6() bool {
+	if r.IPv6 != nil || r.Subnet6 != nil {
+		return r.asksIPv6()
+	}
+	return bridge.IPv6Available() && (r.MTU == nil || *r.MTU >= minIPv6MTU)
 }
 
 func boolOr(p *bool, def bool) bool {
@@ -183,6 +226,10 @@ func (r NetworkRequest) sameAs(n *netRes) (string, bool) {
 		return "mtu", false
 	case r.Persistent != nil && *r.Persistent != n.persistent:
 		return "persistent", false
+	case r.IPv6 != nil && *r.IPv6 != n.plan.Prefix6.IsValid():
+		return "ipv6", false
+	case r.Subnet6 != nil && *r.Subnet6 != n.plan.Prefix6.String():
+		return "subnet6 " + n.plan.Prefix6.String(), false
 	}
 	return "", true
 }
@@ -232,6 +279,44 @@ func (m *Manager) planNetwork(given netip.Prefix, hostUses []subnet.Use) (subnet
 	return subnet.NewPlan(p), nil
 }
 
+// planIPv6 adds the network's IPv6 /64 to plan, if it is to have IPv6:
+// the one given, else the one derived from the machine and the name (or
+// the next derived one that is free). Only a request that insists on IPv6
+// fails for want of a /64; one that takes the default does without.
+func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefix, hostUses []subnet.Use) (subnet.Plan, error) {
+	if !r.ipv6() {
+		return plan.WithIPv6(netip.Prefix{}), nil
+	}
+	uses := append([]subnet.Use(nil), hostUses...)
+	for _, n := range m.networks {
+		if n.plan.Prefix6.IsValid() {
+			uses = append(uses, subnet.Use{Prefix: n.plan.Prefix6, What: "network \"" + n.name + "\""})
+		}
+	}
+	if given.IsValid() {
+		if use, clash := subnet.Conflict(given, uses); clash {
+			return plan, Errorf(SubnetConflict, "subnet6 %s overlaps %s: choose another subnet6", given, use.What)
+		}
+		return plan.WithIPv6(given), nil
+	}
+	p, err := subnet.Pick6(machineID(), r.Name, uses)
+	if err != nil {
+		if r.asksIPv6() {
+			return plan, Wrap(SubnetConflict, err, "no free IPv6 /64 for network %q: give one with subnet6", r.Name)
+		}
+		m.log.Warn("creating the network without IPv6", "network", r.Name, "err", err)
+		return plan.WithIPv6(netip.Prefix{}), nil
+	}
+	return plan.WithIPv6(p), nil
+}
+
+// machineID tells this machine's networks' IPv6 /64s from another's of
+// the same name; without one they are derived from the name alone.
+func machineID() string {
+	id, _ := os.ReadFile("/etc/machine-id")
+	return strings.TrimSpace(string(id))
+}
+
 func (m *Manager) networksOf(uid uint32) int {
 	count := 0
 	for _, n := range m.networks {
@@ -247,6 +332,9 @@ func (m *Manager) networksOf(uid uint32) int {
 func (m *Manager) checkSupported(r NetworkRequest) error {
 	if m.opts.Firewall == nil {
 		return Errorf(Unsupported, "NAT networks need a firewall, and netgrantd could use neither nftables nor iptables: install the iptables package (or check the kernel's nf_tables) and restart netgrantd; journalctl -u netgrantd says why")
+	}
+	if r.asksIPv6() && !bridge.IPv6Available() {
+		return Errorf(Unsupported, "this host's kernel has IPv6 turned off (ipv6.disable=1): pass ipv6: false")
 	}
 	if boolOr(r.DHCP, true) || boolOr(r.DNS, true) {
 		if err := dnsmasq.Available(); err != nil {
@@ -290,7 +378,7 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 	}
 }
 
-func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, given netip.Prefix) (NetworkInfo, error) {
+func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, given givenSubnets) (NetworkInfo, error) {
 	// What the kernel says is read before the lock is taken.
 	links, err := nldump.Links()
 	if err != nil {
@@ -323,13 +411,16 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 		if unsupported != nil {
 			return networkPlan{}, nil, unsupported
 		}
-		plan, err := m.planNetwork(given, hostUses)
-		if !given.IsValid() && planned.IsValid() {
+		plan, err := m.planNetwork(given.v4, hostUses)
+		if !given.v4.IsValid() && planned.IsValid() {
 			if kept, keptErr := m.planNetwork(planned, hostUses); keptErr == nil {
 				plan, err = kept, nil
 			}
 		}
 		if err != nil {
+			return networkPlan{}, nil, err
+		}
+		if plan, err = m.planIPv6(plan, r, given.v6, hostUses); err != nil {
 			return networkPlan{}, nil, err
 		}
 		planned = plan.Prefix
@@ -423,13 +514,15 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 		return Wrap(Failed, err, "recording the network")
 	}
 	gateway := netip.PrefixFrom(n.plan.Gateway, n.plan.Prefix.Bits())
-	if err := bridge.Create(bridge.Config{Name: n.bridge, MTU: int(n.mtu), MAC: bridge.MACFor(n.name), Address: gateway}); err != nil {
+	cfg := bridge.Config{Name: n.bridge, MTU: int(n.mtu), MAC: bridge.MACFor(n.name), Address: gateway}
+	if n.plan.Prefix6.IsValid() {
+		cfg.Address6 = netip.PrefixFrom(n.plan.Gateway6, n.plan.Prefix6.Bits())
+	}
+	if err := bridge.Create(cfg); err != nil {
 		return Wrap(Failed, err, "creating bridge %s", n.bridge)
 	}
-	if n.outbound {
-		if err := bridge.EnableForwarding(); err != nil {
-			return Wrap(Failed, err, "enabling IPv4 forwarding")
-		}
+	if err := m.enableForwarding(n); err != nil {
+		return err
 	}
 	if err := n.rec.push(removeFirewallStep(n.firewall())); err != nil {
 		return Wrap(Failed, err, "recording the network")
@@ -447,6 +540,27 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	}
 	n.rec.Complete = true
 	return m.saveNetwork(n)
+}
+
+// enableForwarding turns on the forwarding an outbound network needs.
+func (m *Manager) enableForwarding(n *netRes) error {
+	if !n.outbound {
+		return nil
+	}
+	if err := bridge.EnableForwarding(); err != nil {
+		return Wrap(Failed, err, "enabling IPv4 forwarding")
+	}
+	if !n.plan.Prefix6.IsValid() {
+		return nil
+	}
+	kept, err := bridge.EnableIPv6Forwarding()
+	if len(kept) > 0 {
+		m.log.Info("IPv6 forwarding on: links that took router advertisements take them still (accept_ra 2)", "links", kept)
+	}
+	if err != nil {
+		return Wrap(Failed, err, "enabling IPv6 forwarding")
+	}
+	return nil
 }
 
 func (m *Manager) dnsmasqDir(n *netRes) string {
@@ -474,6 +588,7 @@ func (m *Manager) startDnsmasq(n *netRes) error {
 	}
 	inst, err := dnsmasq.Start(dnsmasq.Config{
 		Network: n.name, Bridge: n.bridge, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
+		Gateway6: n.plan.Gateway6, Prefix6: n.plan.Prefix6,
 		DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
 		Dir: dir, Account: account, Unit: m.opts.DnsmasqUnits, Log: m.log.With("network", n.name),
 	}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
@@ -496,6 +611,7 @@ func (m *Manager) saveNetwork(n *netRes) error {
 	n.rec.Network = &netSaved{
 		Owner: n.owner, Bridge: n.bridge, Subnet: n.plan.Prefix.String(), DHCP: n.dhcp, DNS: n.dns,
 		Outbound: n.outbound, MTU: n.mtu, Persistent: n.persistent, Holders: holders, Forwards: n.forwards,
+		Subnet6: addrPrefixString(n.plan.Prefix6),
 	}
 	if err := n.rec.save(); err != nil {
 		return Wrap(Failed, err, "recording network %s", n.name)

@@ -56,13 +56,17 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		return false
 	}
 	prefix, err := netip.ParsePrefix(s.Subnet)
+	var prefix6 netip.Prefix
+	if s.Subnet6 != "" && err == nil {
+		prefix6, err = netip.ParsePrefix(s.Subnet6)
+	}
 	isBridge, _ := bridge.IsBridge(s.Bridge)
 	if err != nil || !isBridge {
 		m.log.Warn("removing a network whose bridge is gone", "network", r.Name, "bridge", s.Bridge)
 		return false
 	}
 	n := &netRes{
-		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix),
+		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix).WithIPv6(prefix6),
 		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
 		holders: holders, taps: map[string]bool{}, reserved: map[netip.Addr]string{}, rec: r,
 		forwards: s.Forwards, state: ready, settled: make(chan struct{}),

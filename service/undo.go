@@ -137,6 +137,8 @@ type netSaved struct {
 	MTU        uint32   `json:"mtu"`
 	Persistent bool     `json:"persistent"`
 	Holders    []string `json:"holders"`
+	// Subnet6 is the network's IPv6 /64; empty without IPv6.
+	Subnet6 string `json:"subnet6,omitempty"`
 	// Forwards are the network's port forwards, put back on adoption.
 	Forwards []PortForward `json:"forwards,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -23,7 +24,14 @@ type Config struct {
 	MTU     int              // 68..65535
 	MAC     net.HardwareAddr // pinned, so the MAC never churns as ports come and go
 	Address netip.Prefix     // gateway address with the subnet's length, e.g. 10.97.3.1/24
+	// Address6 is the IPv6 gateway address with its /64, e.g.
+	// fd12:3456:789a:1::1/64; invalid for a bridge without IPv6.
+	Address6 netip.Prefix
 }
+
+// LinkLocal6 is every bridge's IPv6 link-local address, fixed so the
+// guests' filters know which address they may not claim.
+var LinkLocal6 = netip.MustParsePrefix("fe80::1/64")
 
 const (
 	minMTU = 68
@@ -64,18 +72,41 @@ func Create(cfg Config) (err error) {
 	if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
 		return fmt.Errorf("setting MTU of %s: %w", cfg.Name, err)
 	}
-	if err := linkconf.DisableIPv6(link); err != nil {
+	if err := configureIPv6(link, cfg.Address6); err != nil {
 		return err
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{
-		IP:   cfg.Address.Addr().AsSlice(),
-		Mask: net.CIDRMask(cfg.Address.Bits(), 32),
-	}}
-	if err := netlink.AddrAdd(link, addr); err != nil {
-		return fmt.Errorf("adding address %s to %s: %w", cfg.Address, cfg.Name, err)
+	if err := addAddress(link, cfg.Address); err != nil {
+		return err
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("bringing up %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+// configureIPv6 gives the bridge its IPv6 gateway addresses, or none.
+func configureIPv6(link netlink.Link, gateway netip.Prefix) error {
+	if !gateway.IsValid() {
+		return linkconf.DisableIPv6(link)
+	}
+	if err := linkconf.EnableIPv6Router(link); err != nil {
+		return err
+	}
+	for _, p := range []netip.Prefix{LinkLocal6, gateway} {
+		if err := addAddress(link, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addAddress(link netlink.Link, p netip.Prefix) error {
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if p.Addr().Is6() {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("adding address %s to %s: %w", p, link.Attrs().Name, err)
 	}
 	return nil
 }
@@ -90,6 +121,8 @@ func (cfg Config) check() error {
 		return fmt.Errorf("bridge MAC %q is not a unicast Ethernet address", cfg.MAC)
 	case !cfg.Address.Addr().Is4():
 		return fmt.Errorf("bridge address %s is not IPv4", cfg.Address)
+	case cfg.Address6.IsValid() && (!cfg.Address6.Addr().Is6() || cfg.Address6.Bits() != 64):
+		return fmt.Errorf("bridge address %s is not an IPv6 address of a /64", cfg.Address6)
 	}
 	return nil
 }
@@ -226,6 +259,53 @@ func EnableForwarding() error {
 		return fmt.Errorf("enabling IPv4 forwarding: %w", err)
 	}
 	return nil
+}
+
+// IPv6 is what the host's kernel says about IPv6 forwarding.
+const (
+	ipv6Conf       = "/proc/sys/net/ipv6/conf"
+	ipv6Forwarding = ipv6Conf + "/all/forwarding"
+)
+
+// IPv6Available tells whether the kernel has IPv6 (not booted with
+// ipv6.disable=1).
+func IPv6Available() bool {
+	_, err := os.Stat(ipv6Forwarding)
+	return err == nil
+}
+
+// EnableIPv6Forwarding turns on IPv6 forwarding, which outbound networks
+// with IPv6 need, and never off. With forwarding on, the kernel ignores
+// router advertisements on links whose accept_ra is 1, and the host would
+// lose its own SLAAC addresses and default route as they expire: such
+// links get accept_ra 2 first ("accept even when forwarding"), which is
+// what they did until then. It returns the links it changed.
+func EnableIPv6Forwarding() (changed []string, err error) {
+	current, err := os.ReadFile(ipv6Forwarding)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ipv6Forwarding, err)
+	}
+	if strings.TrimSpace(string(current)) == "1" {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(ipv6Conf)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", ipv6Conf, err)
+	}
+	for _, e := range entries {
+		acceptRA := filepath.Join(ipv6Conf, e.Name(), "accept_ra")
+		if value, err := os.ReadFile(acceptRA); e.Name() == "all" || err != nil || strings.TrimSpace(string(value)) != "1" {
+			continue
+		}
+		if err := os.WriteFile(acceptRA, []byte("2\n"), 0); err != nil {
+			return changed, fmt.Errorf("keeping router advertisements on %s: %w", e.Name(), err)
+		}
+		changed = append(changed, e.Name())
+	}
+	if err := os.WriteFile(ipv6Forwarding, []byte("1\n"), 0); err != nil {
+		return changed, fmt.Errorf("enabling IPv6 forwarding: %w", err)
+	}
+	return changed, nil
 }
 
 func bridgeByName(name string) (netlink.Link, error) {

@@ -7,12 +7,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/netgrant/netgrant/test/nstest"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/netgrant/netgrant/service/nldump"
 )
@@ -134,6 +136,80 @@ func TestNoIPv6Address(t *testing.T) {
 	}
 	if len(addrs) != 0 {
 		t.Errorf("ngbr0 has IPv6 addresses %v, want none", addrs)
+	}
+}
+
+// With IPv6, the bridge carries exactly the fixed link-local address and
+// the gateway's, usable at once, once it has carrier too, and ignores
+// router advertisements.
+func TestIPv6GatewayAddresses(t *testing.T) {
+	nstest.Require(t)
+	cfg := Config{Name: "ngbr0", MTU: 1500, MAC: MACFor("ngbr0"), Address: netip.MustParsePrefix("10.97.3.1/24"),
+		Address6: netip.MustParsePrefix("fd00:97:3::1/64")}
+	if err := Create(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Delete("ngbr0") })
+	vethPort(t, "port0", "")
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		t.Fatal(err)
+	}
+	if err := Attach("port0", "ngbr0"); err != nil {
+		t.Fatal(err)
+	}
+	waitOperUp(t, updates, "ngbr0")
+	addrs, err := netlink.AddrList(link(t, "ngbr0"), netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range addrs {
+		got = append(got, a.IPNet.String())
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			t.Errorf("%s is still tentative", a.IPNet)
+		}
+	}
+	slices.Sort(got)
+	if strings.Join(got, " ") != "fd00:97:3::1/64 fe80::1/64" {
+		t.Errorf("ngbr0 IPv6 addresses %v, want fd00:97:3::1/64 and fe80::1/64", got)
+	}
+	if got := sysfs(t, "/proc/sys/net/ipv6/conf/ngbr0/accept_ra"); got != "0" {
+		t.Errorf("accept_ra = %s, want 0", got)
+	}
+}
+
+// Turning IPv6 forwarding on keeps links that accepted router
+// advertisements accepting them.
+func TestEnableIPv6ForwardingKeepsRouterAdvertisements(t *testing.T) {
+	nstest.Require(t)
+	addLink(t, "slaac0", "type", "veth", "peer", "name", "slaac0p")
+	addLink(t, "static0", "type", "veth", "peer", "name", "static0p")
+	write := func(path, value string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(value), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("/proc/sys/net/ipv6/conf/all/forwarding", "0")
+	write("/proc/sys/net/ipv6/conf/slaac0/accept_ra", "1")
+	write("/proc/sys/net/ipv6/conf/static0/accept_ra", "0")
+	changed, err := EnableIPv6Forwarding()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(changed, "slaac0") || slices.Contains(changed, "static0") {
+		t.Errorf("changed %v, want slaac0 and not static0", changed)
+	}
+	for link, want := range map[string]string{"all/forwarding": "1", "slaac0/accept_ra": "2", "static0/accept_ra": "0", "slaac0/forwarding": "1"} {
+		if got := sysfs(t, "/proc/sys/net/ipv6/conf/"+link); got != want {
+			t.Errorf("%s = %s, want %s", link, got, want)
+		}
+	}
+	if changed, err := EnableIPv6Forwarding(); err != nil || len(changed) != 0 {
+		t.Errorf("a second call changed %v: %v", changed, err)
 	}
 }
 

@@ -21,8 +21,12 @@ type Config struct {
 	DHCP               bool
 	DHCPStart, DHCPEnd netip.Addr
 	DNS                bool
-	Dir                string // existing state directory; dnsmasq's files go here
-	Account            Account
+	// Gateway6 is the bridge's IPv6 address in Prefix6, the network's
+	// /64; both invalid without IPv6.
+	Gateway6 netip.Addr
+	Prefix6  netip.Prefix
+	Dir      string // existing state directory; dnsmasq's files go here
+	Account  Account
 	// Unit runs dnsmasq as an instance of the netgrant-dnsmasq@ systemd
 	// unit rather than as a child; Dir must then be UnitDir(Network).
 	Unit bool
@@ -51,6 +55,8 @@ func (c Config) validate() error {
 		return errors.New("neither DHCP nor DNS requested")
 	case !c.Gateway.Is4() || !c.Prefix.Addr().Is4() || !c.Prefix.Contains(c.Gateway):
 		return fmt.Errorf("gateway %s is not an IPv4 address in %s", c.Gateway, c.Prefix)
+	case c.Prefix6.IsValid() && (c.Prefix6.Bits() != 64 || !c.Prefix6.Contains(c.Gateway6)):
+		return fmt.Errorf("IPv6 gateway %s is not in the /64 %s", c.Gateway6, c.Prefix6)
 	}
 	if c.DHCP {
 		if !c.Prefix.Contains(c.DHCPStart) || !c.Prefix.Contains(c.DHCPEnd) || c.DHCPEnd.Less(c.DHCPStart) {
@@ -104,7 +110,30 @@ func (c Config) args() []string {
 			"--dhcp-hostsdir="+c.hostsDir(),
 		)
 	}
-	return args
+	return append(args, c.ipv6Args()...)
+}
+
+// ipv6Args make dnsmasq advertise the bridge's /64 for SLAAC, answer
+// stateless DHCPv6 (with DHCP) and DNS on the IPv6 gateway address (with
+// DNS), and name that address as the DNS server in both, not its
+// link-local address, which the firewall does not open for DNS.
+func (c Config) ipv6Args() []string {
+	if !c.Prefix6.IsValid() {
+		return nil
+	}
+	mode := "ra-only"
+	if c.DHCP {
+		mode = "ra-stateless"
+	}
+	args := []string{
+		"--enable-ra",
+		"--dhcp-range=::," + "constructor:" + c.Bridge + "," + mode + ",64," + leaseTime,
+	}
+	if !c.DNS {
+		// An empty option sends none, rather than the link-local default.
+		return append(args, "--dhcp-option=option6:dns-server")
+	}
+	return append(args, "--listen-address="+c.Gateway6.String(), "--dhcp-option=option6:dns-server,["+c.Gateway6.String()+"]")
 }
 
 func rangeSize(start, end netip.Addr) uint32 {

@@ -39,3 +39,26 @@ func DisableIPv6(link netlink.Link) error {
 	}
 	return nil
 }
+
+// EnableIPv6Router gives a bridge IPv6 as a router's interface has it:
+// only the addresses netgrant adds (no generated link-local address, so
+// the gateway's is the fixed one the guests' filters protect), no
+// duplicate address detection (nothing else on the bridge may hold them,
+// and dnsmasq must bind them at once) and deaf to router advertisements,
+// which only guests could send. Call it before the link goes up.
+func EnableIPv6Router(link netlink.Link) error {
+	name := link.Attrs().Name
+	conf := filepath.Join("/proc/sys/net/ipv6/conf", name)
+	if _, err := os.Stat(conf); err != nil {
+		return fmt.Errorf("%s has no IPv6 (is IPv6 off on this host, or its MTU below 1280?): %w", name, err)
+	}
+	if err := netlink.LinkSetIP6AddrGenMode(link, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+		return fmt.Errorf("turning off IPv6 address generation on %s: %w", name, err)
+	}
+	for _, setting := range [][2]string{{"accept_ra", "0"}, {"accept_dad", "0"}, {"disable_ipv6", "0"}} {
+		if err := os.WriteFile(filepath.Join(conf, setting[0]), []byte(setting[1]+"\n"), 0); err != nil {
+			return fmt.Errorf("setting %s on %s: %w", setting[0], name, err)
+		}
+	}
+	return nil
+}

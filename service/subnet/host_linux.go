@@ -22,20 +22,20 @@ const ownBridgePrefix = "ngbr"
 // private subnet free.
 const broadestRouteBits = 8
 
-// HostUses lists the host's IPv4 addresses and its unicast IPv4 routes in
-// all routing tables, except default routes and anything on netgrant's own
-// bridges; links are the host's links, to name them.
+// HostUses lists the host's IPv4 and IPv6 addresses and its unicast
+// routes in all routing tables, except default routes and anything on
+// netgrant's own bridges; links are the host's links, to name them.
 func HostUses(links []netlink.Link) ([]Use, error) {
 	names := make(map[int]string, len(links))
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
-	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses: %w", err)
 	}
 	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
-		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		return netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing routes: %w", err)
@@ -67,7 +67,7 @@ func addrUse(a netlink.Addr, dev string) (Use, bool) {
 	// On a point-to-point address the length belongs to the peer, whose
 	// prefix comes with its own route; only the local address is ours.
 	if a.Peer != nil && !a.Peer.IP.Equal(a.IP) {
-		local = netip.PrefixFrom(local.Addr(), 32)
+		local = netip.PrefixFrom(local.Addr(), local.Addr().BitLen())
 	}
 	return Use{Prefix: local.Masked(), What: fmt.Sprintf("address %s on %s", local, dev)}, true
 }
@@ -107,12 +107,16 @@ func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
 	if n == nil {
 		return netip.Prefix{}, false
 	}
-	addr, ok := netip.AddrFromSlice(n.IP.To4())
+	ip := n.IP
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	addr, ok := netip.AddrFromSlice(ip)
 	if !ok {
 		return netip.Prefix{}, false
 	}
 	ones, bits := n.Mask.Size()
-	if bits != 32 {
+	if bits != addr.BitLen() {
 		return netip.Prefix{}, false
 	}
 	return netip.PrefixFrom(addr, ones), true

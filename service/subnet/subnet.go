@@ -15,6 +15,19 @@ type Plan struct {
 	Gateway   netip.Addr   // first host address: the bridge's
 	DHCPStart netip.Addr   // first address after the gateway
 	DHCPEnd   netip.Addr   // last address before the broadcast address
+	// Prefix6 is the network's IPv6 /64 and Gateway6 the bridge's
+	// address in it; both invalid without IPv6 (see WithIPv6).
+	Prefix6  netip.Prefix
+	Gateway6 netip.Addr
+}
+
+// WithIPv6 is p with the IPv6 /64 p6 (none if p6 is invalid).
+func (p Plan) WithIPv6(p6 netip.Prefix) Plan {
+	p.Prefix6, p.Gateway6 = netip.Prefix{}, netip.Addr{}
+	if p6.IsValid() {
+		p.Prefix6, p.Gateway6 = p6.Masked(), Gateway6(p6)
+	}
+	return p
 }
 
 // NewPlan lays out p, an IPv4 prefix of a length Validate accepts.

@@ -19,8 +19,9 @@ import (
 )
 
 // A guest writes forged frames into its tap: as another guest's MAC or
-// address, as the gateway, as a DHCP server or an IPv6 router, in a VLAN,
-// or asking DHCP for another guest's lease. None may reach the other guest's
+// address, as the gateway (in IPv4 and IPv6, also in neighbour
+// advertisements), from outside the network's IPv6 /64, as a DHCP server
+// or an IPv6 router, in a VLAN, or asking DHCP for another guest's lease. None may reach the other guest's
 // tap or the host's side of the bridge; the guest's honest frames do.
 func TestGuestCannotSpoof(t *testing.T) {
 	for _, backend := range []string{"iptables", "nftables"} {
@@ -36,6 +37,8 @@ func testGuestCannotSpoof(t *testing.T, backend string) {
 		t.Fatal(err)
 	}
 	gateway := netip.MustParseAddr(info["gateway"].Value().(string))
+	gateway6 := netip.MustParseAddr(info["gateway6"].Value().(string))
+	subnet6 := netip.MustParsePrefix(info["subnet6"].Value().(string))
 	noVnetHdr := dbus.MakeVariant(false)
 	_, attackerFDs, attacker, err := alice.CreateTap(map[string]dbus.Variant{"network": dbus.MakeVariant("lab"), "vnet_hdr": noVnetHdr})
 	if err != nil {
@@ -71,6 +74,8 @@ func testGuestCannotSpoof(t *testing.T, backend string) {
 		"honest-arp":       arpFrame(myMAC, myMAC, myIP, theirIP, "honest-arp"),
 		"honest-arp-probe": arpFrame(myMAC, myMAC, netip.IPv4Unspecified(), myIP, "honest-arp-probe"),
 		"honest-dhcp":      dhcpFrame(myMAC, myMAC, netip.IPv4Unspecified(), 68, 67, "honest-dhcp"),
+		"honest-ip6":       udp6Frame(myMAC, subnet6.Addr().Next().Next(), "honest-ip6"),
+		"honest-ll6":       udp6Frame(myMAC, netip.MustParseAddr("fe80::5054:ff:fe00:1"), "honest-ll6"),
 	}
 	forged := map[string][]byte{
 		"forged-mac":         udpFrame(theirMAC, broadcastMAC, theirIP, broadcastIP, 5000, 5000, "forged-mac"),
@@ -82,6 +87,11 @@ func testGuestCannotSpoof(t *testing.T, backend string) {
 		"forged-dhcp-client": dhcpFrame(myMAC, theirMAC, netip.IPv4Unspecified(), 68, 67, "forged-dhcp-client"),
 		"forged-ra":          routerAdvertisement(myMAC, labelOption("forged-ra")...),
 		"forged-vlan":        vlanTagged(udpFrame(myMAC, broadcastMAC, myIP, broadcastIP, 5000, 5000, "forged-vlan")),
+		"forged-ip6":         udp6Frame(myMAC, netip.MustParseAddr("2001:db8:9::1"), "forged-ip6"),
+		"forged-gateway-ip6": udp6Frame(myMAC, gateway6, "forged-gateway-ip6"),
+		"forged-gateway-ll6": udp6Frame(myMAC, netip.MustParseAddr("fe80::1"), "forged-gateway-ll6"),
+		"forged-na-gateway":  neighborAdvertisement(myMAC, gateway6, "forged-na-gateway"),
+		"forged-na-ll":       neighborAdvertisement(myMAC, netip.MustParseAddr("fe80::1"), "forged-na-ll"),
 	}
 	for _, frame := range forged {
 		alice.Write(attackerFDs[0], frame)
@@ -211,6 +221,53 @@ func arpFrame(srcMAC, sha net.HardwareAddr, spa, tpa netip.Addr, label string) [
 	f = append(append(f, sha...), s[:]...)
 	f = append(append(f, make([]byte, 6)...), d[:]...)
 	return append(f, []byte(labelPrefix+label)...)
+}
+
+// allNodes is ff02::1 and its Ethernet group address.
+var (
+	allNodes    = netip.MustParseAddr("ff02::1")
+	allNodesMAC = net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
+)
+
+// ipv6Frame wraps an upper-layer message of protocol next, sent from src
+// to all nodes, whose checksum at sumAt it fills in.
+func ipv6Frame(srcMAC net.HardwareAddr, src netip.Addr, next byte, msg []byte, sumAt int) []byte {
+	s, d := src.As16(), allNodes.As16()
+	pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(msg)>>8), byte(len(msg)), 0, 0, 0, next)
+	var sum uint32
+	for _, b := range [][]byte{pseudo, msg} {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(msg[sumAt:], ^uint16(sum))
+	f := ethernet(srcMAC, allNodesMAC, 0x86dd)
+	f = append(f, 0x60, 0, 0, 0, byte(len(msg)>>8), byte(len(msg)), next, 255)
+	f = append(append(f, s[:]...), d[:]...)
+	return append(f, msg...)
+}
+
+// udp6Frame is a UDP datagram to all nodes from src.
+func udp6Frame(srcMAC net.HardwareAddr, src netip.Addr, label string) []byte {
+	payload := []byte(labelPrefix + label)
+	udp := []byte{0x13, 0x88, 0x13, 0x88, byte((8 + len(payload)) >> 8), byte(8 + len(payload)), 0, 0}
+	return ipv6Frame(srcMAC, src, 17, append(udp, payload...), 6)
+}
+
+// neighborAdvertisement claims target for srcMAC, unsolicited, to all
+// nodes, as a guest poisoning the others' neighbour caches would.
+func neighborAdvertisement(srcMAC net.HardwareAddr, target netip.Addr, label string) []byte {
+	t := target.As16()
+	msg := append([]byte{136, 0, 0, 0, 0x20, 0, 0, 0}, t[:]...) // override flag
+	msg = append(append(msg, 2, 1), srcMAC...)                   // target link-layer address
+	msg = append(msg, labelOption(label)...)
+	return ipv6Frame(srcMAC, netip.MustParseAddr("fe80::5054:ff:fe00:1"), 58, msg, 2)
 }
 
 func vlanTagged(frame []byte) []byte {

@@ -27,6 +27,13 @@ type Checks struct {
 	// ResolveName is looked up with nslookup at the lease's DNS server, else
 	// the gateway ("resolve"; detail: the addresses found, comma-separated).
 	ResolveName string
+	// IPv6 waits for an address and a default route from router
+	// advertisements ("ipv6"; detail: the address/prefix, then the
+	// router's address).
+	IPv6 bool
+	// Resolve6 ("name@server") looks name's AAAA records up at an IPv6
+	// server ("resolve6"; detail: the addresses, comma-separated).
+	Resolve6 string
 	// Connect opens a TCP connection to each "host:port", or "host:port@src"
 	// to connect from local port src ("connect:" + the entry;
 	// detail: "connected <first line the peer sent>", or nc's error).
@@ -68,6 +75,12 @@ func (k Kit) KernelArgs(c Checks) string {
 	}
 	if c.ResolveName != "" {
 		add("resolve", c.ResolveName)
+	}
+	if c.IPv6 {
+		add("ipv6", "1")
+	}
+	if c.Resolve6 != "" {
+		add("resolve6", c.Resolve6)
 	}
 	for _, target := range c.Connect {
 		if strings.Contains(target, ",") {

@@ -49,13 +49,43 @@ func IPTablesSave(t testing.TB) string {
 	return b.String()
 }
 
+// IP6TablesSave is the sandbox's IPv6 filter and nat tables as
+// ip6tables-save prints them, leaving out tables that hold nothing but
+// empty built-in chains: netgrant's last chains gone leave such a table
+// behind, and it filters nothing.
+func IP6TablesSave(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("ip6tables-save").CombinedOutput()
+	if err != nil {
+		t.Fatalf("harness: ip6tables-save: %v: %s", err, out)
+	}
+	var b strings.Builder
+	for _, table := range strings.Split(string(out), "\n*")[1:] {
+		lines := strings.Split(table, "\n")
+		empty := true
+		for _, line := range lines[1:] {
+			empty = empty && (line == "" || line == "COMMIT" || strings.HasPrefix(line, "#") || strings.HasSuffix(line, " ACCEPT [0:0]"))
+		}
+		if empty {
+			continue
+		}
+		b.WriteString("*")
+		for _, line := range lines {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
 // FirewallRules is everything netgrant's firewall could hold: iptables'
-// filter and nat tables (IPTablesSave) and netgrant's nftables tables, so
+// and ip6tables' filter and nat tables and netgrant's nftables tables, so
 // a test compares the firewall before and after whatever the backend.
 func FirewallRules(t testing.TB) string {
 	t.Helper()
-	rules := IPTablesSave(t)
-	for _, table := range [][]string{{"ip", "netgrant"}, {"bridge", "netgrant"}} {
+	rules := IPTablesSave(t) + IP6TablesSave(t)
+	for _, table := range [][]string{{"ip", "netgrant"}, {"ip6", "netgrant"}, {"bridge", "netgrant"}} {
 		out, err := exec.Command("nft", append([]string{"list", "table"}, table...)...).CombinedOutput()
 		switch {
 		case err == nil:

@@ -3,6 +3,7 @@ package network_test
 import (
 	"bufio"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,38 +14,43 @@ import (
 )
 
 // TestGuestOnNATNetwork boots a real guest on a tap from CreateTap{network}
-// and checks what a VM user would: it gets a lease, resolves names through
-// the gateway, reaches the outside masqueraded, cannot reach the host's own
-// services or be reached from outside, and the host can reach it.
+// and checks what a VM user would, over IPv4 and IPv6: it gets a lease (and
+// a SLAAC address), resolves names through the gateway, reaches the
+// outside masqueraded, cannot reach the host's own services or be reached
+// from outside, and the host can reach it.
 func TestGuestOnNATNetwork(t *testing.T) {
 	kit := guest.Prepare(t)
 	env := harness.Start(t, harness.Options{Rules: rules})
 	up := addUpstreamWithDNS(t)
 
-	// An upstream service that notes who connects.
+	// An upstream service that notes who connects, on both families.
 	seen := make(chan string, 4)
-	upstream := listenIn(t, "up", "198.51.100.2:8080")
-	go func() {
-		for {
-			conn, err := upstream.Accept()
-			if err != nil {
-				return
+	for _, addr := range []string{"198.51.100.2:8080", "[" + upstreamAddr6 + "]:8080"} {
+		upstream := listenIn(t, "up", addr)
+		go func() {
+			for {
+				conn, err := upstream.Accept()
+				if err != nil {
+					return
+				}
+				seen <- conn.RemoteAddr().String()
+				conn.Write([]byte("hello-from-upstream\n"))
+				conn.Close()
 			}
-			seen <- conn.RemoteAddr().String()
-			conn.Write([]byte("hello-from-upstream\n"))
-			conn.Close()
-		}
-	}()
+		}()
+	}
 
 	alice := env.Client(t, harness.UserAlice)
 	netPath, info := mustCreateNetwork(t, alice, "e2e", nil)
-	gateway := info["gateway"].Value().(string)
+	gateway, subnet6, gateway6 := info["gateway"].Value().(string), info["subnet6"].Value().(string), info["gateway6"].Value().(string)
 	// A service on the host, on the gateway address: guests must not reach it.
-	hostService, err := net.Listen("tcp", gateway+":2222")
-	if err != nil {
-		t.Fatal(err)
+	for _, addr := range []string{gateway + ":2222", "[" + gateway6 + "]:2222"} {
+		hostService, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hostService.Close()
 	}
-	defer hostService.Close()
 
 	// The guest's address is fixed, as a user pins a server VM's.
 	tapPath, fds, tapInfo, err := alice.CreateTap(opts{"network": v("e2e"), "ipv4": v("10.97.0.77")})
@@ -56,7 +62,9 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	vm := guest.Boot(t, kit, tapFile, mac, guest.Checks{
 		PingGateway: true,
 		ResolveName: "upstream.test",
-		Connect:     []string{"198.51.100.2:8080@80", gateway + ":2222"},
+		IPv6:        true,
+		Resolve6:    "upstream.test@" + gateway6,
+		Connect:     []string{"198.51.100.2:8080@80", gateway + ":2222", upstreamAddr6 + ":8080", gateway6 + ":2222"},
 		ListenPort:  7000,
 		StayUp:      true,
 	})
@@ -98,6 +106,36 @@ func TestGuestOnNATNetwork(t *testing.T) {
 		t.Errorf("guest reached a TCP service on the host's gateway address: %+v", r)
 	}
 
+	// IPv6: a SLAAC address in the network's /64, the gateway's router
+	// advertisements, DNS over IPv6 on the gateway, NAT66 to the outside.
+	r6 := results["ipv6"]
+	guest6, _, _ := strings.Cut(r6.Detail, "/")
+	if ip := netip.MustParsePrefix(subnet6); !r6.OK || !ip.Contains(netip.MustParseAddr(guest6)) {
+		t.Fatalf("guest's IPv6 address: %+v, want one in %s", r6, subnet6)
+	}
+	t.Logf("guest's IPv6 address and router: %s", r6.Detail)
+	if r := results["resolve6"]; !r.OK || !strings.Contains(r.Detail, upstreamAddr6) {
+		t.Errorf("guest resolving upstream.test through %s over IPv6: %+v", gateway6, r)
+	} else {
+		t.Logf("guest resolved upstream.test through %s: %s", gateway6, r.Detail)
+	}
+	if r := results["connect:"+upstreamAddr6+":8080"]; !r.OK || !strings.Contains(r.Detail, "hello-from-upstream") {
+		t.Errorf("guest connecting upstream over IPv6: %+v", r)
+	}
+	select {
+	case from := <-seen:
+		if host, _, _ := net.SplitHostPort(from); host != hostAddr6 {
+			t.Errorf("upstream saw the guest's IPv6 connection from %s, want the host's %s", from, hostAddr6)
+		} else {
+			t.Logf("upstream saw the guest's IPv6 connection from %s", from)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("upstream never saw the guest's IPv6 connection")
+	}
+	if r := results["connect:"+gateway6+":2222"]; r.OK {
+		t.Errorf("guest reached a TCP service on the host's IPv6 gateway address: %+v", r)
+	}
+
 	// The host reaches the guest; the outside does not, even with a route.
 	if out, err := osexecOutput("busybox", "ping", "-c", "1", "-W", "3", lease); err != nil {
 		t.Errorf("host cannot ping the guest: %v: %s", err, out)
@@ -123,6 +161,23 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	})
 	if outsideErr == nil {
 		t.Error("the upstream host opened a connection to the guest")
+	}
+	// Likewise over IPv6: the host reaches the guest's address, the
+	// upstream does not, though it routes the ULAs to the host.
+	if conn, err := net.DialTimeout("tcp", "["+guest6+"]:7000", 10*time.Second); err != nil {
+		t.Errorf("host cannot connect to the guest over IPv6: %v", err)
+	} else {
+		conn.Close()
+	}
+	up.Run(t, "ip", "-6", "route", "add", "fd00::/8", "via", hostAddr6)
+	inNetns(t, "up", func() {
+		var c net.Conn
+		if c, outsideErr = net.DialTimeout("tcp", "["+guest6+"]:7000", 5*time.Second); outsideErr == nil {
+			c.Close()
+		}
+	})
+	if outsideErr == nil {
+		t.Error("the upstream host opened a connection to the guest over IPv6")
 	}
 
 	// The lease shows on the network and on the tap.

@@ -142,12 +142,24 @@ func osexecOutput(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// addUpstreamWithDNS is the outside, 198.51.100.2, answering DNS for
-// upstream.test, with the host's resolver pointing at it as at a LAN's.
+// The upstream's IPv6 side: documentation addresses (RFC 3849).
+const (
+	hostAddr6     = "2001:db8:1::1"
+	upstreamAddr6 = "2001:db8:1::2"
+)
+
+// addUpstreamWithDNS is the outside, 198.51.100.2 and 2001:db8:1::2 (the
+// host's default routes of both families), answering DNS for
+// upstream.test with both, with the host's resolver pointing at it as at a
+// LAN's.
 func addUpstreamWithDNS(t *testing.T) *harness.Upstream {
 	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24", DefaultRoute: true})
+	run(t, "ip", "addr", "add", hostAddr6+"/64", "dev", up.Link, "nodad")
+	up.Run(t, "ip", "addr", "add", upstreamAddr6+"/64", "dev", "eth0", "nodad")
+	run(t, "ip", "-6", "route", "add", "default", "via", upstreamAddr6)
 	dns := up.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2", "--pid-file=")
+		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2",
+		"--address=/upstream.test/"+upstreamAddr6, "--pid-file=")
 	if err := dns.Start(); err != nil {
 		t.Fatal(err)
 	}

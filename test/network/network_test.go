@@ -39,11 +39,17 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 			t.Errorf("info %s = %v, want %v", k, info[k].Value(), w)
 		}
 	}
-	if len(info) != len(want) {
-		t.Errorf("info has keys %v, want exactly %d", info, len(want))
+	if len(info) != len(want)+2 {
+		t.Errorf("info has keys %v, want exactly %d", info, len(want)+2)
+	}
+	// IPv6 by default: a ULA /64, the gateway its first address.
+	subnet6, gateway6 := info["subnet6"].Value().(string), info["gateway6"].Value().(string)
+	if !strings.HasPrefix(subnet6, "fd") || !strings.HasSuffix(subnet6, "::/64") || gateway6 != strings.TrimSuffix(subnet6, "/64")+"1" {
+		t.Errorf("info subnet6 %q gateway6 %q, want a ULA /64 and its ::1", subnet6, gateway6)
 	}
 
-	// The bridge: gateway address, pinned MAC, no STP delay, no IPv6.
+	// The bridge: gateway addresses, pinned MAC, no STP delay, no IPv6
+	// but the fixed link-local address and the gateway's.
 	if out := run(t, "ip", "-4", "-o", "addr", "show", "dev", "ngbr0"); !strings.Contains(out, "10.97.0.1/24") {
 		t.Errorf("ngbr0 lacks the gateway address: %s", out)
 	}
@@ -53,11 +59,14 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 	if sysfs(t, "ngbr0", "bridge", "stp_state") != "0" || sysfs(t, "ngbr0", "bridge", "forward_delay") != "0" {
 		t.Errorf("ngbr0 STP %s forward delay %s, want 0 and 0", sysfs(t, "ngbr0", "bridge", "stp_state"), sysfs(t, "ngbr0", "bridge", "forward_delay"))
 	}
-	if out := run(t, "ip", "-6", "-o", "addr", "show", "dev", "ngbr0"); strings.TrimSpace(out) != "" {
-		t.Errorf("ngbr0 has IPv6 addresses: %s", out)
+	if out := run(t, "ip", "-6", "-o", "addr", "show", "dev", "ngbr0"); strings.Count(out, "inet6") != 2 ||
+		!strings.Contains(out, gateway6+"/64") || !strings.Contains(out, "fe80::1/64") {
+		t.Errorf("ngbr0's IPv6 addresses: %s, want %s/64 and fe80::1/64 only", out, gateway6)
 	}
-	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "1" {
-		t.Error("IPv4 forwarding is off for an outbound network")
+	for _, forwarding := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+		if b, _ := os.ReadFile(forwarding); strings.TrimSpace(string(b)) != "1" {
+			t.Errorf("%s is off for an outbound network", forwarding)
+		}
 	}
 
 	// Firewall: our chains, jumped to first, or our table.
@@ -72,21 +81,24 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 		}
 	}
 
-	// dnsmasq serves DNS on the gateway address only.
+	// dnsmasq serves DNS on the gateway addresses only (and the bridge's
+	// link-local address, which the firewall does not open for DNS).
 	if pids := harness.ProcessesNamed("dnsmasq"); len(pids) != 1 {
 		t.Fatalf("%d dnsmasq processes, want 1", len(pids))
 	}
 	for _, line := range strings.Split(run(t, "ss", "-Hlntu"), "\n") {
-		if strings.Contains(line, ":53 ") && !strings.Contains(line, "10.97.0.1:53") {
+		if strings.Contains(line, ":53 ") && !strings.Contains(line, "10.97.0.1:53") &&
+			!strings.Contains(line, "["+gateway6+"]:53") && !strings.Contains(line, "[fe80::1]%ngbr0:53") {
 			t.Errorf("something listens on port 53 beyond the gateway: %s", line)
 		}
 	}
-	if !strings.Contains(run(t, "ss", "-Hlnu"), "10.97.0.1:53") {
-		t.Error("nothing serves DNS on the gateway address")
+	if out := run(t, "ss", "-Hlnu"); !strings.Contains(out, "10.97.0.1:53") || !strings.Contains(out, "["+gateway6+"]:53") {
+		t.Errorf("nothing serves DNS on the gateway addresses:\n%s", out)
 	}
 
 	for name, want := range map[string]any{
 		"Name": "lab", "Bridge": "ngbr0", "Subnet": "10.97.0.0/24", "Gateway": "10.97.0.1", "DHCP": true,
+		"Subnet6": subnet6, "Gateway6": gateway6,
 		"DNS": true, "Outbound": true, "Persistent": false, "Owner": uint32(4001), "Holders": uint32(1),
 	} {
 		if got := env.Property(path, networkIface, name); got != want {
@@ -251,6 +263,41 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 	}
 }
 
+// ipv6 and subnet6: a network without IPv6 has none, anywhere; a /64 given
+// is used, and taken only once; an MTU too small for IPv6 leaves it out
+// unless it was asked for; joining compares IPv6 like any option.
+func TestIPv6Options(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: rules})
+	alice := env.Client(t, harness.UserAlice)
+	path, info := mustCreateNetwork(t, alice, "v4only", opts{"ipv6": v(false)})
+	bridge := info["bridge"].Value().(string)
+	if info["subnet6"].Value() != "" || info["gateway6"].Value() != "" || env.Property(path, networkIface, "Subnet6") != "" {
+		t.Errorf("a network with ipv6 false has IPv6: %v", info)
+	}
+	if out := run(t, "ip", "-6", "-o", "addr", "show", "dev", bridge); strings.TrimSpace(out) != "" {
+		t.Errorf("%s of a network without IPv6 has IPv6 addresses: %s", bridge, out)
+	}
+	if _, _, err := alice.CreateNATNetwork("v4only", opts{"ipv6": v(true)}); harness.ErrorName(err) != errPrefix+"Exists" || !strings.Contains(err.Error(), "ipv6") {
+		t.Errorf("joining without IPv6 asking for it: %v, want Exists naming ipv6", err)
+	}
+
+	_, info = mustCreateNetwork(t, alice, "given6", opts{"subnet6": v("fd00:97:5::/64")})
+	if info["subnet6"].Value() != "fd00:97:5::/64" || info["gateway6"].Value() != "fd00:97:5::1" {
+		t.Errorf("subnet6 given: info %v", info)
+	}
+	if _, _, err := alice.CreateNATNetwork("again6", opts{"subnet6": v("fd00:97:5::/64")}); harness.ErrorName(err) != errPrefix+"SubnetConflict" || !strings.Contains(err.Error(), "given6") {
+		t.Errorf("a /64 taken twice: %v, want SubnetConflict naming given6", err)
+	}
+	if _, _, err := alice.CreateNATNetwork("given6", opts{"subnet6": v("fd00:97:5::/64")}); err != nil {
+		t.Errorf("joining with the same subnet6: %v", err)
+	}
+
+	_, info = mustCreateNetwork(t, alice, "small", opts{"mtu": v(uint32(1000))})
+	if info["subnet6"].Value() != "" {
+		t.Errorf("a network of MTU 1000 has IPv6 %v", info["subnet6"])
+	}
+}
+
 func TestBadInputCreatesNothing(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules})
 	before := harness.FirewallRules(t)
@@ -282,6 +329,13 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		{opts{"mtu": v(uint32(65536))}, invalid, "mtu"},
 		{opts{"persistent": v(uint32(1))}, invalid, "persistent"},
 		{opts{"bridge": v("br0")}, invalid, "bridge"},
+		{opts{"ipv6": v("yes")}, invalid, "ipv6"},
+		{opts{"subnet6": v("fd00::/48")}, invalid, "subnet6"},
+		{opts{"subnet6": v("2001:db8::/64")}, invalid, "subnet6"},
+		{opts{"subnet6": v("fd00::1/64")}, invalid, "subnet6"},
+		{opts{"subnet6": v("10.97.0.0/24")}, invalid, "subnet6"},
+		{opts{"subnet6": v("fd00:1::/64"), "ipv6": v(false)}, invalid, "subnet6"},
+		{opts{"ipv6": v(true), "mtu": v(uint32(1000))}, invalid, "mtu"},
 	} {
 		if _, _, err := alice.CreateNATNetwork("bad", tc.o); harness.ErrorName(err) != tc.want || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("options %v: %v, want %s naming %s", tc.o, err, tc.want, tc.mention)
