@@ -1,12 +1,13 @@
 #!/bin/sh
 # netgrant from a shell script, with busctl (systemd): creates a persistent
-# NAT network, lists netgrant's objects, reads the network's DHCP leases
-# and deletes it again.
+# NAT network, lists netgrant's objects, reads the network's subnets and
+# DHCP leases, forwards host port 2222 to a guest's ssh and deletes it
+# again.
 #
 #   examples/busctl-network.sh [NAME [SUBNET]]
 #
-# Creating a persistent network needs polkit's org.netgrant.create-nat-network
-# and org.netgrant.persist; busctl allows interactive authorization by
+# Creating a persistent network needs polkit's org.netgrant.persist, the
+# forward org.netgrant.forward-port; busctl allows interactive authorization by
 # default, so polkit may ask for a password through your agent.
 set -eu
 
@@ -27,8 +28,15 @@ echo "== object $path"
 echo "== objects"
 busctl --system --list tree $dest
 
-echo "== subnet and leases of $name (count, then mac ipv4 hostname each)"
-busctl --system get-property $dest "$path" org.netgrant.NetGrant1.Network Subnet Leases
+echo "== subnets and leases of $name (count, then mac ipv4 hostname each)"
+busctl --system get-property $dest "$path" org.netgrant.NetGrant1.Network Subnet Subnet6 Leases
+
+# The guest at .10 of a /24 (fix its address with CreateTap's ipv4 option).
+guest=${subnet%.*}.10
+echo "== forward tcp port 2222 to $guest port 22"
+busctl --system call $dest "$path" org.netgrant.NetGrant1.Network \
+	AddPortForward 'sqsqa{sv}' tcp 2222 "$guest" 22 0
+busctl --system get-property $dest "$path" org.netgrant.NetGrant1.Network PortForwards
 
 echo "== delete $name"
 busctl --system call $dest "$path" org.netgrant.NetGrant1.Network Delete

@@ -12,12 +12,14 @@ const policyFile = "../data/org.netgrant.policy"
 
 // apiDefaults is the table in API.md, "Authorization": any, inactive, active.
 var apiDefaults = map[string][3]string{
-	"org.netgrant.create-tap":         {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.use-network":        {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.attach-bridge":      {"auth_admin", "auth_admin_keep", "auth_admin_keep"},
-	"org.netgrant.create-nat-network": {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.persist":            {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
-	"org.netgrant.manage":             {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
+	"org.netgrant.create-tap":              {"auth_admin", "auth_admin", "yes"},
+	"org.netgrant.use-network":             {"auth_admin", "auth_admin", "yes"},
+	"org.netgrant.attach-bridge":           {"auth_admin", "auth_admin_keep", "auth_admin_keep"},
+	"org.netgrant.create-nat-network":      {"auth_admin", "auth_admin", "yes"},
+	"org.netgrant.persist":                 {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
+	"org.netgrant.manage":                  {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
+	"org.netgrant.forward-port":            {"auth_admin", "auth_admin", "yes"},
+	"org.netgrant.forward-privileged-port": {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
 }
 
 type policyConfig struct {

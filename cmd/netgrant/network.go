@@ -24,6 +24,10 @@ until this command is interrupted (Ctrl-C).
 Options:
   --subnet CIDR      IPv4 subnet inside the configured SubnetPool, /22 to /29
                      (default: a free /24 from the configured pool)
+  --subnet6 CIDR     IPv6 /64 inside fd00::/8 (default: derived from the
+                     machine and NAME)
+  --no-ipv6          IPv4 only: no IPv6 addresses, router advertisements
+                     or NAT66
   --isolated         no outbound traffic: the host and the guests only
   --no-dhcp          no DHCP server on the network
   --no-dns           no DNS forwarder on the gateway
@@ -56,6 +60,8 @@ func networkCreateCommand(args []string, stdout io.Writer) error {
 	isolated := fs.Bool("isolated", false, "")
 	noDHCP := fs.Bool("no-dhcp", false, "")
 	noDNS := fs.Bool("no-dns", false, "")
+	subnet6 := fs.String("subnet6", "", "")
+	noIPv6 := fs.Bool("no-ipv6", false, "")
 	mtu := fs.Uint("mtu", 0, "")
 	holdOnly := fs.Bool("hold", false, "")
 	noAsk := fs.Bool("no-ask-password", false, "")
@@ -75,6 +81,9 @@ func networkCreateCommand(args []string, stdout io.Writer) error {
 	}
 	if *isolated {
 		opts["outbound"] = dbus.MakeVariant(false)
+	}
+	if err := addIPv6Options(name, opts, *subnet6, *noIPv6); err != nil {
+		return err
 	}
 	if *noDHCP {
 		opts["dhcp"] = dbus.MakeVariant(false)
@@ -103,6 +112,9 @@ func networkCreateCommand(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "Network %s: bridge %s, subnet %s, gateway %s", str("name"), str("bridge"), str("subnet"), str("gateway"))
 	if str("dhcp_start") != "" {
 		fmt.Fprintf(stdout, ", DHCP %s-%s", str("dhcp_start"), str("dhcp_end"))
+	}
+	if str("subnet6") != "" {
+		fmt.Fprintf(stdout, "; IPv6 %s, gateway %s", str("subnet6"), str("gateway6"))
 	}
 	fmt.Fprintln(stdout, ".")
 	if !*holdOnly {

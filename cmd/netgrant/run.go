@@ -30,6 +30,9 @@ Options:
                      and the options match; without --tap, COMMAND gets one
                      tap on it
   --subnet CIDR      the network's IPv4 subnet (default: a free /24)
+  --subnet6 CIDR     the network's IPv6 /64 inside fd00::/8 (default:
+                     derived from the machine and the network's name)
+  --no-ipv6          an IPv4-only network
   --isolated         no outbound traffic: the host and the guests only
   --bridge BRIDGE    without --tap: the tap joins this bridge (a host bridge
                      the administrator allows, or a network's bridge)
@@ -70,6 +73,8 @@ func runCommand(args []string, stdout io.Writer) error {
 	network := fs.String("network", "", "")
 	subnet := fs.String("subnet", "", "")
 	isolated := fs.Bool("isolated", false, "")
+	subnet6 := fs.String("subnet6", "", "")
+	noIPv6 := fs.Bool("no-ipv6", false, "")
 	bridge := fs.String("bridge", "", "")
 	queues := fs.Uint("queues", 0, "")
 	mac := fs.String("mac", "", "")
@@ -83,8 +88,8 @@ func runCommand(args []string, stdout io.Writer) error {
 	if len(argv) == 0 {
 		return usageError(name, "no command to run")
 	}
-	if *network == "" && (*subnet != "" || *isolated) {
-		return usageError(name, "--subnet and --isolated need --network")
+	if *network == "" && (*subnet != "" || *isolated || *subnet6 != "" || *noIPv6) {
+		return usageError(name, "--subnet, --subnet6, --no-ipv6 and --isolated need --network")
 	}
 	if *subnet != "" {
 		if _, _, err := net.ParseCIDR(*subnet); err != nil {
@@ -123,7 +128,26 @@ func runCommand(args []string, stdout io.Writer) error {
 	if *isolated {
 		netOpts["outbound"] = dbus.MakeVariant(false)
 	}
+	if err := addIPv6Options(name, netOpts, *subnet6, *noIPv6); err != nil {
+		return err
+	}
 	return runWithTaps(*network, netOpts, taps, argv, !*noAsk)
+}
+
+// addIPv6Options puts --subnet6 and --no-ipv6 into a network's options.
+func addIPv6Options(command string, opts map[string]dbus.Variant, subnet6 string, noIPv6 bool) error {
+	switch {
+	case subnet6 != "" && noIPv6:
+		return usageError(command, "--subnet6 and --no-ipv6 exclude each other")
+	case subnet6 != "":
+		if ip, _, err := net.ParseCIDR(subnet6); err != nil || ip.To4() != nil {
+			return usageError(command, "--subnet6 %q is no IPv6 CIDR (like fd12:3456:789a:1::/64)", subnet6)
+		}
+		opts["subnet6"] = dbus.MakeVariant(subnet6)
+	case noIPv6:
+		opts["ipv6"] = dbus.MakeVariant(false)
+	}
+	return nil
 }
 
 // defaultNetwork is the caller's own network, API.md's user-<uid>.

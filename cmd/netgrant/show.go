@@ -18,7 +18,8 @@ import (
 
 const usageList = `Usage: netgrant list [--json]
 
-Lists every network and tap (with their DHCP leases), whoever owns them.
+Lists every network (with its IPv6 /64 and port forwards) and tap (with
+their DHCP leases), whoever owns them.
 
 Options:
   --json   print one JSON object: {"networks": [...], "taps": [...]}
@@ -26,7 +27,8 @@ Options:
 
 const usageNetworkShow = `Usage: netgrant network show NAME [--json]
 
-Shows a network's settings, its holders, taps and DHCP leases.
+Shows a network's settings (IPv6 included), its holders, taps, DHCP
+leases and port forwards.
 
 Options:
   --json   print the network as a JSON object
@@ -39,10 +41,13 @@ type leaseJSON struct {
 }
 
 type networkJSON struct {
-	Name       string      `json:"name"`
-	Bridge     string      `json:"bridge"`
-	Subnet     string      `json:"subnet"`
-	Gateway    string      `json:"gateway"`
+	Name    string `json:"name"`
+	Bridge  string `json:"bridge"`
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway"`
+	// Subnet6 and Gateway6 are empty without IPv6.
+	Subnet6    string      `json:"subnet6"`
+	Gateway6   string      `json:"gateway6"`
 	DHCP       bool        `json:"dhcp"`
 	DNS        bool        `json:"dns"`
 	Outbound   bool        `json:"outbound"`
@@ -100,6 +105,8 @@ func networkFromProps(props map[string]dbus.Variant, objects client.Objects) net
 		Bridge:     prop[string](props, "Bridge"),
 		Subnet:     prop[string](props, "Subnet"),
 		Gateway:    prop[string](props, "Gateway"),
+		Subnet6:    prop[string](props, "Subnet6"),
+		Gateway6:   prop[string](props, "Gateway6"),
 		DHCP:       prop[bool](props, "DHCP"),
 		DNS:        prop[bool](props, "DNS"),
 		Outbound:   prop[bool](props, "Outbound"),
@@ -209,9 +216,9 @@ func writeList(w io.Writer, list listJSON) {
 	if len(list.Networks) == 0 {
 		fmt.Fprintln(tw, "No networks.")
 	} else {
-		fmt.Fprintln(tw, "NETWORK\tOWNER\tSUBNET\tGATEWAY\tBRIDGE\tHOLDERS\tSETTINGS")
+		fmt.Fprintln(tw, "NETWORK\tOWNER\tSUBNET\tGATEWAY\tSUBNET6\tBRIDGE\tHOLDERS\tSETTINGS")
 		for _, n := range list.Networks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.OwnerName, n.Subnet, n.Gateway, n.Bridge, n.Holders, settings(n))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.OwnerName, n.Subnet, n.Gateway, orDash(n.Subnet6), n.Bridge, n.Holders, settings(n))
 		}
 	}
 	fmt.Fprintln(tw)
@@ -322,6 +329,8 @@ func networkShowCommand(args []string, stdout io.Writer) error {
 		{"Bridge:", n.Bridge},
 		{"Subnet:", n.Subnet},
 		{"Gateway:", n.Gateway},
+		{"Subnet6:", orDash(n.Subnet6)},
+		{"Gateway6:", orDash(n.Gateway6)},
 		{"DHCP:", yesNo(n.DHCP)},
 		{"DNS:", yesNo(n.DNS)},
 		{"Outbound:", yesNo(n.Outbound)},

@@ -265,7 +265,7 @@ func udp6Frame(srcMAC net.HardwareAddr, src netip.Addr, label string) []byte {
 func neighborAdvertisement(srcMAC net.HardwareAddr, target netip.Addr, label string) []byte {
 	t := target.As16()
 	msg := append([]byte{136, 0, 0, 0, 0x20, 0, 0, 0}, t[:]...) // override flag
-	msg = append(append(msg, 2, 1), srcMAC...)                   // target link-layer address
+	msg = append(append(msg, 2, 1), srcMAC...)                  // target link-layer address
 	msg = append(msg, labelOption(label)...)
 	return ipv6Frame(srcMAC, netip.MustParseAddr("fe80::5054:ff:fe00:1"), 58, msg, 2)
 }

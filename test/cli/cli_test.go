@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +22,7 @@ func TestNetworkCreateListShowDelete(t *testing.T) {
 
 	r := netgrant(t, harness.UserAlice, "network", "create", "lab", "--subnet", "10.97.5.0/24")
 	mustSucceed(t, r)
-	for _, want := range []string{"Network lab: bridge ", "subnet 10.97.5.0/24, gateway 10.97.5.1", "It is persistent", "netgrant network delete lab"} {
+	for _, want := range []string{"Network lab: bridge ", "subnet 10.97.5.0/24, gateway 10.97.5.1", "; IPv6 fd", "::/64, gateway fd", "It is persistent", "netgrant network delete lab"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("network create printed %q, lacking %q", r.stdout, want)
 		}
@@ -64,12 +65,21 @@ func TestNetworkCreateListShowDelete(t *testing.T) {
 
 	r = netgrant(t, harness.UserAlice, "network", "show", "lab")
 	mustSucceed(t, r)
-	for _, want := range []string{"Owner:      ngalice (4001)", "Subnet:     10.97.5.0/24", "Persistent: yes", "Leases:     -"} {
+	for _, want := range []string{"Owner:      ngalice (4001)", "Subnet:     10.97.5.0/24", "Subnet6:    fd", "Gateway6:   fd", "Persistent: yes", "Leases:     -"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("network show lacks %q:\n%s", want, r.stdout)
 		}
 	}
 
+	// An IPv4-only network shows no IPv6.
+	mustSucceed(t, netgrant(t, harness.UserAlice, "network", "create", "v4", "--no-ipv6", "--subnet", "10.97.7.0/24"))
+	if r = netgrant(t, harness.UserAlice, "network", "show", "v4"); !strings.Contains(r.stdout, "Subnet6:    -") {
+		t.Errorf("network show of a network without IPv6:\n%s", r.stdout)
+	}
+	if r = netgrant(t, harness.UserAlice, "list"); !strings.Contains(r.stdout, "SUBNET6") || !regexp.MustCompile(`v4 +ngalice +10\.97\.7\.0/24 +10\.97\.7\.1 +- `).MatchString(r.stdout) {
+		t.Errorf("list shows no IPv6 column, or IPv6 for v4:\n%s", r.stdout)
+	}
+	mustSucceed(t, netgrant(t, harness.UserAlice, "network", "delete", "v4"))
 	// Deleting another user's network needs org.netgrant.manage.
 	wantFailure(t, netgrant(t, harness.UserMallory, "network", "delete", "lab"),
 		"netgrant: /org/netgrant/NetGrant1/network/lab belongs to another user: acting on it needs polkit org.netgrant.manage")
@@ -388,7 +398,9 @@ func TestExampleScripts(t *testing.T) {
 		"'subnet': <'10.97.9.0/24'>",
 		"== object /org/netgrant/NetGrant1/network/ex_2dgdbus\n",
 		"== networks\nex-gdbus\n",
+		"== IPv6 of ex-gdbus\n(<'fd",
 		"(mac, ipv4, hostname)\n(<@a(sss) []>,)\n",
+		"== forward tcp port 2222 to 10.97.9.10 port 22\n()\n(<[('tcp', uint16 2222, '10.97.9.10', uint16 22, '')]>,)\n",
 		"== delete ex-gdbus\n()\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
@@ -405,7 +417,9 @@ func TestExampleScripts(t *testing.T) {
 		"== create ex-busctl\noa{sv} \"/org/netgrant/NetGrant1/network/ex_2dbusctl\"",
 		"== object /org/netgrant/NetGrant1/network/ex_2dbusctl\n",
 		"\n/org/netgrant/NetGrant1/network/ex_2dbusctl\n",
-		"s \"10.97.10.0/24\"\na(sss) 0\n",
+		"s \"10.97.10.0/24\"\ns \"fd",
+		"::/64\"\na(sss) 0\n",
+		"== forward tcp port 2222 to 10.97.10.10 port 22\na(sqsqs) 1 \"tcp\" 2222 \"10.97.10.10\" 22 \"\"\n",
 		"== delete ex-busctl\n",
 	} {
 		if !strings.Contains(r.stdout, want) {

@@ -93,7 +93,8 @@ func TestPolkitKnowsNetgrantActions(t *testing.T) {
 		known[a.ID] = true
 	}
 	for _, id := range []string{"org.netgrant.create-tap", "org.netgrant.use-network", "org.netgrant.attach-bridge",
-		"org.netgrant.create-nat-network", "org.netgrant.persist", "org.netgrant.manage"} {
+		"org.netgrant.create-nat-network", "org.netgrant.persist", "org.netgrant.manage", "org.netgrant.forward-port",
+		"org.netgrant.forward-privileged-port"} {
 		if !known[id] {
 			t.Errorf("polkit does not know action %s", id)
 		}
