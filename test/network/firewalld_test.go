@@ -31,12 +31,13 @@ func testGuestBesideFirewalld(t *testing.T, backend string) {
 
 	alice := env.Client(t, harness.UserAlice)
 	_, info := mustCreateNetwork(t, alice, "fw", nil)
-	bridge, gateway := info["bridge"].Value().(string), info["gateway"].Value().(string)
+	bridge, gateway, gateway6 := info["bridge"].Value().(string), info["gateway"].Value().(string), info["gateway6"].Value().(string)
 	if zone := firewallCmd(t, "--get-zone-of-interface="+bridge); zone != "netgrant" {
 		t.Errorf("%s is in firewalld zone %q, want netgrant", bridge, zone)
 	}
 	g := addNetnsGuest(t, bridge)
 	g.check(t, gateway)
+	g.check6(t, gateway6)
 
 	const restored = "netgrant's rules and zone restored"
 	restores := env.CountLogLines(restored)
@@ -48,24 +49,28 @@ func testGuestBesideFirewalld(t *testing.T, backend string) {
 	t.Logf("%s: netgrantd restored its rules and zone %v after firewall-cmd --reload returned", backend, time.Since(reloaded))
 	g.check(t, gateway)
 	t.Logf("%s: guest served again %v after firewall-cmd --reload returned", backend, time.Since(reloaded))
+	g.check6(t, gateway6)
 	if zone := firewallCmd(t, "--get-zone-of-interface="+bridge); zone != "netgrant" {
 		t.Errorf("after the reload %s is in firewalld zone %q, want netgrant", bridge, zone)
 	}
 }
 
-// serveHello has the upstream host answer TCP port 8080 with a greeting.
+// serveHello has the upstream host answer TCP port 8080 with a greeting,
+// on its IPv4 and IPv6 addresses.
 func serveHello(t *testing.T) {
-	upstream := listenIn(t, "up", "198.51.100.2:8080")
-	go func() {
-		for {
-			conn, err := upstream.Accept()
-			if err != nil {
-				return
+	for _, addr := range []string{"198.51.100.2:8080", "[" + upstreamAddr6 + "]:8080"} {
+		upstream := listenIn(t, "up", addr)
+		go func() {
+			for {
+				conn, err := upstream.Accept()
+				if err != nil {
+					return
+				}
+				conn.Write([]byte("hello-from-upstream\n"))
+				conn.Close()
 			}
-			conn.Write([]byte("hello-from-upstream\n"))
-			conn.Close()
-		}
-	}()
+		}()
+	}
 }
 
 // startFirewalld runs firewalld on the test's private bus with netgrant's
@@ -170,5 +175,28 @@ func (g *netnsGuest) check(t *testing.T, gateway string) {
 	}
 	if out, err := in("busybox", "nc", "-w", "5", "198.51.100.2", "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
 		t.Errorf("guest fetching from upstream: %v\n%s", err, out)
+	}
+}
+
+func (g *netnsGuest) in(args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", g.ns}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// check6 waits for a SLAAC address from the gateway's router
+// advertisements, resolves a name through gateway6 over IPv6 and fetches
+// from the upstream host's IPv6 address.
+func (g *netnsGuest) check6(t *testing.T, gateway6 string) {
+	t.Helper()
+	harness.WaitFor(t, "the guest's SLAAC address and default route", func() bool {
+		addr, _ := g.in("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global", "-tentative")
+		route, _ := g.in("ip", "-6", "route", "show", "default")
+		return strings.Contains(addr, "inet6") && strings.Contains(route, "default")
+	})
+	if out, err := g.in("busybox", "nslookup", "-type=AAAA", "upstream.test", gateway6); err != nil || !strings.Contains(out, upstreamAddr6) {
+		t.Errorf("guest resolving upstream.test through %s: %v\n%s", gateway6, err, out)
+	}
+	if out, err := g.in("busybox", "nc", "-w", "5", upstreamAddr6, "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
+		t.Errorf("guest fetching from upstream over IPv6: %v\n%s", err, out)
 	}
 }
