@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/godbus/dbus/v5"
 )
 
 const usageForwardAdd = `Usage: netgrant network forward add NAME PROTO HOST_PORT GUEST GUEST_PORT [OPTIONS]
@@ -50,11 +50,14 @@ type forwardJSON struct {
 	Address   string `json:"address"`
 }
 
-func parseProto(command, s string) (string, error) {
-	if s != "tcp" && s != "udp" {
-		return "", usageError(command, "PROTO %q is neither tcp nor udp", s)
+// forwardKey parses PROTO and HOST_PORT, the second and third arguments,
+// which name a forward.
+func forwardKey(command string, rest []string) (string, uint16, error) {
+	if rest[1] != "tcp" && rest[1] != "udp" {
+		return "", 0, usageError(command, "PROTO %q is neither tcp nor udp", rest[1])
 	}
-	return s, nil
+	port, err := parsePort(command, "HOST_PORT", rest[2])
+	return rest[1], port, err
 }
 
 func parsePort(command, what, s string) (uint16, error) {
@@ -63,6 +66,20 @@ func parsePort(command, what, s string) (uint16, error) {
 		return 0, usageError(command, "%s %q is not a port (1-65535)", what, s)
 	}
 	return uint16(port), nil
+}
+
+// connectToNetwork connects and finds the network called name.
+func connectToNetwork(name string, askPassword bool) (*session, dbus.ObjectPath, error) {
+	s, err := connect(askPassword)
+	if err != nil {
+		return nil, "", err
+	}
+	path, err := s.conn.GetNetwork(name)
+	if err != nil {
+		s.close()
+		return nil, "", err
+	}
+	return s, path, nil
 }
 
 func forwardAddCommand(args []string, stdout io.Writer) error {
@@ -77,11 +94,7 @@ func forwardAddCommand(args []string, stdout io.Writer) error {
 	if err := positionalArgs(name, rest, "NAME", "PROTO", "HOST_PORT", "GUEST", "GUEST_PORT"); err != nil {
 		return err
 	}
-	proto, err := parseProto(name, rest[1])
-	if err != nil {
-		return err
-	}
-	hostPort, err := parsePort(name, "HOST_PORT", rest[2])
+	proto, hostPort, err := forwardKey(name, rest)
 	if err != nil {
 		return err
 	}
@@ -92,15 +105,11 @@ func forwardAddCommand(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := connect(!*noAsk)
+	s, path, err := connectToNetwork(rest[0], !*noAsk)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	path, err := s.conn.GetNetwork(rest[0])
-	if err != nil {
-		return err
-	}
 	if err := s.conn.AddPortForward(path, proto, hostPort, rest[3], guestPort, *address, s.interactive); err != nil {
 		return err
 	}
@@ -123,23 +132,15 @@ func forwardRemoveCommand(args []string, stdout io.Writer) error {
 	if err := positionalArgs(name, rest, "NAME", "PROTO", "HOST_PORT"); err != nil {
 		return err
 	}
-	proto, err := parseProto(name, rest[1])
+	proto, hostPort, err := forwardKey(name, rest)
 	if err != nil {
 		return err
 	}
-	hostPort, err := parsePort(name, "HOST_PORT", rest[2])
-	if err != nil {
-		return err
-	}
-	s, err := connect(!*noAsk)
+	s, path, err := connectToNetwork(rest[0], !*noAsk)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	path, err := s.conn.GetNetwork(rest[0])
-	if err != nil {
-		return err
-	}
 	if err := s.conn.RemovePortForward(path, proto, hostPort, s.interactive); err != nil {
 		return err
 	}
@@ -148,35 +149,15 @@ func forwardRemoveCommand(args []string, stdout io.Writer) error {
 }
 
 func forwardListCommand(args []string, stdout io.Writer) error {
-	const name = "network forward list"
-	fs := flagSet(name, usageForwardList, stdout)
-	asJSON := fs.Bool("json", false, "")
-	rest, err := parseArgs(fs, args)
+	n, asJSON, err := readNetwork("network forward list", usageForwardList, args, stdout)
 	if err != nil {
 		return err
 	}
-	if err := positionalArgs(name, rest, "NAME"); err != nil {
-		return err
-	}
-	s, err := connect(false)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	path, err := s.conn.GetNetwork(rest[0])
-	if err != nil {
-		return err
-	}
-	objects, err := s.conn.GetManagedObjects()
-	if err != nil {
-		return err
-	}
-	n := networkFromProps(objects[path][names.NetworkInterface], objects)
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, n.PortForwards)
 	}
 	if len(n.PortForwards) == 0 {
-		fmt.Fprintf(stdout, "Network %s forwards no ports.\n", rest[0])
+		fmt.Fprintf(stdout, "Network %s forwards no ports.\n", n.Name)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

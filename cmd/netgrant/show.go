@@ -289,36 +289,40 @@ func settings(n networkJSON) string {
 	return strings.Join(s, ",")
 }
 
-func networkShowCommand(args []string, stdout io.Writer) error {
-	const name = "network show"
-	fs := flagSet(name, usageNetworkShow, stdout)
+// readNetwork is what "network show NAME [--json]" and commands like it
+// read: the network called NAME, and whether to print it as JSON.
+func readNetwork(command, usage string, args []string, stdout io.Writer) (networkJSON, bool, error) {
+	fs := flagSet(command, usage, stdout)
 	asJSON := fs.Bool("json", false, "")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
-		return err
+		return networkJSON{}, false, err
 	}
-	if err := positionalArgs(name, rest, "NAME"); err != nil {
-		return err
+	if err := positionalArgs(command, rest, "NAME"); err != nil {
+		return networkJSON{}, false, err
 	}
-	s, err := connect(false)
+	s, path, err := connectToNetwork(rest[0], false)
 	if err != nil {
-		return err
+		return networkJSON{}, false, err
 	}
 	defer s.close()
-	path, err := s.conn.GetNetwork(rest[0])
-	if err != nil {
-		return err
-	}
 	objects, err := s.conn.GetManagedObjects()
 	if err != nil {
-		return err
+		return networkJSON{}, false, err
 	}
 	props, ok := objects[path][names.NetworkInterface]
 	if !ok {
-		return fmt.Errorf("network %s went away", rest[0])
+		return networkJSON{}, false, fmt.Errorf("network %s went away", rest[0])
 	}
-	n := networkFromProps(props, objects)
-	if *asJSON {
+	return networkFromProps(props, objects), *asJSON, nil
+}
+
+func networkShowCommand(args []string, stdout io.Writer) error {
+	n, asJSON, err := readNetwork("network show", usageNetworkShow, args, stdout)
+	if err != nil {
+		return err
+	}
+	if asJSON {
 		return writeJSON(stdout, n)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 1, ' ', 0)
@@ -340,25 +344,25 @@ func networkShowCommand(args []string, stdout io.Writer) error {
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
-	if len(n.Leases) == 0 {
-		fmt.Fprintf(tw, "Leases:\t-\n")
+	var leases, forwards []string
+	for _, l := range n.Leases {
+		leases = append(leases, fmt.Sprintf("%s %s %s", l.IPv4, l.MAC, l.Hostname))
 	}
-	for i, l := range n.Leases {
-		label := ""
-		if i == 0 {
-			label = "Leases:"
-		}
-		fmt.Fprintf(tw, "%s\t%s %s %s\n", label, l.IPv4, l.MAC, l.Hostname)
+	for _, f := range n.PortForwards {
+		forwards = append(forwards, fmt.Sprintf("%s %s -> %s:%d", f.Protocol, forwardFrom(f), f.Guest, f.GuestPort))
 	}
-	if len(n.PortForwards) == 0 {
-		fmt.Fprintf(tw, "Forwards:\t-\n")
-	}
-	for i, f := range n.PortForwards {
-		label := ""
-		if i == 0 {
-			label = "Forwards:"
-		}
-		fmt.Fprintf(tw, "%s\t%s %s -> %s:%d\n", label, f.Protocol, forwardFrom(f), f.Guest, f.GuestPort)
-	}
+	writeLabelled(tw, "Leases:", leases)
+	writeLabelled(tw, "Forwards:", forwards)
 	return nil
+}
+
+// writeLabelled writes one row per line, the first labelled; "-" for none.
+func writeLabelled(w io.Writer, label string, lines []string) {
+	if len(lines) == 0 {
+		lines = []string{"-"}
+	}
+	for _, line := range lines {
+		fmt.Fprintf(w, "%s\t%s\n", label, line)
+		label = ""
+	}
 }

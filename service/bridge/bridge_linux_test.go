@@ -114,21 +114,7 @@ func TestCreate(t *testing.T) {
 func TestNoIPv6Address(t *testing.T) {
 	nstest.Require(t)
 	create(t, "ngbr0", 1500, "10.97.3.1/24")
-	vethPort(t, "port0", "")
-
-	// A bridge configures IPv6 when it gets carrier, which its first
-	// forwarding port gives it; the kernel reports that operstate change
-	// only after addrconf has run.
-	updates := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	defer close(done)
-	if err := netlink.LinkSubscribe(updates, done); err != nil {
-		t.Fatal(err)
-	}
-	if err := Attach("port0", "ngbr0"); err != nil {
-		t.Fatal(err)
-	}
-	waitOperUp(t, updates, "ngbr0")
+	attachFirstPort(t, "ngbr0")
 
 	addrs, err := netlink.AddrList(link(t, "ngbr0"), netlink.FAMILY_V6)
 	if err != nil {
@@ -150,17 +136,7 @@ func TestIPv6GatewayAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = Delete("ngbr0") })
-	vethPort(t, "port0", "")
-	updates := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	defer close(done)
-	if err := netlink.LinkSubscribe(updates, done); err != nil {
-		t.Fatal(err)
-	}
-	if err := Attach("port0", "ngbr0"); err != nil {
-		t.Fatal(err)
-	}
-	waitOperUp(t, updates, "ngbr0")
+	attachFirstPort(t, "ngbr0")
 	addrs, err := netlink.AddrList(link(t, "ngbr0"), netlink.FAMILY_V6)
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +187,24 @@ func TestEnableIPv6ForwardingKeepsRouterAdvertisements(t *testing.T) {
 	if changed, err := EnableIPv6Forwarding(); err != nil || len(changed) != 0 {
 		t.Errorf("a second call changed %v: %v", changed, err)
 	}
+}
+
+// attachFirstPort gives bridge a port, and so carrier, and returns once
+// the bridge has configured IPv6 as it does on getting carrier: the
+// kernel reports that operstate change only after addrconf has run.
+func attachFirstPort(t *testing.T, bridge string) {
+	t.Helper()
+	vethPort(t, "port0", "")
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		t.Fatal(err)
+	}
+	if err := Attach("port0", bridge); err != nil {
+		t.Fatal(err)
+	}
+	waitOperUp(t, updates, bridge)
 }
 
 func waitOperUp(t *testing.T, updates <-chan netlink.LinkUpdate, name string) {

@@ -210,8 +210,12 @@ func networkChains6(n Network) []netChain {
 // its bridge, or one network could reach another through its outbound
 // accept: jumps with first set go before all others of their hook.
 func networkJumps(fam family, n Network) []jump {
+	subnet := n.Subnet
 	if fam == ipv6 {
-		return networkJumps6(n)
+		if !n.Subnet6.IsValid() {
+			return nil
+		}
+		subnet = n.Subnet6
 	}
 	jumps := []jump{
 		{hookInput, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleIn}, false},
@@ -219,29 +223,15 @@ func networkJumps(fam family, n Network) []jump {
 		{hookForward, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleFrom}, false},
 	}
 	if n.Outbound {
-		jumps = append(jumps, jump{hookPostrouting, rule{src: n.Subnet.Masked(), verdict: jumpVerdict, jumpTo: roleNAT}, false})
+		jumps = append(jumps, jump{hookPostrouting, rule{src: subnet.Masked(), verdict: jumpVerdict, jumpTo: roleNAT}, false})
 	}
-	if n.Outbound && len(n.Forwards) > 0 {
+	// Port forwards are IPv4's.
+	if fam == ipv4 && n.Outbound && len(n.Forwards) > 0 {
 		jumps = append(jumps,
 			jump{hookPrerouting, rule{verdict: jumpVerdict, jumpTo: roleDNAT}, false},
 			// The host's own connections, but to loopback, which a guest
 			// must never be reached by.
 			jump{hookOutput, rule{dst: netip.MustParsePrefix("127.0.0.0/8"), notDst: true, verdict: jumpVerdict, jumpTo: roleDNAT}, false})
-	}
-	return jumps
-}
-
-func networkJumps6(n Network) []jump {
-	if !n.Subnet6.IsValid() {
-		return nil
-	}
-	jumps := []jump{
-		{hookInput, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleIn}, false},
-		{hookForward, rule{oif: n.Bridge, verdict: jumpVerdict, jumpTo: roleTo}, true},
-		{hookForward, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleFrom}, false},
-	}
-	if n.Outbound {
-		jumps = append(jumps, jump{hookPostrouting, rule{src: n.Subnet6.Masked(), verdict: jumpVerdict, jumpTo: roleNAT}, false})
 	}
 	return jumps
 }

@@ -84,15 +84,7 @@ func testTraffic6(t *testing.T, b backend) {
 	guest2 := listen6(t, "guest2", "[fd00:97:2::2]:9002")
 	hostService := listen6(t, "", "[::]:9001")
 	for _, l := range []net.Listener{guest, guest2, hostService} {
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		go acceptAndClose(l)
 	}
 	reach := func(from, to string) error {
 		conn, err := dialFrom(t, from, "tcp6", "", to)
@@ -131,13 +123,7 @@ func testTraffic6(t *testing.T, b backend) {
 		t.Errorf("upstream sees the guest as %v, want 2001:db8:1::1 with a port >= 1024", peer)
 	}
 
-	dns := listen6(t, "", "[fd00:97::1]:53")
-	defer dns.Close()
-	go func() {
-		if c, err := dns.Accept(); err == nil {
-			c.Close()
-		}
-	}()
+	go acceptAndClose(listen6(t, "", "[fd00:97::1]:53"))
 	if err := reach("guest", "[fd00:97::1]:53"); err != nil {
 		t.Errorf("guest cannot reach DNS on the IPv6 gateway: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 func TestDockerStartingAfterNetgrant(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Firewall]\nBackend=nftables\n"})
 	addUpstreamWithDNS(t)
-	serveHello(t)
+	serveHello(t, nil)
 	alice := env.Client(t, harness.UserAlice)
 	_, info := mustCreateNetwork(t, alice, "dk", nil)
 	bridge, gateway := info["bridge"].Value().(string), info["gateway"].Value().(string)

@@ -26,7 +26,7 @@ func TestGuestBesideFirewalld(t *testing.T) {
 func testGuestBesideFirewalld(t *testing.T, backend string) {
 	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Firewall]\nBackend=" + backend + "\n"})
 	addUpstreamWithDNS(t)
-	serveHello(t)
+	serveHello(t, nil)
 	startFirewalld(t)
 
 	alice := env.Client(t, harness.UserAlice)
@@ -56,8 +56,9 @@ func testGuestBesideFirewalld(t *testing.T, backend string) {
 }
 
 // serveHello has the upstream host answer TCP port 8080 with a greeting,
-// on its IPv4 and IPv6 addresses.
-func serveHello(t *testing.T) {
+// on its IPv4 and IPv6 addresses, and, if seen is not nil, send it the
+// address each client came from.
+func serveHello(t *testing.T, seen chan<- string) {
 	for _, addr := range []string{"198.51.100.2:8080", "[" + upstreamAddr6 + "]:8080"} {
 		upstream := listenIn(t, "up", addr)
 		go func() {
@@ -65,6 +66,9 @@ func serveHello(t *testing.T) {
 				conn, err := upstream.Accept()
 				if err != nil {
 					return
+				}
+				if seen != nil {
+					seen <- conn.RemoteAddr().String()
 				}
 				conn.Write([]byte("hello-from-upstream\n"))
 				conn.Close()

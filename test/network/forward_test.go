@@ -125,7 +125,7 @@ func TestPortForwards(t *testing.T) {
 	alice := env.Client(t, harness.UserAlice)
 	netPath, info := mustCreateNetwork(t, alice, "fwd", nil)
 	g := addNetnsGuest(t, info["bridge"].Value().(string))
-	serveHello(t)
+	serveHello(t, nil)
 	g.check(t, info["gateway"].Value().(string))
 	guest := guestAddress(t, g.ns)
 	guestService(t, g.ns)

@@ -25,20 +25,7 @@ func TestGuestOnNATNetwork(t *testing.T) {
 
 	// An upstream service that notes who connects, on both families.
 	seen := make(chan string, 4)
-	for _, addr := range []string{"198.51.100.2:8080", "[" + upstreamAddr6 + "]:8080"} {
-		upstream := listenIn(t, "up", addr)
-		go func() {
-			for {
-				conn, err := upstream.Accept()
-				if err != nil {
-					return
-				}
-				seen <- conn.RemoteAddr().String()
-				conn.Write([]byte("hello-from-upstream\n"))
-				conn.Close()
-			}
-		}()
-	}
+	serveHello(t, seen)
 
 	alice := env.Client(t, harness.UserAlice)
 	netPath, info := mustCreateNetwork(t, alice, "e2e", nil)
