@@ -1,6 +1,7 @@
 package network_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,7 +150,7 @@ type netnsGuest struct{ ns, script string }
 func addNetnsGuest(t *testing.T, bridge string) *netnsGuest {
 	t.Helper()
 	g := &netnsGuest{ns: "fwguest", script: filepath.Join(t.TempDir(), "udhcpc.script")}
-	script := "#!/bin/sh\nif [ \"$1\" = bound ]; then ip addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\"; fi\n"
+	script := "#!/bin/sh\nif [ \"$1\" = bound ]; then ip -4 addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\"; fi\n"
 	if err := os.WriteFile(g.script, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func (g *netnsGuest) in(args ...string) (string, error) {
 }
 
 // check6 waits for a SLAAC address from the gateway's router
-// advertisements, resolves a name through gateway6 over IPv6 and fetches
+// advertisements, asks stateless DHCPv6 for the DNS server, resolves a name through gateway6 over IPv6 and fetches
 // from the upstream host's IPv6 address.
 func (g *netnsGuest) check6(t *testing.T, gateway6 string) {
 	t.Helper()
@@ -197,6 +198,9 @@ func (g *netnsGuest) check6(t *testing.T, gateway6 string) {
 		route, _ := g.in("ip", "-6", "route", "show", "default")
 		return strings.Contains(addr, "inet6") && strings.Contains(route, "default")
 	})
+	if servers := dhcp6DNS(t, g.ns); fmt.Sprint(servers) != "["+gateway6+"]" {
+		t.Errorf("stateless DHCPv6 names DNS servers %v, want the gateway %s", servers, gateway6)
+	}
 	if out, err := g.in("busybox", "nslookup", "-type=AAAA", "upstream.test", gateway6); err != nil || !strings.Contains(out, upstreamAddr6) {
 		t.Errorf("guest resolving upstream.test through %s: %v\n%s", gateway6, err, out)
 	}
