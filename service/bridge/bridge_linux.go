@@ -279,7 +279,8 @@ func IPv6Available() bool {
 // router advertisements on links whose accept_ra is 1, and the host would
 // lose its own SLAAC addresses and default route as they expire: such
 // links get accept_ra 2 first ("accept even when forwarding"), which is
-// what they did until then. It returns the links it changed.
+// what they did until then; so does "default", for links yet to come. It
+// returns the links it changed.
 func EnableIPv6Forwarding() (changed []string, err error) {
 	current, err := os.ReadFile(ipv6Forwarding)
 	if err != nil {
@@ -294,7 +295,8 @@ func EnableIPv6Forwarding() (changed []string, err error) {
 	}
 	for _, e := range entries {
 		acceptRA := filepath.Join(ipv6Conf, e.Name(), "accept_ra")
-		if value, err := os.ReadFile(acceptRA); e.Name() == "all" || err != nil || strings.TrimSpace(string(value)) != "1" {
+		// "all" has no say in accept_ra, and loopback hears no routers.
+		if value, err := os.ReadFile(acceptRA); e.Name() == "all" || e.Name() == "lo" || err != nil || strings.TrimSpace(string(value)) != "1" {
 			continue
 		}
 		if err := os.WriteFile(acceptRA, []byte("2\n"), 0); err != nil {
