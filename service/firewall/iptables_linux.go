@@ -67,14 +67,20 @@ func (t *IPTables) Apply(nets []Network) error {
 }
 
 // applyChains makes netgrant's chains in each family's iptables those of
-// nets.
+// nets. The families' tables are apart, so both change at once: a network
+// waits for the slower of the two, not for both in turn.
 func (t *IPTables) applyChains(nets []Network) error {
+	var errs [len(families)]error
+	var wg sync.WaitGroup
 	for _, fam := range families {
-		if err := t.applyFamily(fam, nets); err != nil {
-			return err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[fam] = t.applyFamily(fam, nets)
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs[:]...)
 }
 
 func (t *IPTables) applyFamily(fam family, nets []Network) error {
