@@ -333,9 +333,11 @@ func guestLifecycle(t *testing.T, c *container) {
 	tap, mac := tapHolder(t, c)
 	vm := guest.Boot(t, kit, tap, mac, guest.Checks{
 		PingGateway: true,
-		Connect:     []string{net.JoinHostPort(upstreamAddr, upstreamPort)},
-		ListenPort:  guestPort,
-		StayUp:      true,
+		// Router advertisements come from dnsmasq in its unit's sandbox.
+		IPv6:       true,
+		Connect:    []string{net.JoinHostPort(upstreamAddr, upstreamPort)},
+		ListenPort: guestPort,
+		StayUp:     true,
 	})
 	results, err := vm.Results(3 * time.Minute)
 	if err != nil {
@@ -343,7 +345,7 @@ func guestLifecycle(t *testing.T, c *container) {
 	}
 	lease := vm.Lease()
 	t.Logf("guest lease %s, checks %v, upstream saw %v", lease, results, up.seen())
-	if lease == "" || !results["ping"].OK || !results["connect:"+upstreamAddr+":"+upstreamPort].OK {
+	if lease == "" || !results["ping"].OK || !results["connect:"+upstreamAddr+":"+upstreamPort].OK || !results["ipv6"].OK {
 		t.Fatalf("the guest did not get a working network: lease %q, %v", lease, results)
 	}
 	if seen := up.seen(); len(seen) == 0 || seen[0] != uplinkAddr {
