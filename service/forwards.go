@@ -125,6 +125,9 @@ func (m *Manager) checkForwardTarget(n *netRes, f PortForward) error {
 		return Errorf(InvalidArgument, "guest: %s is not a guest address of network %s (%s to %s)", f.Guest, n.name, n.plan.DHCPStart, n.plan.DHCPEnd)
 	}
 	for _, other := range m.networks {
+		if f.Address == other.plan.Gateway {
+			return Errorf(InvalidArgument, "option address: %s is the gateway of network %s, which is never forwarded: its guests' DHCP and DNS go there", f.Address, other.name)
+		}
 		for _, g := range other.forwards {
 			if g.takes(f.Protocol, f.HostPort, f.Address) {
 				return Errorf(Exists, "%s port %d is already forwarded, on network %s: remove that forward first, or choose another host port", f.Protocol, f.HostPort, other.name)

@@ -222,6 +222,11 @@ func networkJumps(fam family, n Network) []jump {
 		{hookForward, rule{oif: n.Bridge, verdict: jumpVerdict, jumpTo: roleTo}, true},
 		{hookForward, rule{iif: n.Bridge, verdict: jumpVerdict, jumpTo: roleFrom}, false},
 	}
+	if fam == ipv4 {
+		// What guests send their gateway (DHCP, DNS) is the gateway's,
+		// whatever port any network forwards on every address.
+		jumps = append(jumps, jump{hookPrerouting, rule{dst: netip.PrefixFrom(n.Gateway, 32), verdict: returnVerdict}, true})
+	}
 	if n.Outbound {
 		jumps = append(jumps, jump{hookPostrouting, rule{src: subnet.Masked(), verdict: jumpVerdict, jumpTo: roleNAT}, false})
 	}

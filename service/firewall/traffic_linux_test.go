@@ -357,6 +357,10 @@ func testTraffic(t *testing.T, b backend) {
 		if _, err := net.DialTimeout("tcp4", "127.0.0.1:8080", 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("loopback port 8080 reached %v, want refused: loopback is never forwarded", err)
 		}
+		// What a guest sends its gateway stays the gateway's.
+		if _, err := dialFrom(t, "guest", "tcp4", "", "10.97.0.1:8080"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("the guest's connection to its gateway's port 8080: %v, want refused: the gateway is never forwarded", err)
+		}
 		conn, err := dialFrom(t, "upstream", "udp4", "", "198.51.100.1:5353")
 		if err != nil {
 			t.Fatal(err)

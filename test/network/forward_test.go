@@ -191,6 +191,9 @@ func TestPortForwards(t *testing.T) {
 			{"an address not the host's", func() error {
 				return addForward(alice, netPath, "tcp", 8082, guest, 22, opts{"address": v("192.0.2.77")})
 			}, "InvalidArgument"},
+			{"a network's gateway as the address", func() error {
+				return addForward(alice, netPath, "tcp", 8082, guest, 22, opts{"address": v("10.97.200.1")})
+			}, "InvalidArgument"},
 			{"an unknown option", func() error { return addForward(alice, netPath, "tcp", 8082, guest, 22, opts{"proto": v("x")}) }, "InvalidArgument"},
 			{"a host-only network", func() error { return addForward(alice, hostOnly, "tcp", 8082, "10.97.200.5", 22, nil) }, "Unsupported"},
 			{"removing a port not forwarded", func() error { return removeForward(alice, netPath, "tcp", 9999) }, "NotFound"},
