@@ -184,6 +184,21 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	}
 	leaseShows()
 
+	// A port forward reaches the guest's service through its tap, from
+	// the outside, also after a restart.
+	if r := alice.Do(harness.Call{Path: netPath, Interface: networkIface, Method: "AddPortForward",
+		Args: []any{"tcp", uint16(8070), lease, uint16(7000), opts{}}}); r.Err() != nil {
+		t.Fatalf("AddPortForward: %v", r.Err())
+	}
+	bannerThroughForward := func(when string) {
+		t.Helper()
+		banner, err := fetch(t, "up", "tcp", "198.51.100.1:8070")
+		if err != nil || banner != guest.Banner {
+			t.Errorf("%s, the upstream host through the forwarded 198.51.100.1:8070: %q, %v; want the guest's banner", when, banner, err)
+		}
+	}
+	bannerThroughForward("with the forward")
+
 	// netgrantd killed and started again: the running guest keeps its
 	// network, protected as before, and its lease is still known.
 	env.KillDaemon()
@@ -206,4 +221,5 @@ func TestGuestOnNATNetwork(t *testing.T) {
 		t.Error("after a restart the upstream host opened a connection to the guest")
 	}
 	leaseShows()
+	bannerThroughForward("after a restart")
 }
