@@ -120,6 +120,23 @@ func TestOptionDecodingIsStrict(t *testing.T) {
 	if err := attachOptions.check("AttachBridge", map[string]godbus.Variant{"x": v("")}); service.KindOf(err) != service.InvalidArgument {
 		t.Errorf("AttachBridge with an option: %v, want InvalidArgument", err)
 	}
+	// subnet and subnet6 share a type: each goes where its key says.
+	if req, err := decodeNetworkRequest("n", map[string]godbus.Variant{"subnet6": v("fd00::/64"), "ipv6": v(true)}); err != nil ||
+		req.Subnet != nil || req.Subnet6 == nil || *req.Subnet6 != "fd00::/64" || req.IPv6 == nil || !*req.IPv6 {
+		t.Errorf("decodeNetworkRequest(subnet6, ipv6) = %+v, %v", req, err)
+	}
+	forward := func(opts map[string]godbus.Variant) error {
+		_, err := decodeForwardRequest("n", []any{"tcp", uint16(80), "10.97.0.5", uint16(80), opts})
+		return err
+	}
+	for _, opts := range []map[string]godbus.Variant{{"addr": v("192.0.2.1")}, {"address": v(uint32(1))}} {
+		if err := forward(opts); service.KindOf(err) != service.InvalidArgument {
+			t.Errorf("AddPortForward options %v: %v, want InvalidArgument", opts, err)
+		}
+	}
+	if err := forward(map[string]godbus.Variant{"address": v("192.0.2.1")}); err != nil {
+		t.Errorf("AddPortForward with address: %v", err)
+	}
 }
 
 func TestErrorNames(t *testing.T) {
