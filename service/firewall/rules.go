@@ -141,6 +141,11 @@ func networkChains4(n Network) []netChain {
 		{dst: subnet, notDst: true, proto: "udp", verdict: masquerade, toPorts: true},
 		{dst: subnet, notDst: true, verdict: masquerade},
 	}}
+	if len(n.Forwards) > 0 {
+		// A guest reaching a forward into its own network through a host
+		// address: its peer must answer through the host, not straight.
+		nat.rules = slices.Insert(nat.rules, 2, rule{dst: subnet, ctDNAT: true, verdict: masquerade})
+	}
 	chains := []netChain{in, to, from, nat}
 	if len(n.Forwards) > 0 {
 		var forwards []rule

@@ -107,7 +107,9 @@ func setUpTopology(t *testing.T) {
 		ip(t, "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	}
-	ip(t, "link", "add", "ngbr0", "type", "bridge")
+	// A MAC of its own, as netgrant pins it: a port coming or going would
+	// otherwise change it under the guests' ARP caches.
+	ip(t, "link", "add", "ngbr0", "address", "02:00:00:97:00:01", "type", "bridge")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", "ngbr0").Run() })
 	ip(t, "addr", "add", "10.97.0.1/24", "dev", "ngbr0")
 	ip(t, "link", "set", "ngbr0", "up")
@@ -356,6 +358,24 @@ func testTraffic(t *testing.T, b backend) {
 		}
 		if _, err := net.DialTimeout("tcp4", "127.0.0.1:8080", 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("loopback port 8080 reached %v, want refused: loopback is never forwarded", err)
+		}
+		// Another guest of the network reaches the forward through the
+		// host's address, and the forward's guest answers through the host.
+		ip(t, "netns", "add", "neighbour")
+		defer exec.Command("ip", "netns", "del", "neighbour").Run()
+		ip(t, "link", "add", "vneighbour", "type", "veth", "peer", "name", "eth0", "netns", "neighbour")
+		defer exec.Command("ip", "link", "del", "vneighbour").Run()
+		ip(t, "link", "set", "vneighbour", "master", "ngbr0", "up")
+		ip(t, "-n", "neighbour", "addr", "add", "10.97.0.3/24", "dev", "eth0")
+		ip(t, "-n", "neighbour", "link", "set", "eth0", "up")
+		ip(t, "-n", "neighbour", "route", "add", "default", "via", "10.97.0.1")
+		if conn, err := dialFrom(t, "neighbour", "tcp4", "", "198.51.100.1:8080"); err != nil {
+			t.Errorf("a guest's neighbour through the host's forwarded 198.51.100.1:8080: %v", err)
+		} else {
+			conn.Close()
+			if peer := <-peers; peer != "10.97.0.1" {
+				t.Errorf("the forward's guest saw its neighbour as %s, want the gateway 10.97.0.1", peer)
+			}
 		}
 		// What a guest sends its gateway stays the gateway's.
 		if _, err := dialFrom(t, "guest", "tcp4", "", "10.97.0.1:8080"); !errors.Is(err, syscall.ECONNREFUSED) {
