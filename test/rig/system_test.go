@@ -307,9 +307,15 @@ func tapHolder(t *testing.T, c *container) (tap *os.File, mac string) {
 // dialGuest connects from the container (the guest's host) to the guest's
 // listener and returns the line it sends.
 func dialGuest(c *container, ip string) (string, error) {
+	return readLineFrom(c.leader, net.JoinHostPort(ip, strconv.Itoa(guestPort)))
+}
+
+// readLineFrom connects to addr from the network namespace of pid and
+// returns the first line it is sent.
+func readLineFrom(pid int, addr string) (string, error) {
 	var line string
-	err := c.inNetns(func() error {
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(guestPort)), 10*time.Second)
+	err := inNetnsOf(pid, func() error {
+		conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {
 			return err
 		}
@@ -369,6 +375,18 @@ func guestLifecycle(t *testing.T, c *container) {
 		t.Logf("nft list table ip netgrant:\n%s", table)
 	}
 
+	// Its owner forwards a port to it from her session (polkit's
+	// forward-port, allowed to an active session): the upstream machine
+	// reaches the guest through the host's address.
+	forward := c.inSession(alice, "", "netgrant", "network", "forward", "add", "lab", "tcp", "2222", lease, strconv.Itoa(guestPort))
+	if out, err := forward.CombinedOutput(); err != nil {
+		t.Fatalf("netgrant network forward add: %v\n%s", err, out)
+	}
+	forwarded := net.JoinHostPort(uplinkAddr, "2222")
+	if line, err := readLineFrom(up.pid, forwarded); err != nil || line != guest.Banner {
+		t.Errorf("the upstream machine through the forwarded %s: %q, %v", forwarded, line, err)
+	}
+
 	// A restart while the guest runs: the guest keeps its network, the new
 	// netgrantd adopts it, dnsmasq serves on.
 	before := c.unitProperty("netgrantd", "MainPID")
@@ -379,6 +397,9 @@ func guestLifecycle(t *testing.T, c *container) {
 	}
 	if line, err := dialGuest(c, lease); err != nil || line != guest.Banner {
 		t.Errorf("after the restart the host cannot reach the guest: %q, %v", line, err)
+	}
+	if line, err := readLineFrom(up.pid, forwarded); err != nil || line != guest.Banner {
+		t.Errorf("after the restart the upstream machine through the forwarded %s: %q, %v", forwarded, line, err)
 	}
 	if pid := c.unitProperty("netgrant-dnsmasq@lab", "MainPID"); pid != dnsmasqPID {
 		t.Errorf("dnsmasq was restarted (pid %s → %s)", dnsmasqPID, pid)
