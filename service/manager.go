@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/netgrant/netgrant/service/config"
@@ -105,6 +107,9 @@ type Zones interface {
 type Manager struct {
 	opts Options
 	log  *slog.Logger
+	// machineID tells this machine's networks' IPv6 /64s from another's
+	// of the same name; without one they derive from the name alone.
+	machineID string
 
 	mu       sync.Mutex
 	taps     map[string]*tapRes
@@ -141,9 +146,11 @@ type Manager struct {
 
 // New returns a Manager with nothing in it.
 func New(opts Options) *Manager {
+	id, _ := os.ReadFile("/etc/machine-id")
 	return &Manager{
 		opts:        opts,
 		log:         opts.Log,
+		machineID:   strings.TrimSpace(string(id)),
 		taps:        map[string]*tapRes{},
 		networks:    map[string]*netRes{},
 		pendingTaps: map[uint32]int{},

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/netgrant/netgrant/service/bridge"
@@ -228,10 +227,17 @@ func (r NetworkRequest) sameAs(n *netRes) (string, bool) {
 		return "persistent", false
 	case r.IPv6 != nil && *r.IPv6 != n.plan.Prefix6.IsValid():
 		return "ipv6", false
-	case r.Subnet6 != nil && *r.Subnet6 != n.plan.Prefix6.String():
+	case r.Subnet6 != nil && !sameSubnet6(*r.Subnet6, n.plan.Prefix6):
 		return "subnet6 " + n.plan.Prefix6.String(), false
 	}
 	return "", true
+}
+
+// sameSubnet6 compares a given subnet6, which IPv6's many spellings allow
+// to be written in other ways, with a network's.
+func sameSubnet6(given string, p netip.Prefix) bool {
+	q, err := netip.ParsePrefix(given)
+	return err == nil && q == p
 }
 
 // errBusy says a network of that name is being created or removed:
@@ -299,7 +305,7 @@ func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefi
 		}
 		return plan.WithIPv6(given), nil
 	}
-	p, err := subnet.Pick6(machineID(), r.Name, uses)
+	p, err := subnet.Pick6(m.machineID, r.Name, uses)
 	if err != nil {
 		if r.asksIPv6() {
 			return plan, Wrap(SubnetConflict, err, "no free IPv6 /64 for network %q: give one with subnet6", r.Name)
@@ -308,13 +314,6 @@ func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefi
 		return plan.WithIPv6(netip.Prefix{}), nil
 	}
 	return plan.WithIPv6(p), nil
-}
-
-// machineID tells this machine's networks' IPv6 /64s from another's of
-// the same name; without one they are derived from the name alone.
-func machineID() string {
-	id, _ := os.ReadFile("/etc/machine-id")
-	return strings.TrimSpace(string(id))
 }
 
 func (m *Manager) networksOf(uid uint32) int {

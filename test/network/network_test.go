@@ -288,8 +288,10 @@ func TestIPv6Options(t *testing.T) {
 	if _, _, err := alice.CreateNATNetwork("again6", opts{"subnet6": v("fd00:97:5::/64")}); harness.ErrorName(err) != errPrefix+"SubnetConflict" || !strings.Contains(err.Error(), "given6") {
 		t.Errorf("a /64 taken twice: %v, want SubnetConflict naming given6", err)
 	}
-	if _, _, err := alice.CreateNATNetwork("given6", opts{"subnet6": v("fd00:97:5::/64")}); err != nil {
-		t.Errorf("joining with the same subnet6: %v", err)
+	for _, spelling := range []string{"fd00:97:5::/64", "FD00:0097:0005:0000::/64"} {
+		if _, _, err := alice.CreateNATNetwork("given6", opts{"subnet6": v(spelling)}); err != nil {
+			t.Errorf("joining with the same subnet6, spelled %s: %v", spelling, err)
+		}
 	}
 
 	_, info = mustCreateNetwork(t, alice, "small", opts{"mtu": v(uint32(1000))})
