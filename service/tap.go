@@ -64,6 +64,19 @@ type tapTarget struct {
 	bridge  string
 }
 
+// bridgeMTU is the MTU of the bridge a tap goes onto; a network's bridge
+// that is gone means its network was removed meanwhile.
+func (m *Manager) bridgeMTU(target tapTarget) (uint32, error) {
+	mtu, err := bridge.MTU(target.bridgeName())
+	if err != nil {
+		if target.network != nil && m.networkGone(target.network) {
+			return 0, Errorf(NotFound, "network %s was removed meanwhile", target.network.name)
+		}
+		return 0, Wrap(Failed, err, "reading the MTU of bridge %s", target.bridgeName())
+	}
+	return uint32(mtu), nil
+}
+
 func (m *Manager) tapInfo(t *tapRes) TapInfo {
 	info := TapInfo{
 		Name: t.name, Owner: t.owner, MAC: t.mac.String(), MTU: t.mtu,
@@ -272,11 +285,11 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 	if t.mtu == 0 {
 		t.mtu = 1500
 		if t.bridge != "" {
-			mtu, err := bridge.MTU(t.bridge)
+			mtu, err := m.bridgeMTU(target)
 			if err != nil {
-				return nil, nil, Wrap(Failed, err, "reading the MTU of bridge %s", t.bridge)
+				return nil, nil, err
 			}
-			t.mtu = uint32(mtu)
+			t.mtu = mtu
 		}
 	}
 
@@ -518,9 +531,9 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	// the same order.
 	a.tap.attachMu.Lock()
 	defer a.tap.attachMu.Unlock()
-	mtu, err := bridge.MTU(a.target.bridgeName())
+	mtu, err := m.bridgeMTU(a.target)
 	if err != nil {
-		return Wrap(Failed, err, "reading the MTU of bridge %s", a.target.bridgeName())
+		return err
 	}
 	m.mu.Lock()
 	onNetwork := m.networks[a.tap.network]
@@ -558,7 +571,7 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	if a.target.network == nil {
 		t.ipv4 = netip.Addr{}
 	}
-	t.bridge, t.network, t.mtu = a.target.bridgeName(), "", uint32(mtu)
+	t.bridge, t.network, t.mtu = a.target.bridgeName(), "", mtu
 	if n := a.target.network; n != nil && m.networks[n.name] == n && n.state == ready {
 		t.network = n.name
 		n.taps[t.name] = true
