@@ -26,11 +26,12 @@ Commands:
   run [OPTIONS] -- COMMAND [ARGS...]
                            run COMMAND (e.g. QEMU) with tap fds; the network
                            it uses lives as long as COMMAND does
-  list [--json]            networks, taps and DHCP leases
+  list [--json]            networks (IPv4 and IPv6), taps, DHCP leases and
+                           port forwards
   network create NAME [OPTIONS]
                            create a persistent NAT network
   network show NAME [--json]
-                           a network's settings, taps and leases
+                           a network's settings, taps, leases and forwards
   network delete NAME      tear a network down now
   network forward add NAME PROTO HOST_PORT GUEST GUEST_PORT [--address ADDR]
                            forward a port of this host to a guest
