@@ -257,15 +257,3 @@ func (m *Manager) forwardsChanged(n *netRes) error {
 	m.opts.Observer.NetworkChanged(m.networkInfo(n))
 	return nil
 }
-
-// applyFirewall makes the firewall hold what fwNetworks says now.
-func (m *Manager) applyFirewall() error {
-	m.fwApplyMu.Lock()
-	defer m.fwApplyMu.Unlock()
-	nets, version := m.firewallState()
-	if err := m.opts.Firewall.Apply(nets); err != nil {
-		return err
-	}
-	m.guestsApplied = version
-	return nil
-}

@@ -336,6 +336,18 @@ func (m *Manager) removeFirewall(n firewall.Network) error {
 			m.log.Warn("taking the bridge out of the firewall zone", "bridge", n.Bridge, "err", err)
 		}
 	}
+	return m.applyFirewallLocked()
+}
+
+// applyFirewall makes the firewall hold what fwNetworks says now.
+func (m *Manager) applyFirewall() error {
+	m.fwApplyMu.Lock()
+	defer m.fwApplyMu.Unlock()
+	return m.applyFirewallLocked()
+}
+
+// applyFirewallLocked is applyFirewall with fwApplyMu held.
+func (m *Manager) applyFirewallLocked() error {
 	nets, version := m.firewallState()
 	if err := m.opts.Firewall.Apply(nets); err != nil {
 		return err
