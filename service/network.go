@@ -108,6 +108,9 @@ func (m *Manager) readyNetwork(name string) (*netRes, bool) {
 func (n *netRes) firewall() firewall.Network {
 	fw := firewall.Network{Bridge: n.bridge, Subnet: n.plan.Prefix, Gateway: n.plan.Gateway, Outbound: n.outbound,
 		Subnet6: n.plan.Prefix6, Gateway6: n.plan.Gateway6}
+	if n.plan.Prefix6.IsValid() {
+		fw.GatewayLinkLocal6 = bridge.LinkLocal6.Addr()
+	}
 	for _, f := range n.forwards {
 		fw.Forwards = append(fw.Forwards, f.firewall())
 	}

@@ -30,7 +30,8 @@ type Config struct {
 }
 
 // LinkLocal6 is every bridge's IPv6 link-local address, fixed so the
-// guests' filters know which address they may not claim.
+// guests' filters (firewall.Network.GatewayLinkLocal6) know which address
+// they may not claim.
 var LinkLocal6 = netip.MustParsePrefix("fe80::1/64")
 
 const (

@@ -26,6 +26,9 @@ type Network struct {
 	// address in it; invalid for a network without IPv6.
 	Subnet6  netip.Prefix
 	Gateway6 netip.Addr
+	// GatewayLinkLocal6 is the bridge's fixed link-local address, with
+	// Subnet6: no guest may claim it.
+	GatewayLinkLocal6 netip.Addr
 	// Guests are the taps on the bridge. They change while the network
 	// lives and are not part of what undoes it.
 	Guests []Guest `json:"-"`
@@ -76,6 +79,9 @@ func (n Network) validate() error {
 	if n.Subnet6.IsValid() || n.Gateway6.IsValid() {
 		if !n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6() || n.Subnet6.Bits() != 64 || !n.Subnet6.Contains(n.Gateway6) {
 			return fmt.Errorf("network %s: IPv6 subnet %s with gateway %s is not a /64 holding its gateway", n.Bridge, n.Subnet6, n.Gateway6)
+		}
+		if !n.GatewayLinkLocal6.IsLinkLocalUnicast() || !n.GatewayLinkLocal6.Is6() {
+			return fmt.Errorf("network %s: gateway link-local address %s is not an IPv6 link-local address", n.Bridge, n.GatewayLinkLocal6)
 		}
 	}
 	for _, f := range n.Forwards {

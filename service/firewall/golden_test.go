@@ -188,3 +188,18 @@ func TestForwardsAreValidated(t *testing.T) {
 		}
 	}
 }
+
+func TestIPv6IsValidated(t *testing.T) {
+	for _, change := range []func(*Network){
+		func(n *Network) { n.GatewayLinkLocal6 = netip.Addr{} },
+		func(n *Network) { n.GatewayLinkLocal6 = n.Gateway6 },
+		func(n *Network) { n.Gateway6 = netip.MustParseAddr("fd00:98::1") },
+		func(n *Network) { n.Subnet6 = netip.MustParsePrefix("fd00:97::/48") },
+	} {
+		n := net0
+		change(&n)
+		if err := validateAll([]Network{n}); err == nil {
+			t.Errorf("IPv6 %s, gateway %s, link-local %s accepted", n.Subnet6, n.Gateway6, n.GatewayLinkLocal6)
+		}
+	}
+}

@@ -101,10 +101,6 @@ func guestRules(n Network, g Guest) []frameRule {
 	return append(append(rules, guestRules6(n)...), frameRule{})
 }
 
-// GatewayLinkLocal is the bridge's IPv6 link-local address on networks
-// with IPv6: fixed, so the guests' filters can keep them from claiming it.
-var GatewayLinkLocal = netip.MustParseAddr("fe80::1")
-
 // guestRules6 lets a guest send IPv6 from its link-local addresses, from
 // the unspecified address (duplicate address detection) and from the
 // network's /64, but never as the gateway, whose addresses it may not
@@ -116,7 +112,7 @@ func guestRules6(n Network) []frameRule {
 		return []frameRule{{etherType: etherIPv6, pass: true}}
 	}
 	var rules []frameRule
-	for _, gw := range []netip.Addr{n.Gateway6, GatewayLinkLocal} {
+	for _, gw := range []netip.Addr{n.Gateway6, n.GatewayLinkLocal6} {
 		rules = append(rules,
 			frameRule{etherType: etherIPv6, ipSrc: netip.PrefixFrom(gw, 128)},
 			frameRule{etherType: etherIPv6, proto: "icmpv6", icmp6Type: icmp6NeighborAdvert, ndTarget: gw})
@@ -160,7 +156,7 @@ func guestsByTap(nets []Network) map[string]networkGuest {
 func sameGuest(a, b networkGuest) bool {
 	return a.guest.IPv4 == b.guest.IPv4 && a.guest.MAC.String() == b.guest.MAC.String() &&
 		a.net.Subnet == b.net.Subnet && a.net.Gateway == b.net.Gateway &&
-		a.net.Subnet6 == b.net.Subnet6 && a.net.Gateway6 == b.net.Gateway6
+		a.net.Subnet6 == b.net.Subnet6 && a.net.Gateway6 == b.net.Gateway6 && a.net.GatewayLinkLocal6 == b.net.GatewayLinkLocal6
 }
 
 // nftBridgeText renders the bridge table nets need as nft(8) lists it.

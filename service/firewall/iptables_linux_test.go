@@ -21,6 +21,8 @@ var (
 		Outbound: true,
 		Subnet6:  netip.MustParsePrefix("fd00:97::/64"),
 		Gateway6: netip.MustParseAddr("fd00:97::1"),
+		// As netgrant's bridges have it.
+		GatewayLinkLocal6: netip.MustParseAddr("fe80::1"),
 	}
 	net1 = Network{
 		Bridge:   "ngbr1",
@@ -29,11 +31,12 @@ var (
 		Outbound: true,
 	}
 	hostOnly = Network{
-		Bridge:   "ngbr2",
-		Subnet:   netip.MustParsePrefix("10.97.2.0/28"),
-		Gateway:  netip.MustParseAddr("10.97.2.1"),
-		Subnet6:  netip.MustParsePrefix("fd00:97:2::/64"),
-		Gateway6: netip.MustParseAddr("fd00:97:2::1"),
+		Bridge:            "ngbr2",
+		Subnet:            netip.MustParsePrefix("10.97.2.0/28"),
+		Gateway:           netip.MustParseAddr("10.97.2.1"),
+		Subnet6:           netip.MustParsePrefix("fd00:97:2::/64"),
+		Gateway6:          netip.MustParseAddr("fd00:97:2::1"),
+		GatewayLinkLocal6: netip.MustParseAddr("fe80::1"),
 	}
 )
 

@@ -290,5 +290,6 @@ type networkRule struct {
 // sameNetwork tells whether two networks get the same rules.
 func sameNetwork(a, b Network) bool {
 	return a.Bridge == b.Bridge && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.Outbound == b.Outbound &&
-		a.Subnet6 == b.Subnet6 && a.Gateway6 == b.Gateway6 && slices.Equal(a.Forwards, b.Forwards)
+		a.Subnet6 == b.Subnet6 && a.Gateway6 == b.Gateway6 && a.GatewayLinkLocal6 == b.GatewayLinkLocal6 &&
+		slices.Equal(a.Forwards, b.Forwards)
 }
