@@ -114,12 +114,16 @@ func setUpTopology(t *testing.T) {
 	ip(t, "addr", "add", "10.97.0.1/24", "dev", "ngbr0")
 	ip(t, "link", "set", "ngbr0", "up")
 	ip(t, "link", "add", "vguest", "type", "veth", "peer", "name", "eth0", "netns", "guest")
+	// Deleting a netns frees its links only later, and the next test
+	// makes the same ones: deleting one end of a veth is synchronous.
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "vguest").Run() })
 	ip(t, "link", "set", "vguest", "master", "ngbr0", "up")
 	ip(t, "-n", "guest", "addr", "add", "10.97.0.2/24", "dev", "eth0")
 	ip(t, "-n", "guest", "link", "set", "eth0", "up")
 	ip(t, "-n", "guest", "link", "set", "lo", "up")
 	ip(t, "-n", "guest", "route", "add", "default", "via", "10.97.0.1")
 	ip(t, "link", "add", "vup", "type", "veth", "peer", "name", "eth0", "netns", "upstream")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "vup").Run() })
 	ip(t, "addr", "add", "198.51.100.1/24", "dev", "vup")
 	ip(t, "link", "set", "vup", "up")
 	ip(t, "-n", "upstream", "addr", "add", "198.51.100.2/24", "dev", "eth0")
