@@ -77,6 +77,10 @@ type netRes struct {
 	// reserved are the guests' addresses, each by its reservation's name.
 	reserved map[netip.Addr]string
 	forwards []PortForward
+	// dnsmasqID is what its dnsmasq runs under as netgrantd's child: no
+	// other network's dnsmasq has it. Zero under systemd, which gives
+	// each dnsmasq unit one of its own.
+	dnsmasqID dnsmasq.Identity
 	// fwGen is the firewall's generation of the network's rules (fwMu).
 	fwGen uint64
 	rec   *record
@@ -330,23 +334,44 @@ func (m *Manager) networksOf(uid uint32) int {
 }
 
 // checkSupported refuses a network this host cannot give, before anything
-// is looked at or asked.
-func (m *Manager) checkSupported(r NetworkRequest) error {
+// is looked at or asked, and returns the ids its dnsmasq may run under as
+// netgrantd's child.
+func (m *Manager) checkSupported(r NetworkRequest) (dnsmasq.IDRange, error) {
 	if m.opts.Firewall == nil {
-		return Errorf(Unsupported, "NAT networks need a firewall, and netgrantd could use neither nftables nor iptables: install the iptables package (or check the kernel's nf_tables) and restart netgrantd; journalctl -u netgrantd says why")
+		return dnsmasq.IDRange{}, Errorf(Unsupported, "NAT networks need a firewall, and netgrantd could use neither nftables nor iptables: install the iptables package (or check the kernel's nf_tables) and restart netgrantd; journalctl -u netgrantd says why")
 	}
 	if r.asksIPv6() && !bridge.IPv6Available() {
-		return Errorf(Unsupported, "this host's kernel has IPv6 turned off (ipv6.disable=1): pass ipv6: false")
+		return dnsmasq.IDRange{}, Errorf(Unsupported, "this host's kernel has IPv6 turned off (ipv6.disable=1): pass ipv6: false")
 	}
-	if boolOr(r.DHCP, true) || boolOr(r.DNS, true) {
-		if err := dnsmasq.Available(); err != nil {
-			return Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
-		}
-		if _, err := dnsmasq.DedicatedAccount(); err != nil {
-			return Wrap(Unsupported, err, "DHCP and DNS need dnsmasq's own account (or pass dhcp: false and dns: false)")
+	if !boolOr(r.DHCP, true) && !boolOr(r.DNS, true) {
+		return dnsmasq.IDRange{}, nil
+	}
+	if err := dnsmasq.Available(); err != nil {
+		return dnsmasq.IDRange{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
+	}
+	if m.opts.DnsmasqUnits {
+		return dnsmasq.IDRange{}, nil
+	}
+	ids, err := dnsmasq.DelegatedIDs()
+	if err != nil {
+		return dnsmasq.IDRange{}, Wrap(Unsupported, err, "DHCP and DNS need ids for dnsmasq to run under (or pass dhcp: false and dns: false)")
+	}
+	return ids, nil
+}
+
+// freeDnsmasqIdentity picks, under the lock, the first identity of ids
+// no network's dnsmasq runs under.
+func (m *Manager) freeDnsmasqIdentity(ids dnsmasq.IDRange) (dnsmasq.Identity, error) {
+	used := map[dnsmasq.Identity]bool{}
+	for _, n := range m.networks {
+		used[n.dnsmasqID] = true
+	}
+	for i := range ids.Count {
+		if id := ids.Identity(i); !used[id] {
+			return id, nil
 		}
 	}
-	return nil
+	return dnsmasq.Identity{}, Errorf(QuotaExceeded, "every one of the %d ids delegated to %s runs another network's dnsmasq: an administrator can delegate more (usermod --add-subuids, --add-subgids)", ids.Count, dnsmasq.User)
 }
 
 // networkPlan is what CreateNATNetwork decides under the lock: join an
@@ -354,6 +379,7 @@ func (m *Manager) checkSupported(r NetworkRequest) error {
 type networkPlan struct {
 	join *netRes
 	plan subnet.Plan
+	ids  dnsmasq.IDRange
 }
 
 // CreateNATNetwork creates network r.Name, or joins it if it exists, is
@@ -393,7 +419,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 	linkNames := bridge.LinkNames(links)
 	// What the host lacks (iptables, dnsmasq, its account) matters only
 	// for a new network; it is looked up once, without the lock.
-	unsupported := m.checkSupported(r)
+	ids, unsupported := m.checkSupported(r)
 	// The subnet polkit is asked about is the one the network gets, while
 	// it stays free, even if another network freed a lower one meanwhile.
 	var planned netip.Prefix
@@ -430,7 +456,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 		if boolOr(r.Persistent, false) {
 			check.Action = ActionPersist
 		}
-		return networkPlan{plan: plan}, check, nil
+		return networkPlan{plan: plan, ids: ids}, check, nil
 	}
 	var n *netRes
 	var info NetworkInfo
@@ -440,7 +466,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 				info, err = m.join(p.join, c.Holder)
 				return err
 			}
-			n, err = m.reserveNetwork(c, r, p.plan, linkNames)
+			n, err = m.reserveNetwork(c, r, p, linkNames)
 			return err
 		})
 	if err != nil {
@@ -476,9 +502,9 @@ func (m *Manager) join(n *netRes, holder string) (NetworkInfo, error) {
 	return info, nil
 }
 
-// reserveNetwork takes the name, subnet and a bridge name for a network
-// that setupNetwork then builds without the lock.
-func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, plan subnet.Plan, linkNames map[string]bool) (*netRes, error) {
+// reserveNetwork takes the name, subnet, a bridge name and its dnsmasq's
+// identity for a network that setupNetwork then builds without the lock.
+func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, p networkPlan, linkNames map[string]bool) (*netRes, error) {
 	taken := map[string]bool{}
 	for name := range linkNames {
 		taken[name] = true
@@ -491,7 +517,7 @@ func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, plan subnet.Plan, l
 		return nil, Wrap(Failed, err, "choosing a bridge name")
 	}
 	n := &netRes{
-		name: r.Name, owner: c.UID, plan: plan, bridge: br,
+		name: r.Name, owner: c.UID, plan: p.plan, bridge: br,
 		dhcp: boolOr(r.DHCP, true), dns: boolOr(r.DNS, true), outbound: boolOr(r.Outbound, true),
 		persistent: boolOr(r.Persistent, false), mtu: 1500,
 		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{}, reserved: map[netip.Addr]string{},
@@ -499,6 +525,11 @@ func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, plan subnet.Plan, l
 	}
 	if r.MTU != nil {
 		n.mtu = *r.MTU
+	}
+	if (n.dhcp || n.dns) && !m.opts.DnsmasqUnits {
+		if n.dnsmasqID, err = m.freeDnsmasqIdentity(p.ids); err != nil {
+			return nil, err
+		}
 	}
 	m.networks[n.name] = n
 	return n, nil
@@ -584,15 +615,11 @@ func (m *Manager) startDnsmasq(n *netRes) error {
 			return Wrap(Failed, err, "recording the network")
 		}
 	}
-	account, err := dnsmasq.DedicatedAccount()
-	if err != nil {
-		return Wrap(Unsupported, err, "starting dnsmasq")
-	}
 	inst, err := dnsmasq.Start(dnsmasq.Config{
 		Network: n.name, Bridge: n.bridge, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
 		Gateway6: n.plan.Gateway6, Prefix6: n.plan.Prefix6,
 		DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
-		Dir: dir, Account: account, Unit: m.opts.DnsmasqUnits, Log: m.log.With("network", n.name),
+		Dir: dir, Identity: n.dnsmasqID, Unit: m.opts.DnsmasqUnits, Log: m.log.With("network", n.name),
 	}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
 	if err != nil {
 		return Wrap(Failed, err, "starting dnsmasq")
@@ -613,7 +640,7 @@ func (m *Manager) saveNetwork(n *netRes) error {
 	n.rec.Network = &netSaved{
 		Owner: n.owner, Bridge: n.bridge, Subnet: n.plan.Prefix.String(), DHCP: n.dhcp, DNS: n.dns,
 		Outbound: n.outbound, MTU: n.mtu, Persistent: n.persistent, Holders: holders, Forwards: n.forwards,
-		Subnet6: addrPrefixString(n.plan.Prefix6),
+		Subnet6: addrPrefixString(n.plan.Prefix6), Dnsmasq: n.dnsmasqID,
 	}
 	if err := n.rec.save(); err != nil {
 		return Wrap(Failed, err, "recording network %s", n.name)

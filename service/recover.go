@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/netgrant/netgrant/service/bridge"
+	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/subnet"
 	"github.com/netgrant/netgrant/service/tap"
@@ -69,7 +70,14 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix).WithIPv6(prefix6),
 		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
 		holders: holders, taps: map[string]bool{}, reserved: map[netip.Addr]string{}, rec: r,
-		forwards: s.Forwards, state: ready, settled: make(chan struct{}),
+		forwards: s.Forwards, dnsmasqID: s.Dnsmasq, state: ready, settled: make(chan struct{}),
+	}
+	if (n.dhcp || n.dns) && !m.opts.DnsmasqUnits && n.dnsmasqID == (dnsmasq.Identity{}) {
+		// Recorded by a netgrantd that ran every dnsmasq as one account.
+		if err := m.giveDnsmasqIdentity(n); err != nil {
+			m.log.Warn("removing a network whose dnsmasq has no identity to run under", "network", n.name, "err", err)
+			return false
+		}
 	}
 	if n.dhcp || n.dns {
 		// A child dnsmasq of the previous daemon is replaced; a unit goes
@@ -96,6 +104,19 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	m.log.Info("adopted network", "network", n.name, "holders", len(holders))
 	m.opts.Observer.NetworkAdded(m.networkInfo(n))
 	return true
+}
+
+// giveDnsmasqIdentity gives an adopted network's dnsmasq an identity of
+// its own.
+func (m *Manager) giveDnsmasqIdentity(n *netRes) error {
+	ids, err := dnsmasq.DelegatedIDs()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n.dnsmasqID, err = m.freeDnsmasqIdentity(ids)
+	return err
 }
 
 func (m *Manager) adoptTap(r *record) {

@@ -141,6 +141,8 @@ type netSaved struct {
 	Subnet6 string `json:"subnet6,omitempty"`
 	// Forwards are the network's port forwards, put back on adoption.
 	Forwards []PortForward `json:"forwards,omitempty"`
+	// Dnsmasq is what its dnsmasq runs under as netgrantd's child.
+	Dnsmasq dnsmasq.Identity `json:"dnsmasq,omitempty"`
 }
 
 // newRecord starts the record of a resource; id tells it from others of
@@ -231,15 +233,9 @@ func (m *Manager) runStep(s step) error {
 }
 
 // stopOrphanDnsmasq stops the dnsmasq of dir that an earlier netgrantd
-// left running. Without dnsmasq's account only one still running as root
-// can be found; one that dropped to an account now gone cannot be told
-// from a stranger's process.
+// left running.
 func stopOrphanDnsmasq(dir string) error {
-	account, err := dnsmasq.DedicatedAccount()
-	if err != nil {
-		account.UID = 0
-	}
-	return dnsmasq.StopOrphan(dir, account)
+	return dnsmasq.StopOrphan(dir, dnsmasq.OurUIDs())
 }
 
 // parse reads a record written by save, checking every step.

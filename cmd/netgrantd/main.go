@@ -61,7 +61,12 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 	if dnsmasqUnits && filepath.Clean(stateDir) != dnsmasq.UnitStateDir {
 		return fmt.Errorf("--dnsmasq=systemd needs --state-dir=%s, where the netgrant-dnsmasq@ unit looks", dnsmasq.UnitStateDir)
 	}
+	// Each network's dnsmasq, under an identity of its own, reaches its
+	// files through the state directory, whatever umask we run with.
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	if err := os.Chmod(stateDir, 0o755); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
 	fw, err := firewall.New(cfg.FirewallBackend)

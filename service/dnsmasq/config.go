@@ -26,18 +26,27 @@ type Config struct {
 	Gateway6 netip.Addr
 	Prefix6  netip.Prefix
 	Dir      string // existing state directory; dnsmasq's files go here
-	Account  Account
+	// Identity is what a child dnsmasq runs under: one no other
+	// network's dnsmasq has (see account.go).
+	Identity Identity
 	// Unit runs dnsmasq as an instance of the netgrant-dnsmasq@ systemd
 	// unit rather than as a child; Dir must then be UnitDir(Network).
+	// The unit gives it an identity of its own and a directory it may
+	// write its lease file in, UnitLeaseDir(Network).
 	Unit bool
 	Log  *slog.Logger
 }
 
 const leaseTime = "1h"
 
-func (c Config) leaseFile() string { return filepath.Join(c.Dir, "leases") }
+func (c Config) leaseFile() string {
+	if c.Unit {
+		return filepath.Join(UnitLeaseDir(c.Network), "leases")
+	}
+	return filepath.Join(c.Dir, "leases")
+}
 
-// leaseFileArg names the lease file on dnsmasq's command line; it is also
+// leaseFileArg names a child's lease file on its command line; it is also
 // how an orphaned dnsmasq of a directory is recognised.
 func leaseFileArg(dir string) string { return "--dhcp-leasefile=" + filepath.Join(dir, "leases") }
 
@@ -47,8 +56,8 @@ func (c Config) validate() error {
 		return errors.New("no bridge")
 	case c.Dir == "":
 		return errors.New("no state directory")
-	case c.Account.User == "" || c.Account.Group == "":
-		return errors.New("no account to run as")
+	case !c.Unit && (c.Identity.UID <= 0 || c.Identity.GID <= 0):
+		return errors.New("no identity to run as")
 	case c.Unit && c.Dir != UnitDir(c.Network):
 		return fmt.Errorf("state directory %s is not %s, where the netgrant-dnsmasq@ unit looks", c.Dir, UnitDir(c.Network))
 	case !c.DHCP && !c.DNS:
@@ -82,15 +91,12 @@ func (c Config) args() []string {
 		"--interface=" + c.Bridge,
 		"--listen-address=" + c.Gateway.String(),
 		"--except-interface=lo",
-		// No pid file: dnsmasq hands it to the user it drops to, who
-		// could then name any process for root to signal.
+		// No pid file: whoever dnsmasq runs as could write it, and then
+		// name any process for root to signal.
 		"--pid-file=",
 		"--log-facility=-",
-		// Sockets are bound as root; then dnsmasq runs as its own user.
-		"--user=" + c.Account.User,
-		"--group=" + c.Account.Group,
 		// Even without DHCP: it marks the process as this directory's.
-		leaseFileArg(c.Dir),
+		"--dhcp-leasefile=" + c.leaseFile(),
 	}
 	if c.DNS {
 		// The host's /etc/hosts is about the host (its own name maps to a

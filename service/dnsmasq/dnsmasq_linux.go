@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -65,25 +68,30 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 			return nil, fmt.Errorf("dnsmasq for network %s: %w", cfg.Network, err)
 		}
 	}
-	// Watch before dnsmasq starts, so no lease it writes goes unnoticed.
-	leases, err := watchLeases(cfg.leaseFile(), cfg.Prefix, onLeases)
-	if err != nil {
-		return nil, err
-	}
 	i := &Instance{
 		cfg:     cfg,
 		bin:     bin,
-		leases:  leases,
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
 	if cfg.Unit {
+		// The unit makes the directory of the lease file when it starts.
 		i.unit = UnitName(cfg.Network)
 		if err := startUnit(cfg); err != nil {
-			leases.Close()
+			return nil, err
+		}
+		if i.leases, err = watchLeases(cfg.leaseFile(), cfg.Prefix, onLeases); err != nil {
+			StopUnit(cfg.Network)
 			return nil, err
 		}
 		return i, nil
+	}
+	if err := prepareLeaseFile(cfg.leaseFile(), cfg.Identity); err != nil {
+		return nil, fmt.Errorf("dnsmasq for network %s: %w", cfg.Network, err)
+	}
+	// Watch before dnsmasq starts, so no lease it writes goes unnoticed.
+	if i.leases, err = watchLeases(cfg.leaseFile(), cfg.Prefix, onLeases); err != nil {
+		return nil, err
 	}
 	p, err := i.launch()
 	// dnsmasq lists every interface as it starts and gives up when one
@@ -92,12 +100,32 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 		p, err = i.launch()
 	}
 	if err != nil {
-		leases.Close()
+		i.leases.Close()
 		return nil, err
 	}
 	i.proc = p
 	go i.supervise(p)
 	return i, nil
+}
+
+// prepareLeaseFile gives a child dnsmasq, which never runs as root, the
+// one file it writes: its lease file, made or kept in netgrantd's
+// directory, which dnsmasq may enter but not write, whatever umask
+// netgrantd runs with. dnsmasq rewrites the file in place, so it needs
+// nothing more.
+func prepareLeaseFile(path string, id Identity) error {
+	if err := os.Chmod(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("preparing the lease file: %w", err)
+	}
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return fmt.Errorf("preparing the lease file: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, id.UID, id.GID); err != nil {
+		return fmt.Errorf("preparing the lease file: %w", &os.PathError{Op: "chown", Path: path, Err: err})
+	}
+	return nil
 }
 
 // Stop ends supervision and dnsmasq (SIGTERM, then SIGKILL after a grace
@@ -192,7 +220,7 @@ func (i *Instance) supervise(p *process) {
 // launch starts dnsmasq and waits until it serves. On failure nothing is
 // left running and the error carries dnsmasq's last word.
 func (i *Instance) launch() (*process, error) {
-	p, err := startProcess(i.bin, i.cfg.args(), i.cfg.Log)
+	p, err := startProcess(i.bin, i.cfg.args(), i.cfg.Identity, i.cfg.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -218,16 +246,29 @@ type process struct {
 	last string
 }
 
-func startProcess(bin string, args []string, log *slog.Logger) (*process, error) {
+// dnsmasqCaps are all dnsmasq needs of root's powers: binding ports 53
+// and 67 (NET_BIND_SERVICE), binding DHCP to the bridge and sending router
+// advertisements (NET_RAW), and putting a client without an address into
+// the ARP cache to answer it (NET_ADMIN).
+var dnsmasqCaps = []uintptr{unix.CAP_NET_BIND_SERVICE, unix.CAP_NET_RAW, unix.CAP_NET_ADMIN}
+
+// startProcess starts dnsmasq under id from the first instruction on,
+// never as root, with only dnsmasqCaps.
+func startProcess(bin string, args []string, id Identity, log *slog.Logger) (*process, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("creating pipe: %w", err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = w
-	// Its own process group, so that the TCP DNS children it forks are
-	// killed with it and no terminal signal reaches it behind our back.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Its own process group, so that the TCP DNS children it forks
+		// are killed with it and no terminal signal reaches it behind
+		// our back.
+		Setpgid:     true,
+		Credential:  &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}},
+		AmbientCaps: dnsmasqCaps,
+	}
 	err = cmd.Start()
 	w.Close()
 	if err != nil {
@@ -274,8 +315,7 @@ func (p *process) status() string {
 }
 
 // startedLine reports dnsmasq's "dnsmasq[PID]: started, version …", which
-// it logs once every socket is bound and the lease file open, as root,
-// before it runs as its own user.
+// it logs once every socket is bound and the lease file open.
 func startedLine(line string) bool {
 	_, rest, ok := strings.Cut(line, "]: ")
 	return ok && strings.HasPrefix(line, "dnsmasq[") && strings.HasPrefix(rest, "started, version ")

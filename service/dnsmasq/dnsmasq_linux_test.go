@@ -147,15 +147,32 @@ func config(t *testing.T, dhcp, dns bool, log *slog.Logger) Config {
 		DHCPStart: netip.MustParseAddr("10.97.0.100"),
 		DHCPEnd:   netip.MustParseAddr("10.97.0.150"),
 		DNS:       dns,
-		Dir:       t.TempDir(),
-		Account:   testAccount,
+		Dir:       stateDir(t),
+		Identity:  testIdentity,
 		Log:       log,
 	}
 }
 
-// testAccount is what these tests run dnsmasq as; netgrantd itself
-// insists on a dedicated account (DedicatedAccount).
-var testAccount = Account{User: "nobody", Group: "nogroup", UID: 65534}
+// stateDir is a directory dnsmasq can reach under testIdentity, as
+// netgrantd's state directory is.
+func stateDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "dnsmasq-test")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// t.TempDir's directories are 0700, two levels of them.
+	for parent := filepath.Dir(dir); parent != os.TempDir(); parent = filepath.Dir(parent) {
+		if err := os.Chmod(parent, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// testIdentity is what these tests run dnsmasq as; netgrantd itself
+// gives each network's one of its own (DelegatedIDs).
+var testIdentity = Identity{UID: 65534, GID: 65534}
 
 func start(t *testing.T, cfg Config) (*Instance, <-chan []Lease) {
 	t.Helper()
@@ -453,15 +470,17 @@ func TestAvailable(t *testing.T) {
 // systemd learns it serves), and dnsmasq itself accepts it.
 func TestUnitConfigurationIsTheCommandLine(t *testing.T) {
 	cfg := config(t, true, true, nil)
-	cfg.Network = "lab"
+	cfg.Network, cfg.Unit = "lab", true
 	conf := string(cfg.conf())
-	for _, want := range []string{"interface=" + bridge + "\n", "listen-address=" + gateway + "\n", "user=nobody\n", "pid-file=\n",
-		"dhcp-leasefile=" + cfg.Dir + "/leases\n", "dhcp-range=10.97.0.100,10.97.0.150,255.255.255.0,1h\n", "no-hosts\n"} {
+	for _, want := range []string{"interface=" + bridge + "\n", "listen-address=" + gateway + "\n", "pid-file=\n",
+		"dhcp-leasefile=/run/netgrant-dnsmasq/lab/leases\n", "dhcp-range=10.97.0.100,10.97.0.150,255.255.255.0,1h\n", "no-hosts\n"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("configuration lacks %q:\n%s", want, conf)
 		}
 	}
-	for _, unwanted := range []string{"keep-in-foreground", "log-facility", "conf-file", "--"} {
+	// The unit starts dnsmasq under its dynamic user: there is nobody
+	// to change to.
+	for _, unwanted := range []string{"keep-in-foreground", "log-facility", "conf-file", "--", "user=", "group="} {
 		if strings.Contains(conf, unwanted) {
 			t.Errorf("configuration has %q:\n%s", unwanted, conf)
 		}

@@ -13,11 +13,13 @@ import (
 
 // Under systemd, each network's dnsmasq is an instance of the unit
 // netgrant-dnsmasq@ (data/netgrant-dnsmasq@.service) rather than
-// netgrantd's child: it gets a sandbox of its own, systemd restarts it,
-// and it keeps serving while netgrantd restarts. netgrantd's own sandbox
-// can then do without what only dnsmasq needs (changing uid, binding
-// privileged ports, signalling another user's process). The instance
-// reads the configuration file netgrantd writes in UnitDir.
+// netgrantd's child: it gets a sandbox and a dynamic user of its own,
+// systemd restarts it, and it keeps serving while netgrantd restarts.
+// netgrantd's own sandbox can then do without what only dnsmasq needs
+// (changing uid, binding privileged ports, signalling another user's
+// process). The instance reads the configuration file netgrantd writes in
+// UnitDir and writes its lease file in UnitLeaseDir, which systemd makes
+// for its dynamic user.
 
 // UnitStateDir is the state directory the unit expects the networks' directories in.
 const UnitStateDir = "/run/netgrant"
@@ -32,6 +34,10 @@ func UnitName(network string) string { return "netgrant-dnsmasq@" + network + ".
 // UnitDir is the directory the unit of network's dnsmasq reads its
 // configuration from.
 func UnitDir(network string) string { return filepath.Join(UnitStateDir, "dnsmasq-"+network) }
+
+// UnitLeaseDir is the directory the unit of network's dnsmasq writes its
+// lease file in (its RuntimeDirectory=).
+func UnitLeaseDir(network string) string { return filepath.Join("/run/netgrant-dnsmasq", network) }
 
 func (c Config) confFile() string { return filepath.Join(c.Dir, "dnsmasq.conf") }
 
@@ -52,11 +58,18 @@ func (c Config) conf() []byte {
 
 // startUnit writes c's configuration and starts its unit, returning once
 // dnsmasq serves. A unit still running (netgrantd restarted) goes on as
-// it is: the configuration of a network never changes.
+// it is: the configuration of a network never changes. The unit's dynamic
+// user must read the configuration, whatever umask netgrantd runs with;
+// it holds nothing secret.
 func startUnit(c Config) error {
 	tmp := c.confFile() + ".tmp"
-	if err := os.WriteFile(tmp, c.conf(), 0o600); err != nil {
+	if err := os.WriteFile(tmp, c.conf(), 0o644); err != nil {
 		return fmt.Errorf("writing dnsmasq's configuration: %w", err)
+	}
+	for path, mode := range map[string]os.FileMode{tmp: 0o644, c.Dir: 0o755} {
+		if err := os.Chmod(path, mode); err != nil {
+			return fmt.Errorf("writing dnsmasq's configuration: %w", err)
+		}
 	}
 	if err := os.Rename(tmp, c.confFile()); err != nil {
 		return fmt.Errorf("writing dnsmasq's configuration: %w", err)

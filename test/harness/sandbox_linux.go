@@ -61,10 +61,14 @@ type testUser struct {
 }
 
 // DnsmasqUser is dnsmasq's system account in the sandbox, as
-// data/netgrant.sysusers creates it on a real system.
+// data/netgrant.sysusers creates it on a real system, with the block of
+// ids delegated to it (/etc/subuid, /etc/subgid) that netgrantd runs each
+// network's dnsmasq under, one identity each.
 const (
-	DnsmasqUser = "netgrant-dnsmasq"
-	DnsmasqUID  = 4090
+	DnsmasqUser    = "netgrant-dnsmasq"
+	DnsmasqUID     = 4090
+	DnsmasqIDFirst = 4100
+	DnsmasqIDCount = 64
 )
 
 var testUsers = []testUser{
@@ -305,6 +309,12 @@ func installUsers() error {
 	}{{"/etc/passwd", passwd}, {"/etc/group", group}, {"/etc/shadow", shadow}} {
 		if err := coverTable(f.path, f.extra, taken); err != nil {
 			return err
+		}
+	}
+	delegated := []string{fmt.Sprintf("%s:%d:%d", DnsmasqUser, DnsmasqIDFirst, DnsmasqIDCount)}
+	for _, path := range []string{"/etc/subuid", "/etc/subgid"} {
+		if err := coverTable(path, delegated, map[string]bool{DnsmasqUser: true}); err != nil {
+			return fmt.Errorf("%w (Debian's login package makes it)", err)
 		}
 	}
 	return nil

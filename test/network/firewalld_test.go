@@ -143,49 +143,26 @@ func firewallCmd(t *testing.T, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// netnsGuest is a guest in a network namespace of its own, plugged into a
-// network's bridge by a veth.
-type netnsGuest struct{ ns, script string }
+// netnsGuest is a guest that boots on a network: it leases, resolves and
+// reaches the upstream host.
+type netnsGuest struct{ *harness.NetnsGuest }
 
 func addNetnsGuest(t *testing.T, bridge string) *netnsGuest {
 	t.Helper()
-	g := &netnsGuest{ns: "fwguest", script: filepath.Join(t.TempDir(), "udhcpc.script")}
-	script := "#!/bin/sh\nif [ \"$1\" = bound ]; then ip -4 addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\"; fi\n"
-	if err := os.WriteFile(g.script, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	run(t, "ip", "netns", "add", g.ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", g.ns).Run() })
-	run(t, "ip", "link", "add", "ngfwguest", "type", "veth", "peer", "name", "eth0", "netns", g.ns)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", "ngfwguest").Run() })
-	run(t, "ip", "link", "set", "ngfwguest", "master", bridge, "up")
-	run(t, "ip", "-n", g.ns, "link", "set", "eth0", "up")
-	run(t, "ip", "-n", g.ns, "link", "set", "lo", "up")
-	return g
+	return &netnsGuest{harness.AddNetnsGuest(t, "fwguest", bridge)}
 }
 
 // check asks for a lease, resolves a name through the gateway and fetches
 // from the upstream host, as a guest does when it boots.
 func (g *netnsGuest) check(t *testing.T, gateway string) {
 	t.Helper()
-	in := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", g.ns}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	if out, err := in("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", g.script); err != nil {
-		t.Fatalf("guest got no lease: %v\n%s", err, out)
-	}
-	if out, err := in("busybox", "nslookup", "-type=a", "upstream.test", gateway); err != nil || !strings.Contains(out, "198.51.100.2") {
+	g.Lease(t)
+	if out, err := g.In("busybox", "nslookup", "-type=a", "upstream.test", gateway); err != nil || !strings.Contains(out, "198.51.100.2") {
 		t.Errorf("guest resolving upstream.test through %s: %v\n%s", gateway, err, out)
 	}
-	if out, err := in("busybox", "nc", "-w", "5", "198.51.100.2", "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
+	if out, err := g.In("busybox", "nc", "-w", "5", "198.51.100.2", "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
 		t.Errorf("guest fetching from upstream: %v\n%s", err, out)
 	}
-}
-
-func (g *netnsGuest) in(args ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", g.ns}, args...)...).CombinedOutput()
-	return string(out), err
 }
 
 // check6 waits for a SLAAC address from the gateway's router
@@ -194,17 +171,17 @@ func (g *netnsGuest) in(args ...string) (string, error) {
 func (g *netnsGuest) check6(t *testing.T, gateway6 string) {
 	t.Helper()
 	harness.WaitFor(t, "the guest's SLAAC address and default route", func() bool {
-		addr, _ := g.in("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global", "-tentative")
-		route, _ := g.in("ip", "-6", "route", "show", "default")
+		addr, _ := g.In("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global", "-tentative")
+		route, _ := g.In("ip", "-6", "route", "show", "default")
 		return strings.Contains(addr, "inet6") && strings.Contains(route, "default")
 	})
-	if servers := dhcp6DNS(t, g.ns); fmt.Sprint(servers) != "["+gateway6+"]" {
+	if servers := dhcp6DNS(t, g.NS); fmt.Sprint(servers) != "["+gateway6+"]" {
 		t.Errorf("stateless DHCPv6 names DNS servers %v, want the gateway %s", servers, gateway6)
 	}
-	if out, err := g.in("busybox", "nslookup", "-type=AAAA", "upstream.test", gateway6); err != nil || !strings.Contains(out, upstreamAddr6) {
+	if out, err := g.In("busybox", "nslookup", "-type=AAAA", "upstream.test", gateway6); err != nil || !strings.Contains(out, upstreamAddr6) {
 		t.Errorf("guest resolving upstream.test through %s: %v\n%s", gateway6, err, out)
 	}
-	if out, err := g.in("busybox", "nc", "-w", "5", upstreamAddr6, "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
+	if out, err := g.In("busybox", "nc", "-w", "5", upstreamAddr6, "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
 		t.Errorf("guest fetching from upstream over IPv6: %v\n%s", err, out)
 	}
 }

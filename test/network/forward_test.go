@@ -127,8 +127,8 @@ func TestPortForwards(t *testing.T) {
 	g := addNetnsGuest(t, info["bridge"].Value().(string))
 	serveHello(t, nil)
 	g.check(t, info["gateway"].Value().(string))
-	guest := guestAddress(t, g.ns)
-	guestService(t, g.ns)
+	guest := guestAddress(t, g.NS)
+	guestService(t, g.NS)
 
 	signals := env.WatchSignals(t)
 	if err := addForward(alice, netPath, "tcp", 8080, guest, 9100, nil); err != nil {
