@@ -31,7 +31,7 @@ type Server struct {
 	busID string
 
 	calls   callTracker
-	checks  pendingChecks
+	checks  checkQueue
 	signals *signalWatch
 
 	// busy counts the calls being answered, drained is signalled when it
@@ -55,7 +55,7 @@ func NewServer(log *slog.Logger, version string) *Server {
 	return &Server{
 		log: log, version: version, props: map[godbus.ObjectPath]objectProps{},
 		calls:    callTracker{byCaller: map[string]map[*callEntry]bool{}},
-		checks:   pendingChecks{perUID: map[uint32]int{}},
+		checks:   checkQueue{perUID: map[uint32]*uidChecks{}},
 		drained:  make(chan struct{}, 1),
 		activity: make(chan struct{}, 1),
 	}
@@ -143,6 +143,7 @@ func (s *Server) Serve(manager *service.Manager) error {
 		return err
 	}
 	manager.Recover(s.holderAlive)
+	s.signals.serveHolders()
 	var reply uint32
 	if err := s.busCall("RequestName", &reply, names.BusName, uint32(godbus.NameFlagDoNotQueue)); err != nil {
 		return fmt.Errorf("requesting bus name %s: %w", names.BusName, err)

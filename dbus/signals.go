@@ -51,9 +51,17 @@ func (w *signalWatch) start() error {
 	if w.srv.busCall("GetNameOwner", &owner, firewalldName) == nil {
 		w.setFirewalldOwner(owner)
 	}
-	go w.dropHolds()
 	go w.restoreFirewall()
 	return nil
+}
+
+// serveHolders starts dropping the holds of connections that leave. It
+// runs once Recover has adopted what a previous daemon left: a holder that
+// left after the watch began, but while recovery still counted it as
+// alive, is then dropped from what recovery adopted, instead of from
+// nothing.
+func (w *signalWatch) serveHolders() {
+	go w.dropHolds()
 }
 
 // receive runs on the connection's reader and must not block.

@@ -184,15 +184,22 @@ func (r *record) push(s step) error {
 
 // unwind runs every step, newest first, then forgets the resource. A
 // failing step is logged and the rest still run: teardown must not stop
-// half-way.
+// half-way. The administrator's down hooks run once: once they have run,
+// the record says so before the next step, so that a daemon killed later
+// in the teardown leaves the next one only the built-in steps to redo.
 func (m *Manager) unwind(r *record) {
-	for i := len(r.Steps) - 1; i >= 0; i-- {
-		s := r.Steps[i]
+	for len(r.Steps) > 0 {
+		s := r.Steps[len(r.Steps)-1]
 		if err := m.runStep(s); err != nil {
 			m.log.Warn("teardown step failed", "resource", r.Kind+" "+r.Name, "step", s.Op, "err", err)
 		}
+		r.Steps = r.Steps[:len(r.Steps)-1]
+		if s.Op == opRunDownHooks && len(r.Steps) > 0 {
+			if err := r.save(); err != nil {
+				m.log.Warn("recording that the down hooks ran", "resource", r.Kind+" "+r.Name, "err", err)
+			}
+		}
 	}
-	r.Steps = nil
 	if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.log.Warn("removing state", "path", r.path, "err", err)
 	}

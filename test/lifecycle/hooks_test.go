@@ -2,7 +2,9 @@ package lifecycle_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/netgrant/netgrant/test/harness"
@@ -116,6 +118,8 @@ func TestDownHooksRunOnEveryPath(t *testing.T) {
 	mustCreateNetwork(t, holder, "dropped", nil)
 	holder.Kill()
 	log.waitRuns(t, "network-down", "10-log network-down")
+	// The hooks run first; the rest of the teardown follows.
+	harness.WaitFor(t, "the dropped network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
 	log.clear(t)
 
 	// Recovery: the holder left while netgrantd was down.
@@ -151,5 +155,39 @@ func TestEveryTapGetsItsDownHooks(t *testing.T) {
 	harness.WaitFor(t, "every tap object to go", func() bool { return len(env.ManagedObjects()) == 0 })
 	if entries := stateEntries(t, env); len(entries) != 0 {
 		t.Errorf("state directory keeps %v", entries)
+	}
+}
+
+// A teardown that a SIGKILL interrupts after the down hooks ran is
+// finished by the next netgrantd without running them again: the
+// administrator's downscripts run once. (dnsmasq, stopped here, keeps the
+// teardown in its next step long enough to kill netgrantd there.)
+func TestDownHooksRunOnceAcrossACrash(t *testing.T) {
+	log := newHookLog(t)
+	env := harness.Start(t, harness.Options{Rules: rules, Hooks: map[string]string{"10-log": log.script("10-log")}})
+	holder := env.Client(t, harness.UserAlice)
+	mustCreateNetwork(t, holder, "interrupted", nil)
+	dnsmasqs := harness.ProcessesNamed("dnsmasq")
+	if len(dnsmasqs) != 1 {
+		t.Fatalf("dnsmasq processes: %v", dnsmasqs)
+	}
+	if err := syscall.Kill(dnsmasqs[0], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(env.StateDir, "network-interrupted.json")
+	holder.Kill()
+	log.waitRuns(t, "network-down", "10-log network-down")
+	harness.WaitFor(t, "the journal to record that the down hooks ran", func() bool {
+		data, err := os.ReadFile(record)
+		return err == nil && !strings.Contains(string(data), "run-down-hooks")
+	})
+	env.KillDaemon()
+	env.StartDaemon()
+	harness.WaitFor(t, "the interrupted network to go", func() bool {
+		_, err := os.Stat(record)
+		return os.IsNotExist(err) && len(harness.Links(t, "ngbr")) == 0 && len(harness.ProcessesNamed("dnsmasq")) == 0
+	})
+	if runs := log.runs(t, "network-down"); len(runs) != 1 {
+		t.Errorf("the down hooks ran %d times: %v", len(runs), runs)
 	}
 }
