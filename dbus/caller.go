@@ -3,6 +3,7 @@ package dbus
 import (
 	"context"
 	"os/user"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -10,31 +11,84 @@ import (
 	"github.com/netgrant/netgrant/service"
 )
 
-// maxPendingChecksPerUID bounds the polkit checks one uid may have waiting
-// (API.md, Authorization): a user whose agent never answers must not fill
-// the daemon's connection to polkit for everyone else.
-const maxPendingChecksPerUID = 4
+// A uid's polkit checks are bounded so that a user whose agent never
+// answers cannot fill the daemon's connection to polkit for everyone else
+// (API.md, Authorization): at most maxChecksInFlight are with polkit at
+// once; later ones wait their turn, in order, so one user whose VM manager
+// starts 20 VMs at once gets 20 taps; a uid with maxChecksWaiting already
+// waiting is refused.
+const (
+	maxChecksInFlight = 4
+	maxChecksWaiting  = 32
+)
 
-type pendingChecks struct {
+type checkQueue struct {
 	mu     sync.Mutex
-	perUID map[uint32]int
+	perUID map[uint32]*uidChecks
 }
 
-func (p *pendingChecks) acquire(uid uint32) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.perUID[uid] >= maxPendingChecksPerUID {
-		return false
+// uidChecks are one uid's checks: how many are with polkit, and the turns
+// of those waiting, oldest first; a turn is closed when it comes.
+type uidChecks struct {
+	inFlight int
+	waiting  []chan struct{}
+}
+
+// acquire returns once uid may ask polkit, nil, or why it may not: too
+// many waiting (QuotaExceeded) or ctx ended while it waited. A nil return
+// must be paired with release.
+func (q *checkQueue) acquire(ctx context.Context, uid uint32) error {
+	q.mu.Lock()
+	u := q.perUID[uid]
+	if u == nil {
+		u = &uidChecks{}
+		q.perUID[uid] = u
 	}
-	p.perUID[uid]++
-	return true
+	if u.inFlight < maxChecksInFlight {
+		u.inFlight++
+		q.mu.Unlock()
+		return nil
+	}
+	if len(u.waiting) >= maxChecksWaiting {
+		q.mu.Unlock()
+		return service.Errorf(service.QuotaExceeded, "user %d already has %d calls waiting for authorization behind %d being checked: answer or cancel those first", uid, maxChecksWaiting, maxChecksInFlight)
+	}
+	turn := make(chan struct{})
+	u.waiting = append(u.waiting, turn)
+	q.mu.Unlock()
+	select {
+	case <-turn:
+		return nil
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i := slices.Index(u.waiting, turn); i >= 0 {
+		u.waiting = slices.Delete(u.waiting, i, i+1)
+	} else {
+		// The turn came as the caller left: it goes to the next.
+		q.releaseLocked(uid)
+	}
+	return ctx.Err()
 }
 
-func (p *pendingChecks) release(uid uint32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.perUID[uid]--; p.perUID[uid] == 0 {
-		delete(p.perUID, uid)
+func (q *checkQueue) release(uid uint32) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.releaseLocked(uid)
+}
+
+// releaseLocked ends one of uid's checks: the oldest waiting takes its
+// place with polkit.
+func (q *checkQueue) releaseLocked(uid uint32) {
+	u := q.perUID[uid]
+	if len(u.waiting) > 0 {
+		close(u.waiting[0])
+		u.waiting = u.waiting[1:]
+		return
+	}
+	if u.inFlight--; u.inFlight == 0 {
+		delete(q.perUID, uid)
 	}
 }
 
@@ -71,8 +125,9 @@ var actionVerbs = map[string]string{
 
 // Authorize asks polkit as the caller's bus name.
 func (a *authorizer) Authorize(ctx context.Context, check service.AuthCheck) error {
-	if !a.srv.checks.acquire(a.uid) {
-		return service.Errorf(service.QuotaExceeded, "user %d already has %d authorization checks waiting: answer or cancel those first", a.uid, maxPendingChecksPerUID)
+	if err := a.srv.checks.acquire(ctx, a.uid); err != nil {
+		// Abandoned while waiting, not refused: the manager says why.
+		return err
 	}
 	defer a.srv.checks.release(a.uid)
 	result, err := a.srv.polkit.Check(ctx, a.call.sender, polkit.Check{Action: check.Action, Details: check.Details}, a.call.interactive())

@@ -22,8 +22,10 @@ const quotaExceeded = "org.netgrant.NetGrant1.Error.QuotaExceeded"
 
 // A user whose agent never answers parked 128 interactive checks, filling
 // netgrantd's pending replies to polkit: every other user was refused for
-// as long as she stayed. Now a uid has at most 4 checks pending, and a
-// caller that leaves takes its check with it.
+// as long as she stayed. Now a uid has at most 4 checks with polkit; its
+// later calls wait their turn (32 at most, then QuotaExceeded), and a
+// caller that leaves takes its check with it: the silent agent's owner is
+// delayed, nobody else is.
 func TestSilentAgentHurtsOnlyItsOwner(t *testing.T) {
 	env := harness.Start(t, harness.Options{Rules: silentAgentRules})
 	interactiveTap := harness.Call{Method: "CreateTap", Args: []any{emptyOptions()}, Interactive: true}
@@ -43,10 +45,25 @@ func TestSilentAgentHurtsOnlyItsOwner(t *testing.T) {
 		t.Logf("mallory's agent %d shows: %q", i, firstLine(a.Output()))
 	}
 
-	fifth := env.Client(t, harness.UserMallory)
-	if r := fifth.Do(interactiveTap); r.ErrorName != quotaExceeded {
-		t.Fatalf("mallory's fifth pending check: got %q (%s), want %s", r.ErrorName, r.ErrorMessage, quotaExceeded)
+	// 36 more of mallory's calls, from three connections: 32 wait their
+	// turn, the other 4 are refused at once.
+	plainTap := harness.Call{Method: "CreateTap", Args: []any{emptyOptions()}}
+	var flooders []*harness.Client
+	for range 3 {
+		c := env.Client(t, harness.UserMallory)
+		flooders = append(flooders, c)
+		c.Flood(plainTap, 12)
 	}
+	answers := func() map[string]int {
+		all := map[string]int{}
+		for _, c := range flooders {
+			for name, n := range c.Tally() {
+				all[name] += n
+			}
+		}
+		return all
+	}
+	harness.WaitFor(t, "4 of mallory's 36 calls to be refused", func() bool { return answers()[quotaExceeded] >= 4 })
 
 	alice := env.Client(t, harness.UserAlice)
 	if _, _, _, err := alice.CreateTap(nil); err != nil {
@@ -55,12 +72,23 @@ func TestSilentAgentHurtsOnlyItsOwner(t *testing.T) {
 	if _, _, err := alice.CreateNATNetwork("lab", nil); err != nil {
 		t.Fatalf("alice's CreateNATNetwork while mallory's agent is silent: %v", err)
 	}
+	// By now the 32 waiting ones would have been answered too, had they
+	// not waited for their turn.
+	if got := answers(); len(got) != 1 || got[quotaExceeded] != 4 {
+		t.Fatalf("mallory's 36 calls beyond her 4 checks were answered %v, want only 4 refused", got)
+	}
 
-	// A parked caller leaves: its check is withdrawn and its place freed.
+	// Callers that leave take their waiting calls with them. A parked
+	// caller leaves: its check is withdrawn, and mallory's call that waits
+	// now goes to polkit, which wants her password: delayed, not refused.
+	for _, c := range flooders {
+		c.Kill()
+	}
+	waiting := env.Client(t, harness.UserMallory).Begin(plainTap)
 	parked[0].Kill()
-	harness.WaitFor(t, "mallory's departed check to free its place", func() bool {
-		return fifth.Do(harness.Call{Method: "CreateTap", Args: []any{emptyOptions()}}).ErrorName != quotaExceeded
-	})
+	if r := waiting(); r.ErrorName != "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" {
+		t.Fatalf("mallory's call once a place was free: %q (%s), want InteractiveAuthorizationRequired", r.ErrorName, r.ErrorMessage)
+	}
 	for _, c := range parked[1:] {
 		c.Kill()
 	}

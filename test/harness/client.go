@@ -15,6 +15,8 @@ package harness
 //	{"op":"tunioctl","fd":ID,"ioctl":"persist|owner|group","value":N} → {}
 //	{"op":"signal","msg":HEX,"count":N}             → {} after sending it N times
 //	{"op":"fuzz","seed":N,"count":N}                → {"fuzz":{...}} (see Fuzz)
+//	{"op":"flood","msg":HEX,"count":N}              → {} as N copies set off (see Flood)
+//	{"op":"tally"}                                  → {"tally":{...}} the floods' replies so far
 //	{"op":"pass","fd":ID}                           → {} and a copy of the fd sent over fd 3
 //	{"op":"exit"}                                   → {} and the client exits
 //
@@ -64,15 +66,16 @@ type request struct {
 }
 
 type response struct {
-	Err        string      `json:"err,omitempty"`
-	UniqueName string      `json:"unique_name,omitempty"`
-	Reply      string      `json:"reply,omitempty"`
-	FDs        []int       `json:"fds,omitempty"`
-	Data       string      `json:"data,omitempty"`
-	Timeout    bool        `json:"timeout,omitempty"`
-	IfName     string      `json:"ifname,omitempty"`
-	Flags      uint16      `json:"flags,omitempty"`
-	Fuzz       *FuzzReport `json:"fuzz,omitempty"`
+	Err        string         `json:"err,omitempty"`
+	UniqueName string         `json:"unique_name,omitempty"`
+	Reply      string         `json:"reply,omitempty"`
+	FDs        []int          `json:"fds,omitempty"`
+	Data       string         `json:"data,omitempty"`
+	Timeout    bool           `json:"timeout,omitempty"`
+	IfName     string         `json:"ifname,omitempty"`
+	Flags      uint16         `json:"flags,omitempty"`
+	Fuzz       *FuzzReport    `json:"fuzz,omitempty"`
+	Tally      map[string]int `json:"tally,omitempty"`
 }
 
 // Client is a D-Bus client process running as a test user.
@@ -362,6 +365,38 @@ func (c *Client) Emit(dest string, path dbus.ObjectPath, name string, count int,
 		c.t.Fatalf("harness: encoding signal %s: %v", name, err)
 	}
 	c.roundTrip(request{Op: "signal", Msg: hex.EncodeToString(buf.Bytes()), Count: count})
+}
+
+// Flood sends count copies of call at once, without waiting for any
+// reply between them; Tally then counts their replies.
+func (c *Client) Flood(call Call, count int) {
+	c.t.Helper()
+	if call.Dest == "" {
+		call.Dest = BusName
+	}
+	if call.Path == "" {
+		call.Path = ManagerPath
+	}
+	if call.Interface == "" {
+		call.Interface = ManagerIface
+	}
+	var flags dbus.Flags
+	if call.Interactive {
+		flags = dbus.FlagAllowInteractiveAuthorization
+	}
+	msg := busconn.NewCall(call.Dest, call.Path, call.Interface, call.Method, flags, call.Args...)
+	var buf bytes.Buffer
+	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
+		c.t.Fatalf("harness: encoding call %s: %v", call.Method, err)
+	}
+	c.roundTrip(request{Op: "flood", Msg: hex.EncodeToString(buf.Bytes()), Count: count})
+}
+
+// Tally counts the replies to the client's floods so far by error name
+// ("" for a success).
+func (c *Client) Tally() map[string]int {
+	c.t.Helper()
+	return c.roundTrip(request{Op: "tally"}).Tally
 }
 
 // Call calls a method of netgrant's manager.

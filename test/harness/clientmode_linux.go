@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
+	"sync"
 
+	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/netgrant/netgrant/dbus/busconn"
@@ -22,11 +25,14 @@ type clientState struct {
 	bus    *busconn.Conn
 	fds    map[int]*os.File
 	nextFD int
+
+	mu    sync.Mutex
+	tally map[string]int // replies to floods by error name
 }
 
 func runClient() int {
 	out := json.NewEncoder(os.Stdout)
-	s := &clientState{fds: map[int]*os.File{}, nextFD: 1}
+	s := &clientState{fds: map[int]*os.File{}, nextFD: 1, tally: map[string]int{}}
 	unique, err := s.connect()
 	if err != nil {
 		out.Encode(response{Err: err.Error()})
@@ -80,6 +86,12 @@ func (s *clientState) handle(req request) (response, error) {
 	case "fuzz":
 		report, err := s.fuzz(req.Seed, req.Count)
 		return response{Fuzz: report}, err
+	case "flood":
+		return response{}, s.flood(req.Msg, req.Count)
+	case "tally":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return response{Tally: maps.Clone(s.tally)}, nil
 	case "fds":
 		return response{FDs: s.fdIDs()}, nil
 	case "exit":
@@ -145,6 +157,34 @@ func (s *clientState) fdIDs() []int {
 	}
 	sort.Ints(ids)
 	return ids
+}
+
+// flood sends count copies of a call at once and tallies their replies
+// by error name as they come; fds that come with a reply are closed.
+func (s *clientState) flood(encoded string, count int) error {
+	raw, err := hex.DecodeString(encoded)
+	if err != nil {
+		return err
+	}
+	for range count {
+		copied := append([]byte(nil), raw...)
+		go func() {
+			reply, err := s.bus.CallRaw(context.Background(), copied, nil)
+			var name string
+			switch {
+			case reply == nil:
+				name = "not sent: " + err.Error()
+			case err != nil:
+				name, _ = reply.Headers[dbus.FieldErrorName].Value().(string)
+			default:
+				reply.CloseFiles()
+			}
+			s.mu.Lock()
+			s.tally[name]++
+			s.mu.Unlock()
+		}()
+	}
+	return nil
 }
 
 // call sends a message with attach copies of /dev/null as its fds.
