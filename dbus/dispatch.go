@@ -2,6 +2,7 @@ package dbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -44,8 +45,16 @@ const (
 	errUnknownMethod = "org.freedesktop.DBus.Error.UnknownMethod"
 )
 
+// Bounds on what one connection may make the daemon hold (API.md): every
+// call in progress is a goroutine of its own, and every message read is
+// held whole before it is decoded.
+const (
+	maxCallsPerConnection = 16
+	maxMessageSize        = 1 << 20
+)
+
 // incoming receives every call and signal, on the connection's reader: it
-// must not block.
+// must not block but to send a refusal.
 func (s *Server) incoming(m *busconn.Message) {
 	// No netgrant method takes an fd; whatever came with a message is
 	// closed at once, so no caller can make the daemon hold its fds.
@@ -54,19 +63,32 @@ func (s *Server) incoming(m *busconn.Message) {
 	case godbus.TypeSignal:
 		s.signals.receive(m)
 	case godbus.TypeMethodCall:
+		ctx, done, ok := s.calls.begin(m.Sender())
+		if !ok {
+			s.replyError(m, dbusError(errLimitsExceeded, fmt.Sprintf("this connection already has %d calls in progress: wait for their replies", maxCallsPerConnection)))
+			return
+		}
 		// Counted before the next message is read: once ReleaseName's
 		// reply is in, every call that came before it is counted.
 		s.callStarted()
 		go func() {
 			defer s.callEnded()
-			s.handleCall(m)
+			defer done()
+			s.handleCall(ctx, m)
 		}()
 	}
 }
 
-func (s *Server) handleCall(m *busconn.Message) {
+func (s *Server) handleCall(ctx context.Context, m *busconn.Message) {
 	sender := m.Sender()
-	if m.DecodeErr != nil {
+	switch {
+	case errors.Is(m.DecodeErr, busconn.ErrTooLarge):
+		s.replyError(m, dbusError(errLimitsExceeded, fmt.Sprintf("the message is larger than the %d bytes netgrantd reads: it was refused unread", maxMessageSize)))
+		return
+	case errors.Is(m.DecodeErr, busconn.ErrFDCount):
+		s.replyError(m, dbusError(errInvalidArgs, m.DecodeErr.Error()))
+		return
+	case m.DecodeErr != nil:
 		s.replyError(m, dbusError(errInvalidArgs, "the message could not be decoded"))
 		return
 	}
@@ -86,8 +108,6 @@ func (s *Server) handleCall(m *busconn.Message) {
 		s.replyError(m, dbusError(errInvalidArgs, fmt.Sprintf("arguments of type %q given, %q expected", sig, meth.in)))
 		return
 	}
-	ctx, done := s.calls.begin(sender)
-	defer done()
 	c := &call{ctx: ctx, msg: m, sender: sender, path: path, args: m.Body}
 	out, runErr := meth.run(c)
 	if runErr != nil {

@@ -14,6 +14,7 @@ const (
 	errUnknownProperty     = "org.freedesktop.DBus.Error.UnknownProperty"
 	errPropertyReadOnly    = "org.freedesktop.DBus.Error.PropertyReadOnly"
 	errUnknownInterface    = "org.freedesktop.DBus.Error.UnknownInterface"
+	errLimitsExceeded      = "org.freedesktop.DBus.Error.LimitsExceeded"
 )
 
 var errorNames = map[service.Kind]string{

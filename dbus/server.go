@@ -111,7 +111,7 @@ func (s *Server) callEnded() {
 // answering calls. Nothing is dispatched to the manager before Serve.
 func (s *Server) Connect() error {
 	s.signals = newSignalWatch(s)
-	conn, err := busconn.Connect(s.incoming)
+	conn, err := busconn.Connect(s.incoming, busconn.MaxMessageSize(maxMessageSize))
 	if err != nil {
 		return fmt.Errorf("connecting to the system bus: %w", err)
 	}

@@ -145,7 +145,8 @@ func (w *signalWatch) restoreFirewall() {
 }
 
 // callTracker knows each caller's calls in progress, so that they are
-// cancelled — pending polkit checks withdrawn — when the caller leaves.
+// cancelled — pending polkit checks withdrawn — when the caller leaves,
+// and so that no connection has more than maxCallsPerConnection.
 type callTracker struct {
 	mu       sync.Mutex
 	byCaller map[string]map[*callEntry]bool
@@ -155,10 +156,16 @@ type callEntry struct{ cancel context.CancelCauseFunc }
 
 var errCallerLeft = errors.New("the caller left the bus")
 
-func (t *callTracker) begin(sender string) (context.Context, func()) {
+// begin tracks a call of sender's until done is called; false means the
+// sender already has maxCallsPerConnection calls in progress.
+func (t *callTracker) begin(sender string) (ctx context.Context, done func(), ok bool) {
+	t.mu.Lock()
+	if len(t.byCaller[sender]) >= maxCallsPerConnection {
+		t.mu.Unlock()
+		return nil, nil, false
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	e := &callEntry{cancel: cancel}
-	t.mu.Lock()
 	if t.byCaller[sender] == nil {
 		t.byCaller[sender] = map[*callEntry]bool{}
 	}
@@ -172,7 +179,7 @@ func (t *callTracker) begin(sender string) (context.Context, func()) {
 		}
 		t.mu.Unlock()
 		cancel(nil)
-	}
+	}, true
 }
 
 func (t *callTracker) callerGone(sender string) {

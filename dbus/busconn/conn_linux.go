@@ -41,7 +41,19 @@ const (
 	maxFDsPerMessage = 16
 	// maxMessageSize is the D-Bus specification's limit.
 	maxMessageSize = 1 << 27
+	// maxRefusedHeader bounds the header fields read of a message refused
+	// for its size, to answer it: what a bus puts there is far less.
+	maxRefusedHeader = 1 << 16
 )
+
+// ErrTooLarge is the DecodeErr of a message larger than the connection
+// takes (see MaxMessageSize): its header is read, to answer it, and its
+// body skipped unread.
+var ErrTooLarge = errors.New("message too large")
+
+// ErrFDCount is the DecodeErr of a message that came with another number
+// of fds than it announced: the fds are closed, and it is not decoded.
+var ErrFDCount = errors.New("message came with another number of fds than it announced")
 
 // Message is a message as received, with the fds that came with it. When
 // godbus could not decode it, Body is empty and DecodeErr says why; the
@@ -93,6 +105,8 @@ type Conn struct {
 	handler Handler
 	unique  string
 	serial  atomic.Uint32
+	// maxMessage is the largest message read; larger ones are refused.
+	maxMessage uint64
 
 	writeMu sync.Mutex
 
@@ -102,19 +116,30 @@ type Conn struct {
 	done    chan struct{}
 }
 
+// Option changes how a connection reads.
+type Option func(*Conn)
+
+// MaxMessageSize refuses incoming messages of more than n bytes unread: a
+// message any local user may send must not cost the reader more than a
+// service will ever use. The handler gets each refused message with its
+// header only and DecodeErr ErrTooLarge.
+func MaxMessageSize(n int) Option {
+	return func(c *Conn) { c.maxMessage = uint64(n) }
+}
+
 // Connect connects to the system bus, at DBUS_SYSTEM_BUS_ADDRESS if set.
-func Connect(handler Handler) (*Conn, error) {
+func Connect(handler Handler, opts ...Option) (*Conn, error) {
 	address := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS")
 	if address == "" {
 		address = DefaultSystemBus
 	}
-	return Dial(address, handler)
+	return Dial(address, handler, opts...)
 }
 
 // Dial connects to the bus at address (its first unix:path= or
 // unix:abstract= entry), authenticates, asks for fd passing and says Hello.
 // A nil handler drops incoming calls and signals.
-func Dial(address string, handler Handler) (*Conn, error) {
+func Dial(address string, handler Handler, opts ...Option) (*Conn, error) {
 	sockAddr, err := parseAddress(address)
 	if err != nil {
 		return nil, err
@@ -130,7 +155,10 @@ func Dial(address string, handler Handler) (*Conn, error) {
 	if handler == nil {
 		handler = func(m *Message) { m.CloseFiles() }
 	}
-	c := &Conn{sock: sock, handler: handler, pending: map[uint32]chan *Message{}, done: make(chan struct{})}
+	c := &Conn{sock: sock, handler: handler, maxMessage: maxMessageSize, pending: map[uint32]chan *Message{}, done: make(chan struct{})}
+	for _, opt := range opts {
+		opt(c)
+	}
 	go c.read()
 	reply, err := c.Call(context.Background(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", 0)
 	if err == nil {
@@ -300,6 +328,17 @@ func NewSignal(path dbus.ObjectPath, name string, args ...any) (*dbus.Message, e
 // waits for its reply, which is returned whole (an error reply too, as an
 // *Error alongside the message).
 func (c *Conn) CallRaw(ctx context.Context, raw []byte, fds []int) (*Message, error) {
+	wait, err := c.StartCall(raw, fds)
+	if err != nil {
+		return nil, err
+	}
+	return wait(ctx)
+}
+
+// StartCall sends raw as CallRaw does and returns at once; wait then waits
+// for the reply. Calls started one after another reach the bus in that
+// order.
+func (c *Conn) StartCall(raw []byte, fds []int) (wait func(context.Context) (*Message, error), err error) {
 	if len(raw) < 16 || raw[1] != byte(dbus.TypeMethodCall) {
 		return nil, errors.New("not an encoded method call")
 	}
@@ -317,20 +356,26 @@ func (c *Conn) CallRaw(ctx context.Context, raw []byte, fds []int) (*Message, er
 		c.forget(serial)
 		return nil, err
 	}
-	select {
-	case reply, ok := <-ch:
-		if !ok {
-			return nil, c.closedErr()
+	return func(ctx context.Context) (*Message, error) {
+		select {
+		case reply, ok := <-ch:
+			if !ok {
+				return nil, c.closedErr()
+			}
+			if reply.DecodeErr != nil {
+				reply.CloseFiles()
+				return nil, fmt.Errorf("reading the reply: %w", reply.DecodeErr)
+			}
+			if reply.Type == dbus.TypeError {
+				reply.CloseFiles()
+				return reply, replyError(reply)
+			}
+			return reply, nil
+		case <-ctx.Done():
+			c.forget(serial)
+			return nil, ctx.Err()
 		}
-		if reply.Type == dbus.TypeError {
-			reply.CloseFiles()
-			return reply, replyError(reply)
-		}
-		return reply, nil
-	case <-ctx.Done():
-		c.forget(serial)
-		return nil, ctx.Err()
-	}
+	}, nil
 }
 
 func (c *Conn) forget(serial uint32) {
@@ -356,7 +401,7 @@ func replyError(m *Message) *Error {
 
 // read delivers messages until the connection ends.
 func (c *Conn) read() {
-	r := &reader{sock: c.sock}
+	r := &reader{sock: c.sock, limit: c.maxMessage}
 	var err error
 	for {
 		var m *Message
@@ -395,15 +440,25 @@ func (c *Conn) deliver(m *Message) {
 }
 
 // reader splits the byte stream into messages and the fds into theirs.
+// A message's fds arrive with its first bytes (a sender passes them with
+// the write that starts it, and the kernel never merges them into a read
+// of the bytes before): the fds received while a message is read are its
+// own, however many it announced.
 type reader struct {
 	sock *net.UnixConn
-	// fds received but not yet claimed by a message.
+	// limit is the largest message read; 0 means the specification's.
+	limit uint64
+	// fds received while the current message is read.
 	fds []int
 }
 
 // next reads one message with its fds. Only a broken stream is an error:
-// a message godbus cannot decode is returned with DecodeErr set.
+// a message godbus cannot decode, one too large, or one that came with
+// another number of fds than it announced is returned with DecodeErr set
+// (and no fds).
 func (r *reader) next() (*Message, error) {
+	closeAll(r.fds)
+	r.fds = nil
 	head := make([]byte, 16)
 	if err := r.readFull(head); err != nil {
 		return nil, err
@@ -418,21 +473,59 @@ func (r *reader) next() (*Message, error) {
 	if total > maxMessageSize {
 		return nil, errors.New("message from the bus is too long")
 	}
+	if limit := r.limit; limit > 0 && total > limit {
+		return r.refuse(head, fieldsLen, total)
+	}
 	raw := make([]byte, total)
 	copy(raw, head)
 	if err := r.readFull(raw[16:]); err != nil {
 		return nil, err
 	}
 	m := decode(raw)
-	n, _ := m.Headers[dbus.FieldUnixFDs].Value().(uint32)
-	if int(n) > len(r.fds) {
-		return nil, fmt.Errorf("message announces %d fds, %d arrived", n, len(r.fds))
+	if n, _ := m.Headers[dbus.FieldUnixFDs].Value().(uint32); int(n) != len(r.fds) {
+		return refused(raw, fmt.Errorf("%w: %d announced, %d arrived", ErrFDCount, n, len(r.fds))), nil
 	}
-	for _, fd := range r.fds[:n] {
+	for _, fd := range r.fds {
 		m.Files = append(m.Files, os.NewFile(uintptr(fd), "fd"+strconv.Itoa(fd)))
 	}
-	r.fds = r.fds[n:]
+	r.fds = nil
 	return m, nil
+}
+
+// refuse reads what answering a message too large needs, its header
+// fields, and skips the rest of it in small pieces.
+func (r *reader) refuse(head []byte, fieldsLen, total uint64) (*Message, error) {
+	raw := head
+	read := uint64(len(head))
+	if fieldsLen <= maxRefusedHeader {
+		raw = make([]byte, 16+fieldsLen)
+		copy(raw, head)
+		if err := r.readFull(raw[16:]); err != nil {
+			return nil, err
+		}
+		read = uint64(len(raw))
+	}
+	buf := make([]byte, 64<<10)
+	for read < total {
+		n := min(uint64(len(buf)), total-read)
+		if err := r.readFull(buf[:n]); err != nil {
+			return nil, err
+		}
+		read += n
+		closeAll(r.fds)
+		r.fds = nil
+	}
+	return refused(raw, ErrTooLarge), nil
+}
+
+// refused is a message that is not delivered as sent: what answering it
+// needs, and why.
+func refused(raw []byte, why error) *Message {
+	var order binary.ByteOrder = binary.LittleEndian
+	if raw[0] == 'B' {
+		order = binary.BigEndian
+	}
+	return &Message{Message: headerOnly(raw), Raw: raw, serial: order.Uint32(raw[8:12]), DecodeErr: why}
 }
 
 // decode decodes raw without its fds, so that godbus never meets one.

@@ -3,8 +3,10 @@ package busconn
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -106,15 +108,110 @@ func TestUndecodableMessageKeepsWhatAnAnswerNeeds(t *testing.T) {
 	}
 }
 
-// More fds announced than arrived is a broken stream, not a message.
-func TestMissingFDsEndTheStream(t *testing.T) {
+// A message that came with another number of fds than it announced is
+// refused, its fds closed, and the stream goes on: fewer (here none for
+// 3) and more (2 for 1), each followed by a good message that gets none
+// of them.
+func TestWrongFDCountRefusesOnlyThatMessage(t *testing.T) {
 	a, b := socketPair(t)
-	msg := call(":1.9", "s", "x")
-	msg.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(3))
-	if _, err := a.Write(encode(t, msg)); err != nil {
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&reader{sock: b}).next(); err == nil {
-		t.Fatal("a message announcing fds that never came was accepted")
+	defer devNull.Close()
+	fd := int(devNull.Fd())
+	r := &reader{sock: b}
+	openBefore := openFDs(t)
+	for _, c := range []struct {
+		announced uint32
+		sent      []int
+	}{{3, nil}, {1, []int{fd, fd}}} {
+		bad := call(":1.9", "s", "x")
+		bad.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(c.announced)
+		raw := encode(t, bad)
+		binary.LittleEndian.PutUint32(raw[8:12], 41)
+		var oob []byte
+		if len(c.sent) > 0 {
+			oob = unix.UnixRights(c.sent...)
+		}
+		if _, _, err := a.WriteMsgUnix(raw, oob, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Write(encode(t, call(":1.10", "s", "good"))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.next()
+		if err != nil {
+			t.Fatalf("%d fds for %d announced ended the stream: %v", len(c.sent), c.announced, err)
+		}
+		if !errors.Is(got.DecodeErr, ErrFDCount) || len(got.Files) != 0 || got.Sender() != ":1.9" || got.Serial() != 41 {
+			t.Errorf("%d fds for %d announced: decode error %v, %d files, sender %q serial %d", len(c.sent), c.announced, got.DecodeErr, len(got.Files), got.Sender(), got.Serial())
+		}
+		good, err := r.next()
+		if err != nil || good.DecodeErr != nil || len(good.Files) != 0 || good.Body[0] != "good" {
+			t.Fatalf("the message after: %v, %+v", err, good)
+		}
+	}
+	if now := openFDs(t); now != openBefore {
+		t.Errorf("%d fds open after, %d before: the refused messages' fds were kept", now, openBefore)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// A message larger than the connection takes is refused unread: its body
+// is skipped in small pieces, its fds closed, what answering it needs is
+// kept, and the stream goes on.
+func TestTooLargeMessageIsRefusedUnread(t *testing.T) {
+	a, b := socketPair(t)
+	huge := call(":1.7", "s", strings.Repeat("x", 2<<20))
+	huge.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(1))
+	raw := encode(t, huge)
+	binary.LittleEndian.PutUint32(raw[8:12], 99)
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	written := make(chan error, 1)
+	go func() {
+		// A stream socket takes a large write in parts.
+		n, _, err := a.WriteMsgUnix(raw, unix.UnixRights(int(devNull.Fd())), nil)
+		if err == nil {
+			_, err = a.Write(raw[n:])
+		}
+		if err == nil {
+			_, err = a.Write(encode(t, call(":1.10", "s", "good")))
+		}
+		written <- err
+	}()
+	r := &reader{sock: b, limit: 1 << 20}
+	openBefore := openFDs(t)
+	got, err := r.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(got.DecodeErr, ErrTooLarge) || got.Type != dbus.TypeMethodCall || got.Sender() != ":1.7" || got.Serial() != 99 || len(got.Files) != 0 {
+		t.Errorf("decode error %v, type %v, sender %q, serial %d, %d files", got.DecodeErr, got.Type, got.Sender(), got.Serial(), len(got.Files))
+	}
+	if len(got.Raw) > 1<<16 {
+		t.Errorf("%d bytes of the refused message kept", len(got.Raw))
+	}
+	good, err := r.next()
+	if err != nil || good.DecodeErr != nil || good.Body[0] != "good" {
+		t.Fatalf("the message after: %v, %+v", err, good)
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if now := openFDs(t); now > openBefore {
+		t.Errorf("%d fds open after, %d before: the refused message's fd was kept", now, openBefore)
 	}
 }

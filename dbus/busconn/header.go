@@ -7,9 +7,10 @@ import (
 )
 
 // headerOnly recovers what answering a message needs — type, flags,
-// sender, fd count (the serial is read by the reader) — from a message godbus would not decode. The
-// bus validated the message, but nothing here trusts that: every read is
-// bounds-checked and a field that does not parse is left out.
+// sender, fd count (the serial is read by the reader) — and, for a reply,
+// what it answers, from a message godbus would not decode or that was not
+// read whole. Nothing here trusts the bus to have checked the message:
+// every read is bounds-checked and a field that does not parse is left out.
 func headerOnly(raw []byte) *dbus.Message {
 	m := &dbus.Message{Headers: map[dbus.HeaderField]dbus.Variant{}}
 	if len(raw) < 16 {
@@ -37,9 +38,9 @@ func headerOnly(raw []byte) *dbus.Message {
 				m.Headers[dbus.FieldSender] = dbus.MakeVariant(s)
 				continue
 			}
-		case code == byte(dbus.FieldUnixFDs) && sig == "u":
+		case (code == byte(dbus.FieldUnixFDs) || code == byte(dbus.FieldReplySerial)) && sig == "u":
 			if n, ok := p.u32(); ok {
-				m.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(n)
+				m.Headers[dbus.HeaderField(code)] = dbus.MakeVariant(n)
 				continue
 			}
 		case sig == "s" || sig == "o":

@@ -15,7 +15,7 @@ package harness
 //	{"op":"tunioctl","fd":ID,"ioctl":"persist|owner|group","value":N} → {}
 //	{"op":"signal","msg":HEX,"count":N}             → {} after sending it N times
 //	{"op":"fuzz","seed":N,"count":N}                → {"fuzz":{...}} (see Fuzz)
-//	{"op":"flood","msg":HEX,"count":N}              → {} as N copies set off (see Flood)
+//	{"op":"flood","msg":HEX,"count":N}              → {} once N copies are sent (see Flood)
 //	{"op":"tally"}                                  → {"tally":{...}} the floods' replies so far
 //	{"op":"pass","fd":ID}                           → {} and a copy of the fd sent over fd 3
 //	{"op":"exit"}                                   → {} and the client exits
@@ -238,6 +238,9 @@ type Call struct {
 	Signature string
 	// AttachFDs sends that many fds (copies of /dev/null) with the call.
 	AttachFDs int
+	// AnnouncedFDs, if set, is the number of fds the call's header
+	// announces instead of AttachFDs.
+	AnnouncedFDs int
 }
 
 // Reply is the answer to a Call.
@@ -317,6 +320,9 @@ func (c *Client) Begin(call Call) (wait func() *Reply) {
 	if call.AttachFDs > 0 {
 		msg.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(call.AttachFDs))
 	}
+	if call.AnnouncedFDs > 0 {
+		msg.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(call.AnnouncedFDs))
+	}
 	var buf bytes.Buffer
 	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
 		c.t.Fatalf("harness: encoding call %s: %v", call.Method, err)
@@ -367,8 +373,8 @@ func (c *Client) Emit(dest string, path dbus.ObjectPath, name string, count int,
 	c.roundTrip(request{Op: "signal", Msg: hex.EncodeToString(buf.Bytes()), Count: count})
 }
 
-// Flood sends count copies of call at once, without waiting for any
-// reply between them; Tally then counts their replies.
+// Flood sends count copies of call one after another, without waiting
+// for any reply; Tally then counts their replies.
 func (c *Client) Flood(call Call, count int) {
 	c.t.Helper()
 	if call.Dest == "" {

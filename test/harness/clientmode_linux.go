@@ -159,17 +159,21 @@ func (s *clientState) fdIDs() []int {
 	return ids
 }
 
-// flood sends count copies of a call at once and tallies their replies
-// by error name as they come; fds that come with a reply are closed.
+// flood sends count copies of a call, one after another without waiting
+// for replies, and tallies their replies by error name as they come; fds
+// that come with a reply are closed.
 func (s *clientState) flood(encoded string, count int) error {
 	raw, err := hex.DecodeString(encoded)
 	if err != nil {
 		return err
 	}
 	for range count {
-		copied := append([]byte(nil), raw...)
+		wait, err := s.bus.StartCall(append([]byte(nil), raw...), nil)
+		if err != nil {
+			return err
+		}
 		go func() {
-			reply, err := s.bus.CallRaw(context.Background(), copied, nil)
+			reply, err := wait(context.Background())
 			var name string
 			switch {
 			case reply == nil:
