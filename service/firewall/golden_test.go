@@ -103,8 +103,8 @@ func mustMAC(s string) net.HardwareAddr {
 func TestRestoreScriptTouchesOnlyWhatDiffers(t *testing.T) {
 	// As the kernel holds net0's and net1's rules beside Docker's chain.
 	installed := wantedChains(ipv4, []Network{net0, net1})
-	installed["filter"]["INPUT"] = []string{"-j NETGRANT-INPUT"}
-	installed["filter"]["FORWARD"] = []string{"-j NETGRANT-FORWARD", "-j DOCKER-USER"}
+	installed["filter"]["INPUT"] = []string{"-j NETGRANT-TAPS-IN", "-j NETGRANT-INPUT"}
+	installed["filter"]["FORWARD"] = []string{"-j NETGRANT-TAPS-FWD", "-j NETGRANT-FORWARD", "-j DOCKER-USER"}
 	installed["filter"]["DOCKER-USER"] = []string{"-j RETURN"}
 	installed["nat"]["POSTROUTING"] = []string{"-j NETGRANT-POSTROUTING"}
 	installed["nat"]["PREROUTING"] = []string{"-j NETGRANT-PREROUTING"}

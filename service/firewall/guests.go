@@ -173,7 +173,10 @@ func nftBridgeText(nets []Network) string {
 		}
 		fmt.Fprintf(&b, "%q : jump %s", ng.guest.Tap, guestChain(ng.guest.Tap))
 	}
-	fmt.Fprintf(&b, " }\n\t}\n\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n\t\tiifname vmap @%s\n\t}\n", guestMapName)
+	b.WriteString(" }\n\t}\n")
+	for _, hook := range []string{"prerouting", "input"} {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy accept;\n\t\tiifname vmap @%s\n\t}\n", hook, hook, guestMapName)
+	}
 	for _, ng := range guests {
 		fmt.Fprintf(&b, "\tchain %s {\n", guestChain(ng.guest.Tap))
 		for _, r := range guestRules(ng.net, ng.guest) {

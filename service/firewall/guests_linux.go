@@ -13,6 +13,20 @@ import (
 // bridgeFilterPriority is "priority filter" in the bridge family.
 const bridgeFilterPriority = -200
 
+// bridgeHooks are where a guest's frames are checked: prerouting, which
+// every frame the bridge switches passes, and input, which every frame the
+// bridge hands up the stack passes, those to link-local group addresses
+// that it never switches (01:80:c2:00:00:0X) among them. (The one to
+// 01:80:c2:00:00:0e that passes neither goes up the tap's own stack,
+// where the ip and ip6 tables drop it: tapPortRules.)
+var bridgeHooks = [...]struct {
+	name string
+	hook *nftables.ChainHook
+}{
+	{"prerouting", nftables.ChainHookPrerouting},
+	{"input", nftables.ChainHookInput},
+}
+
 // guestFilter keeps the bridge table: rebuilt whole with the rest of the
 // rules, or changed guest by guest in between, so a tap costs the same
 // beside 500 others as alone. The table dispatches by a map from tap to
@@ -50,9 +64,6 @@ func (g *guestFilter) queueRebuild(conn *nftables.Conn, nets []Network) (commit 
 	want := guestsByTap(nets)
 	if len(want) > 0 {
 		conn.AddTable(table)
-		policy := nftables.ChainPolicyAccept
-		prerouting := conn.AddChain(&nftables.Chain{Table: table, Name: "prerouting", Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(bridgeFilterPriority), Policy: &policy})
 		set := guestMap(table)
 		if err := conn.AddSet(set, nil); err != nil {
 			return nil, fmt.Errorf("nftables: %w", err)
@@ -62,10 +73,15 @@ func (g *guestFilter) queueRebuild(conn *nftables.Conn, nets []Network) (commit 
 				return nil, err
 			}
 		}
-		conn.AddRule(&nftables.Rule{Table: table, Chain: prerouting, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID, IsDestRegSet: true},
-		}})
+		policy := nftables.ChainPolicyAccept
+		for _, hooked := range bridgeHooks {
+			chain := conn.AddChain(&nftables.Chain{Table: table, Name: hooked.name, Type: nftables.ChainTypeFilter,
+				Hooknum: hooked.hook, Priority: nftables.ChainPriorityRef(bridgeFilterPriority), Policy: &policy})
+			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID, IsDestRegSet: true},
+			}})
+		}
 	}
 	return g.commitFunc(want), nil
 }

@@ -28,6 +28,8 @@ var topChains = [...]topChain{
 	hookPostrouting: {"nat", "POSTROUTING", "NETGRANT-POSTROUTING"},
 	hookPrerouting:  {"nat", "PREROUTING", "NETGRANT-PREROUTING"},
 	hookOutput:      {"nat", "OUTPUT", "NETGRANT-OUTPUT"},
+	hookTapInput:    {"filter", "INPUT", "NETGRANT-TAPS-IN"},
+	hookTapForward:  {"filter", "FORWARD", "NETGRANT-TAPS-FWD"},
 }
 
 func iptablesChain(bridge string, r role) string { return chainPrefix + bridge + roleSuffixes[r] }
@@ -63,6 +65,9 @@ func ruleSpec(bridge string, r rule) string {
 	if r.iif != "" {
 		b = append(b, "-i", r.iif)
 	}
+	if r.iifPrefix != "" {
+		b = append(b, "-i", r.iifPrefix+"+")
+	}
 	if r.oif != "" {
 		b = append(b, "-o", r.oif)
 	}
@@ -86,6 +91,8 @@ func ruleSpec(bridge string, r rule) string {
 		b = append(b, "-j", "ACCEPT")
 	case returnVerdict:
 		b = append(b, "-j", "RETURN")
+	case drop:
+		b = append(b, "-j", "DROP")
 	case jumpVerdict:
 		b = append(b, "-j", iptablesChain(bridge, r.jumpTo))
 	case masquerade:
@@ -149,7 +156,7 @@ func wantedChains(fam family, nets []Network) ruleset {
 	for h, rules := range hookRules(fam, nets) {
 		top := topChains[h]
 		for _, nr := range rules {
-			want[top.table][top.name] = append(want[top.table][top.name], ruleSpec(nr.net.Bridge, nr.rule))
+			want[top.table][top.name] = append(want[top.table][top.name], ruleSpec(nr.owner, nr.rule))
 		}
 	}
 	for _, n := range nets {

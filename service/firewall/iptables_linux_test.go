@@ -143,14 +143,21 @@ func TestApplyInstallsRules(t *testing.T) {
 	fw := newFirewall(t)
 	mustApply(t, fw, net0)
 
-	for _, c := range []struct{ table, builtin, jump string }{
-		{"filter", "INPUT", "NETGRANT-INPUT"},
-		{"filter", "FORWARD", "NETGRANT-FORWARD"},
-		{"nat", "POSTROUTING", "NETGRANT-POSTROUTING"},
+	// What taps' own stacks send is dropped first of all; then netgrant's
+	// rules come before anyone else's.
+	for _, c := range []struct {
+		table, builtin string
+		jumps          []string
+	}{
+		{"filter", "INPUT", []string{"NETGRANT-TAPS-IN", "NETGRANT-INPUT"}},
+		{"filter", "FORWARD", []string{"NETGRANT-TAPS-FWD", "NETGRANT-FORWARD"}},
+		{"nat", "POSTROUTING", []string{"NETGRANT-POSTROUTING"}},
 	} {
 		got := lines(t, c.table, c.builtin)
-		if want := "-A " + c.builtin + " -j " + c.jump; len(got) < 2 || got[1] != want {
-			t.Errorf("%s starts with %q, want %q first", c.builtin, got, want)
+		for i, jump := range c.jumps {
+			if want := "-A " + c.builtin + " -j " + jump; len(got) < 2+i || got[1+i] != want {
+				t.Errorf("%s starts with %q, want %q at %d", c.builtin, got, want, i+1)
+			}
 		}
 	}
 	all := save(t)

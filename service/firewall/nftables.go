@@ -26,6 +26,8 @@ var nftBaseChains = [...]nftBaseChain{
 	hookPostrouting: {"postrouting", "nat", "postrouting", "srcnat"},
 	hookPrerouting:  {"prerouting", "nat", "prerouting", "dstnat"},
 	hookOutput:      {"output", "nat", "output", "dstnat"},
+	hookTapInput:    {"taps-input", "filter", "input", "filter - 10"},
+	hookTapForward:  {"taps-forward", "filter", "forward", "filter - 10"},
 }
 
 func nftChain(bridge string, r role) string { return bridge + nftRoleSuffixes[r] }
@@ -49,7 +51,7 @@ func nftTableText(b *strings.Builder, fam family, nets []Network) {
 	for h, base := range nftBaseChains {
 		fmt.Fprintf(b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", base.name, base.kind, base.hook, base.priority)
 		for _, nr := range hooks[hook(h)] {
-			fmt.Fprintf(b, "\t\t%s comment %q\n", nftRuleText(nr.net.Bridge, nr.rule), nr.net.Bridge)
+			fmt.Fprintf(b, "\t\t%s comment %q\n", nftRuleText(nr.owner, nr.rule), nr.owner)
 		}
 		b.WriteString("\t}\n")
 	}
@@ -69,6 +71,9 @@ func nftRuleText(bridge string, r rule) string {
 	var b []string
 	if r.iif != "" {
 		b = append(b, fmt.Sprintf("iifname %q", r.iif))
+	}
+	if r.iifPrefix != "" {
+		b = append(b, fmt.Sprintf("iifname %q", r.iifPrefix+"*"))
 	}
 	if r.oif != "" {
 		b = append(b, fmt.Sprintf("oifname %q", r.oif))
@@ -103,6 +108,8 @@ func nftRuleText(bridge string, r rule) string {
 		b = append(b, "accept")
 	case returnVerdict:
 		b = append(b, "return")
+	case drop:
+		b = append(b, "drop")
 	case jumpVerdict:
 		b = append(b, "jump "+nftChain(bridge, r.jumpTo))
 	case masquerade:

@@ -241,7 +241,7 @@ func buildTable(conn *nftables.Conn, table *nftables.Table, fam family, nets []N
 	for h, rules := range hookRules(fam, nets) {
 		chain := chains[h]
 		for _, nr := range rules {
-			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.net.Bridge, nr.rule), UserData: jumpUserData(nr.net.Bridge)})
+			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.owner, nr.rule), UserData: jumpUserData(nr.owner)})
 		}
 	}
 }
@@ -266,6 +266,8 @@ var nftHooks = [...]struct {
 	hookPostrouting: {nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource},
 	hookPrerouting:  {nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest},
 	hookOutput:      {nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest},
+	hookTapInput:    {nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 10)},
+	hookTapForward:  {nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 10)},
 }
 
 // nftExprs renders r as nftables expressions, as nftText describes them.
@@ -274,6 +276,10 @@ func nftExprs(bridge string, r rule) []expr.Any {
 	var e []expr.Any
 	if r.iif != "" {
 		e = append(e, cmpMeta(expr.MetaKeyIIFNAME, ifname(r.iif))...)
+	}
+	if r.iifPrefix != "" {
+		// Without the terminating NUL: the name starts with it.
+		e = append(e, cmpMeta(expr.MetaKeyIIFNAME, []byte(r.iifPrefix))...)
 	}
 	if r.oif != "" {
 		e = append(e, cmpMeta(expr.MetaKeyOIFNAME, ifname(r.oif))...)
@@ -332,6 +338,8 @@ func nftVerdict(bridge string, r rule) []expr.Any {
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 	case returnVerdict:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
+	case drop:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	case jumpVerdict:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: nftChain(bridge, r.jumpTo)}}
 	case masquerade:

@@ -3,6 +3,8 @@ package firewall
 import (
 	"net/netip"
 	"slices"
+
+	"github.com/netgrant/netgrant/service/tap"
 )
 
 // The rules of a network are written once, in this small model, and each
@@ -13,11 +15,17 @@ import (
 type hook int
 
 const (
-	hookInput       hook = iota // guest to host
-	hookForward                 // through the host
-	hookPostrouting             // leaving the host (masquerade)
-	hookPrerouting              // arriving at the host (port forwards)
-	hookOutput                  // the host's own connections (port forwards)
+	// What arrives on a tap's own stack, before anything else sees it
+	// (see tapPortRules): first, so that the iptables backend, which
+	// inserts its jumps at the head of the built-in chains in reverse,
+	// puts them ahead of the others.
+	hookTapInput hook = iota
+	hookTapForward
+	hookInput       // guest to host
+	hookForward     // through the host
+	hookPostrouting // leaving the host (masquerade)
+	hookPrerouting  // arriving at the host (port forwards)
+	hookOutput      // the host's own connections (port forwards)
 )
 
 // role is what a per-network chain does; its name derives from the bridge
@@ -42,6 +50,7 @@ const (
 	returnVerdict
 	jumpVerdict
 	masquerade // to ports 1024-65535 for tcp and udp, as is for others
+	drop
 	rejectPortUnreachable
 	rejectTCPReset
 	rejectHostProhibited
@@ -64,7 +73,9 @@ var families = [...]family{ipv4, ipv6}
 
 // rule matches every field that is set.
 type rule struct {
-	iif, oif    string
+	iif, oif string
+	// iifPrefix matches every interface whose name starts with it.
+	iifPrefix   string
 	src, dst    netip.Prefix
 	notDst      bool
 	proto       string // "tcp", "udp", "icmp" or "icmpv6"
@@ -266,15 +277,40 @@ type jump struct {
 	first bool
 }
 
-// hookRules lists, per hook, the jumps of nets in fam in the order they
-// must be evaluated, each with the network it belongs to.
+// tapPorts names the rules of tapPortRules where a backend keeps a name
+// with each rule (nftables' comments).
+const tapPorts = "taps"
+
+// tapPortRules drop whatever arrives on a tap's own stack, at the host's
+// input and forward hooks, in chains of their own that come before all
+// others: a tap is a guest's port on a bridge, never a host interface,
+// and a frame only reaches its stack by going around the bridge's hooks,
+// where the guests' filters hang. A bridge hands a frame to an IEEE
+// link-local group address (01:80:c2:00:00:0X) that it does not forward up
+// the port's own stack; one to 01:80:c2:00:00:0e passes no bridge hook at
+// all. The taps' strict reverse-path filter (rp_filter 1) drops such
+// packets too; this holds whatever the host's sysctls say.
+func tapPortRules(tapPrefix string) []jump {
+	ports := rule{iifPrefix: tapPrefix, verdict: drop}
+	return []jump{{hookTapInput, ports, true}, {hookTapForward, ports, true}}
+}
+
+// hookRules lists, per hook, the rules of nets in fam, the taps' and the
+// jumps into each network's chains, in the order they must be evaluated,
+// each with its owner: its network's bridge, or tapPorts.
 func hookRules(fam family, nets []Network) map[hook][]networkRule {
 	out := map[hook][]networkRule{}
+	if len(nets) == 0 {
+		return out
+	}
+	for _, j := range tapPortRules(tap.NamePrefix) {
+		out[j.hook] = append(out[j.hook], networkRule{owner: tapPorts, rule: j.rule})
+	}
 	for _, first := range []bool{true, false} {
 		for _, n := range nets {
 			for _, j := range networkJumps(fam, n) {
 				if j.first == first {
-					out[j.hook] = append(out[j.hook], networkRule{n, j.rule})
+					out[j.hook] = append(out[j.hook], networkRule{owner: n.Bridge, rule: j.rule})
 				}
 			}
 		}
@@ -282,9 +318,11 @@ func hookRules(fam family, nets []Network) map[hook][]networkRule {
 	return out
 }
 
+// networkRule is a rule of a hook's chain: owner is the bridge of the
+// network whose chains it jumps to, or tapPorts.
 type networkRule struct {
-	net  Network
-	rule rule
+	owner string
+	rule  rule
 }
 
 // sameNetwork tells whether two networks get the same rules.

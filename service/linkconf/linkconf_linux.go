@@ -40,6 +40,21 @@ func DisableIPv6(link netlink.Link) error {
 	return nil
 }
 
+// StrictReversePath makes the kernel drop what arrives on a link from an
+// address it would not route back over that link (rp_filter 1): on a tap,
+// which has no address or route, that is everything, so a frame a bridge
+// hands up a guest's tap's own stack (one to a link-local group address
+// it does not forward) reaches nothing. The kernel applies the stricter
+// of this and net.ipv4.conf.all.rp_filter.
+func StrictReversePath(link netlink.Link) error {
+	name := link.Attrs().Name
+	path := filepath.Join("/proc/sys/net/ipv4/conf", name, "rp_filter")
+	if err := os.WriteFile(path, []byte("1\n"), 0); err != nil {
+		return fmt.Errorf("setting rp_filter on %s: %w", name, err)
+	}
+	return nil
+}
+
 // EnableIPv6Router gives a bridge IPv6 as a router's interface has it:
 // only the addresses netgrant adds (no generated link-local address, so
 // the gateway's is the fixed one the guests' filters protect), no

@@ -32,11 +32,13 @@ type Device struct {
 	Files []*os.File // one per queue
 }
 
+// NamePrefix begins every tap's name: the firewall knows the taps by it.
+const NamePrefix = "ngtap"
+
 const (
-	namePrefix = "ngtap"
-	maxQueues  = 16
-	minMTU     = 68
-	maxMTU     = 65535
+	maxQueues = 16
+	minMTU    = 68
+	maxMTU    = 65535
 	// ifNameSize is the kernel's IFNAMSIZ, which includes the final NUL.
 	ifNameSize = 16
 )
@@ -44,7 +46,7 @@ const (
 // IsTapName reports whether name is of the ngtap<N> form this package
 // creates: the prefix and a decimal number without leading zeros.
 func IsTapName(name string) bool {
-	num, ok := strings.CutPrefix(name, namePrefix)
+	num, ok := strings.CutPrefix(name, NamePrefix)
 	if !ok || num == "" || len(name) >= ifNameSize || (num[0] == '0' && len(num) > 1) {
 		return false
 	}
@@ -56,7 +58,7 @@ func IsTapName(name string) bool {
 	return true
 }
 
-func tapName(n int) string { return namePrefix + strconv.Itoa(n) }
+func tapName(n int) string { return NamePrefix + strconv.Itoa(n) }
 
 // GuestMAC returns a random address in QEMU's 52:54:00 range; the tail is
 // never all-zero.

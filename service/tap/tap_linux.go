@@ -82,6 +82,9 @@ func Create(cfg Config) (dev *Device, err error) {
 	if err := linkconf.DisableIPv6(link); err != nil {
 		return nil, err
 	}
+	if err := linkconf.StrictReversePath(link); err != nil {
+		return nil, err
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("bringing up %s: %w", name, err)
 	}

@@ -54,7 +54,7 @@ func tapLinks(t *testing.T) []string {
 	}
 	var names []string
 	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, namePrefix) {
+		if strings.HasPrefix(l.Attrs().Name, NamePrefix) {
 			names = append(names, l.Attrs().Name)
 		}
 	}
