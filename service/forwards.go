@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 
 	"github.com/netgrant/netgrant/service/firewall"
@@ -102,6 +104,20 @@ func checkHostAddress(addr netip.Addr) error {
 	return nil
 }
 
+// holdPort takes f's host port for as long as f exists: a program on the
+// host that binds it later fails loudly, instead of being silently
+// shadowed by the forward. A port that cannot be taken is in use.
+func holdPort(f PortForward) (*os.File, error) {
+	sock, err := hostports.Hold(f.Protocol, f.Address, f.HostPort)
+	switch {
+	case errors.Is(err, hostports.ErrInUse):
+		return nil, Errorf(Exists, "%s port %d is in use on this host: choose another host port", f.Protocol, f.HostPort)
+	case err != nil:
+		return nil, Wrap(Failed, err, "holding the forward's host port")
+	}
+	return sock, nil
+}
+
 // checkListeners refuses a host port a program on the host serves.
 func checkListeners(f PortForward) error {
 	sockets, err := hostports.Sockets(f.Protocol, f.HostPort)
@@ -173,13 +189,22 @@ func (m *Manager) AddPortForward(ctx context.Context, c Caller, r ForwardRequest
 		}
 		return n, m.forwardCheck(n, f), nil
 	}
+	// The port is taken once polkit has answered, under the lock: a
+	// program that bound it meanwhile, or a forward another call took,
+	// makes the bind fail.
 	n, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", r.Network),
 		func(n *netRes) error {
+			sock, err := holdPort(f)
+			if err != nil {
+				return err
+			}
 			n.forwards = append(n.forwards, f)
 			if err := m.forwardsChanged(n); err != nil {
 				n.forwards = n.forwards[:len(n.forwards)-1]
+				sock.Close()
 				return err
 			}
+			n.heldPorts[f] = sock
 			return nil
 		})
 	if err != nil {
@@ -187,10 +212,13 @@ func (m *Manager) AddPortForward(ctx context.Context, c Caller, r ForwardRequest
 	}
 	defer m.working.Done()
 	if err := m.applyFirewall(); err != nil {
-		m.dropForward(n, f.Protocol, f.HostPort)
+		m.mu.Lock()
+		released := m.dropForwardLocked(n, f.Protocol, f.HostPort)
+		m.mu.Unlock()
 		if retryErr := m.applyFirewall(); retryErr != nil {
 			m.log.Warn("taking back a port forward that failed", "network", n.name, "err", retryErr)
 		}
+		closeAll(released)
 		return Wrap(Failed, err, "adding the port forward's firewall rules")
 	}
 	return nil
@@ -214,31 +242,49 @@ func (m *Manager) RemovePortForward(ctx context.Context, c Caller, network, prot
 		}
 		return n, nil, nil
 	}
+	var released []*os.File
 	_, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", network),
 		func(n *netRes) error {
-			m.dropForwardLocked(n, proto, port)
+			released = m.dropForwardLocked(n, proto, port)
 			return nil
 		})
 	if err != nil {
 		return err
 	}
 	defer m.working.Done()
-	if err := m.applyFirewall(); err != nil {
+	// The port is given back once no rule forwards it.
+	err = m.applyFirewall()
+	closeAll(released)
+	if err != nil {
 		return Wrap(Failed, err, "removing the port forward's firewall rules (netgrantd puts them right at the next change)")
 	}
 	return nil
 }
 
-func (m *Manager) dropForward(n *netRes, proto string, port uint16) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.dropForwardLocked(n, proto, port)
-}
-
-func (m *Manager) dropForwardLocked(n *netRes, proto string, port uint16) {
-	n.forwards = slices.DeleteFunc(n.forwards, func(f PortForward) bool { return f.Protocol == proto && f.HostPort == port })
+// dropForwardLocked removes n's forwards of proto, port, under the lock,
+// and returns the sockets that held their ports: the caller closes them
+// once the firewall no longer forwards the ports.
+func (m *Manager) dropForwardLocked(n *netRes, proto string, port uint16) []*os.File {
+	var released []*os.File
+	n.forwards = slices.DeleteFunc(n.forwards, func(f PortForward) bool {
+		if f.Protocol != proto || f.HostPort != port {
+			return false
+		}
+		if sock, ok := n.heldPorts[f]; ok {
+			released = append(released, sock)
+			delete(n.heldPorts, f)
+		}
+		return true
+	})
 	if err := m.forwardsChanged(n); err != nil {
 		m.log.Warn("recording a removed port forward", "network", n.name, "err", err)
+	}
+	return released
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
 	}
 }
 

@@ -77,6 +77,9 @@ type netRes struct {
 	// reserved are the guests' addresses, each by its reservation's name.
 	reserved map[netip.Addr]string
 	forwards []PortForward
+	// heldPorts hold each forward's host port (see holdPort); they are
+	// given back once the forward's rules are gone.
+	heldPorts map[PortForward]*os.File
 	// dnsmasqID is what its dnsmasq runs under as netgrantd's child: no
 	// other network's dnsmasq has it. Zero under systemd, which gives
 	// each dnsmasq unit one of its own.
@@ -521,7 +524,7 @@ func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, p networkPlan, link
 		dhcp: boolOr(r.DHCP, true), dns: boolOr(r.DNS, true), outbound: boolOr(r.Outbound, true),
 		persistent: boolOr(r.Persistent, false), mtu: 1500,
 		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{}, reserved: map[netip.Addr]string{},
-		state: creating, settled: make(chan struct{}),
+		heldPorts: map[PortForward]*os.File{}, state: creating, settled: make(chan struct{}),
 	}
 	if r.MTU != nil {
 		n.mtu = *r.MTU
@@ -687,11 +690,16 @@ func (m *Manager) beginTeardown(n *netRes) {
 }
 
 // finishTeardown removes n completely — down hooks, dnsmasq, firewall,
-// bridge — and then frees its name, subnet and bridge name.
+// bridge — and then frees its name, subnet, bridge name and forwarded
+// ports.
 func (m *Manager) finishTeardown(n *netRes) {
 	m.unwind(n.rec)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for f, sock := range n.heldPorts {
+		sock.Close()
+		delete(n.heldPorts, f)
+	}
 	delete(m.networks, n.name)
 	close(n.settled)
 }

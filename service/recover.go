@@ -2,6 +2,7 @@ package service
 
 import (
 	"net/netip"
+	"os"
 
 	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/dnsmasq"
@@ -70,7 +71,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix).WithIPv6(prefix6),
 		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
 		holders: holders, taps: map[string]bool{}, reserved: map[netip.Addr]string{}, rec: r,
-		forwards: s.Forwards, dnsmasqID: s.Dnsmasq, state: ready, settled: make(chan struct{}),
+		heldPorts: map[PortForward]*os.File{}, dnsmasqID: s.Dnsmasq, state: ready, settled: make(chan struct{}),
 	}
 	if (n.dhcp || n.dns) && !m.opts.DnsmasqUnits && n.dnsmasqID == (dnsmasq.Identity{}) {
 		// Recorded by a netgrantd that ran every dnsmasq as one account.
@@ -92,6 +93,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 			return false
 		}
 	}
+	m.holdForwards(n, s.Forwards)
 	if err := m.saveNetwork(n); err != nil {
 		m.log.Warn("recording an adopted network", "network", n.name, "err", err)
 	}
@@ -104,6 +106,22 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	m.log.Info("adopted network", "network", n.name, "holders", len(holders))
 	m.opts.Observer.NetworkAdded(m.networkInfo(n))
 	return true
+}
+
+// holdForwards takes the ports of an adopted network's forwards again. A
+// port a program on the host took while netgrantd was away is the
+// program's now: that forward goes, rather than shadow it.
+func (m *Manager) holdForwards(n *netRes, forwards []PortForward) {
+	for _, f := range forwards {
+		sock, err := holdPort(f)
+		if err != nil {
+			m.log.Warn("dropping a port forward whose port a program took while netgrantd was away", "network", n.name,
+				"protocol", f.Protocol, "host_port", f.HostPort, "err", err)
+			continue
+		}
+		n.forwards = append(n.forwards, f)
+		n.heldPorts[f] = sock
+	}
 }
 
 // giveDnsmasqIdentity gives an adopted network's dnsmasq an identity of

@@ -1,6 +1,9 @@
-// Package hostports tells which local addresses programs on the host hold
-// a TCP or UDP port on, from the kernel's socket tables in /proc/net: a
-// port forward must not take a port a program already serves.
+// Package hostports keeps port forwards and the host's own programs apart:
+// it tells which local addresses programs on the host hold a TCP or UDP
+// port on, from the kernel's socket tables in /proc/net, so that a forward
+// never takes a port a program already serves, and it holds a forward's
+// port for as long as the forward exists, so that a program that binds it
+// later fails loudly instead of being silently shadowed.
 package hostports
 
 import (
@@ -19,8 +22,8 @@ const tcpListen = "0A"
 
 // parse reads one /proc/net/{tcp,udp}{,6} table and returns the local
 // addresses of its sockets on port: for TCP only listening ones, for UDP
-// every bound one.
-func parse(r io.Reader, proto string, port uint16) ([]netip.AddrPort, error) {
+// every bound one; sockets whose inode skip holds are left out.
+func parse(r io.Reader, proto string, port uint16, skip map[string]bool) ([]netip.AddrPort, error) {
 	var out []netip.AddrPort
 	scanner := bufio.NewScanner(r)
 	scanner.Scan() // the header
@@ -29,7 +32,7 @@ func parse(r io.Reader, proto string, port uint16) ([]netip.AddrPort, error) {
 		if len(fields) < 4 {
 			continue
 		}
-		if proto == "tcp" && fields[3] != tcpListen {
+		if proto == "tcp" && fields[3] != tcpListen || len(fields) > 9 && skip[fields[9]] {
 			continue
 		}
 		local, err := parseAddrPort(fields[1])
@@ -62,19 +65,20 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(addr, uint16(port)), nil
 }
 
-// Clashes reports whether a socket on local would receive what a forward
-// of the same port on addr (invalid: every address) takes. Loopback is
-// never forwarded, so a socket there keeps its port; a socket on a
-// wildcard address, IPv4's or a dual-stack IPv6 one, clashes with all.
+// Clashes reports whether a socket on local holds the port a forward of
+// the same port on addr (invalid: every address) would hold: the forward's
+// own socket on addr could not be bound beside it (see Hold). A socket on
+// a wildcard address, IPv4's or a dual-stack IPv6 one, clashes with all; a
+// socket on one IPv4 address, loopback's included, clashes with a forward
+// on every address or on that one. Other IPv6 addresses are apart: a
+// forward is IPv4 only.
 func Clashes(local netip.AddrPort, addr netip.Addr) bool {
 	ip := local.Addr().Unmap()
 	switch {
-	case ip.IsLoopback():
-		return false
 	case ip.IsUnspecified():
 		return true
 	case !ip.Is4():
-		return false // another IPv6 address: a forward is IPv4 only
+		return false
 	}
 	return !addr.IsValid() || addr == ip
 }

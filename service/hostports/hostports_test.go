@@ -26,15 +26,16 @@ func TestParse(t *testing.T) {
 		want         []string
 	}{
 		// An established connection on the port is not a listener.
-		{tcpTable, "tcp", 8080, []string{"0.0.0.0:8080", "127.0.0.1:8080"}},
+		// The process's own sockets (inode 2 here) are left out.
+		{tcpTable, "tcp", 8080, []string{"0.0.0.0:8080"}},
 		{tcpTable, "tcp", 80, []string{"192.168.100.1:80"}},
 		{tcpTable, "tcp", 443, nil},
 		// UDP has no listening state: every bound socket counts.
-		{tcpTable, "udp", 8080, []string{"0.0.0.0:8080", "127.0.0.1:8080", "192.168.100.1:8080"}},
+		{tcpTable, "udp", 8080, []string{"0.0.0.0:8080", "192.168.100.1:8080"}},
 		{tcp6Table, "tcp", 8080, []string{"[::]:8080"}},
 		{tcp6Table, "tcp", 80, []string{"[::ffff:192.168.100.1]:80"}},
 	} {
-		got, err := parse(strings.NewReader(c.table), c.proto, c.port)
+		got, err := parse(strings.NewReader(c.table), c.proto, c.port, map[string]bool{"2": true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +50,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseRefusesGarbage(t *testing.T) {
-	if _, err := parse(strings.NewReader("h\n 0: 0100:ZZ 0:0 0A\n"), "tcp", 1); err == nil {
+	if _, err := parse(strings.NewReader("h\n 0: 0100:ZZ 0:0 0A\n"), "tcp", 1, nil); err == nil {
 		t.Error("an unreadable line was accepted")
 	}
 }
@@ -64,7 +65,8 @@ func TestClashes(t *testing.T) {
 		{"0.0.0.0:80", any4, true},
 		{"0.0.0.0:80", one, true},
 		{"[::]:80", one, true},
-		{"127.0.0.1:80", any4, false},
+		{"127.0.0.1:80", any4, true},
+		{"127.0.0.1:80", one, false},
 		{"[::1]:80", any4, false},
 		{"198.51.100.1:80", any4, true},
 		{"198.51.100.1:80", one, true},

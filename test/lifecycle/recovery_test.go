@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -199,5 +200,37 @@ func TestRestartsNeverLoseAHeldNetwork(t *testing.T) {
 		if renewed := dhcp.Renew(t); renewed != leased {
 			t.Fatalf("restart %d (%s): the guest's renewal gave %s, its lease was %s", i+1, how.name, renewed, leased)
 		}
+	}
+}
+
+// A forward's port is held by netgrantd itself: while it restarts, a
+// program on the host may take the port, and then the program keeps it:
+// the next netgrantd drops that forward rather than shadow the program,
+// and keeps the others.
+func TestForwardOfAPortTakenWhileDownIsDropped(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: rules})
+	alice := env.Client(t, harness.UserAlice)
+	netPath := mustCreateNetwork(t, alice, "kept", opts{"subnet": v("10.97.7.0/24")})
+	for _, port := range []uint16{8096, 8097} {
+		if r := alice.Do(harness.Call{Path: netPath, Interface: networkIface, Method: "AddPortForward",
+			Args: []any{"tcp", port, "10.97.7.50", uint16(22), opts{}}}); r.Err() != nil {
+			t.Fatalf("AddPortForward %d: %v", port, r.Err())
+		}
+	}
+	env.KillDaemon()
+	program, err := net.Listen("tcp4", "0.0.0.0:8096")
+	if err != nil {
+		t.Fatalf("a program taking port 8096 while netgrantd is down: %v", err)
+	}
+	defer program.Close()
+	env.StartDaemon()
+	if got := fmt.Sprint(env.Property(netPath, networkIface, "PortForwards")); got != "[[tcp 8097 10.97.7.50 22 ]]" {
+		t.Errorf("PortForwards after the restart: %s, want only the forward of 8097", got)
+	}
+	if rules := harness.FirewallRules(t); strings.Contains(rules, "8096") || !strings.Contains(rules, "8097") {
+		t.Errorf("the firewall after the restart:\n%s", rules)
+	}
+	if _, err := net.Listen("tcp4", "0.0.0.0:8097"); err == nil {
+		t.Error("the kept forward's port is not held")
 	}
 }

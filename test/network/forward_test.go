@@ -2,13 +2,17 @@ package network_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/netgrant/netgrant/test/harness"
 )
@@ -258,5 +262,82 @@ func TestPortForwards(t *testing.T) {
 	}
 	if out, _ := fetch(t, "up", "udp", "198.51.100.1:5353"); strings.Contains(out, "guest") {
 		t.Errorf("the network's UDP forward outlived it: %q", out)
+	}
+}
+
+// listenLike binds addr as a server restarting does (SO_REUSEADDR) and
+// closes it at once; it returns the bind's error.
+func listenLike(proto, addr string) error {
+	config := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
+		return err
+	}}
+	if proto == "tcp" {
+		l, err := config.Listen(context.Background(), "tcp4", addr)
+		if err == nil {
+			l.Close()
+		}
+		return err
+	}
+	c, err := config.ListenPacket(context.Background(), "udp4", addr)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+// The forward's check for listeners ran once, before polkit: a forward
+// added while a host service restarted took the service's port, and the
+// service, binding again without error, was silently shadowed: other
+// machines' and the host's own connections went to the guest. Now a
+// forward holds its host port while it exists: the service fails loudly
+// (EADDRINUSE), on any address, the forward works, and once the forward
+// goes the service binds again.
+func TestForwardOwnsItsHostPort(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: forwardRules})
+	addUpstreamWithDNS(t)
+	alice := env.Client(t, harness.UserAlice)
+	netPath, info := mustCreateNetwork(t, alice, "own", nil)
+	g := addNetnsGuest(t, info["bridge"].Value().(string))
+	serveHello(t, nil)
+	g.check(t, info["gateway"].Value().(string))
+	guest := guestAddress(t, g.NS)
+	guestService(t, g.NS)
+	for _, c := range []struct {
+		proto     string
+		guestPort uint16
+	}{{"tcp", 9100}, {"udp", 5353}} {
+		// The host service runs, then stops to restart.
+		if err := listenLike(c.proto, "0.0.0.0:8090"); err != nil {
+			t.Fatalf("the host service's %s port 8090: %v", c.proto, err)
+		}
+		if err := addForward(alice, netPath, c.proto, 8090, guest, c.guestPort, nil); err != nil {
+			t.Fatalf("AddPortForward %s 8090: %v", c.proto, err)
+		}
+		for _, addr := range []string{"0.0.0.0:8090", "198.51.100.1:8090", "127.0.0.1:8090"} {
+			if err := listenLike(c.proto, addr); !errors.Is(err, syscall.EADDRINUSE) {
+				t.Errorf("the host service binding %s %s again while forwarded: %v, want EADDRINUSE", c.proto, addr, err)
+			}
+		}
+		if out, err := fetch(t, "up", c.proto, "198.51.100.1:8090"); err != nil || !strings.HasPrefix(out, "guest sees 198.51.100.2:") {
+			t.Errorf("another machine through the %s forward: %v %q", c.proto, err, out)
+		}
+		if err := removeForward(alice, netPath, c.proto, 8090); err != nil {
+			t.Fatalf("RemovePortForward %s 8090: %v", c.proto, err)
+		}
+		if err := listenLike(c.proto, "0.0.0.0:8090"); err != nil {
+			t.Errorf("the host service binding %s 8090 once the forward went: %v", c.proto, err)
+		}
+	}
+	// A port the network's teardown gives back.
+	if err := addForward(alice, netPath, "tcp", 8091, guest, 9100, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := callOn(alice, netPath, networkIface, "Delete"); r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	if err := listenLike("tcp", "0.0.0.0:8091"); err != nil {
+		t.Errorf("binding tcp 8091 once its forward's network went: %v", err)
 	}
 }
