@@ -1,6 +1,7 @@
 package hostports
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -32,13 +33,13 @@ func TestHold(t *testing.T) {
 		}
 		bind := func(addr string) error {
 			if proto == "tcp" {
-				l, err := reuseAddr.Listen(t.Context(), "tcp4", addr)
+				l, err := reuseAddr.Listen(context.Background(), "tcp4", addr)
 				if err == nil {
 					l.Close()
 				}
 				return err
 			}
-			c, err := reuseAddr.ListenPacket(t.Context(), "udp4", addr)
+			c, err := reuseAddr.ListenPacket(context.Background(), "udp4", addr)
 			if err == nil {
 				c.Close()
 			}
@@ -60,7 +61,7 @@ func TestHold(t *testing.T) {
 			t.Errorf("%s after Close: %v", proto, err)
 		}
 
-		taken, err := reuseAddr.ListenPacket(t.Context(), "udp4", "127.0.0.1:4322")
+		taken, err := reuseAddr.ListenPacket(context.Background(), "udp4", "127.0.0.1:4322")
 		if err != nil {
 			t.Fatal(err)
 		}
