@@ -18,6 +18,7 @@ import (
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
+	"github.com/netgrant/netgrant/service/subnet"
 	"github.com/netgrant/netgrant/service/tap"
 )
 
@@ -110,6 +111,9 @@ type Manager struct {
 	// machineID tells this machine's networks' IPv6 /64s from another's
 	// of the same name; without one they derive from the name alone.
 	machineID string
+	// pools6 hold every network's IPv6 /64: the configuration's, else
+	// the machine's own /48.
+	pools6 []netip.Prefix
 
 	mu       sync.Mutex
 	taps     map[string]*tapRes
@@ -147,10 +151,16 @@ type Manager struct {
 // New returns a Manager with nothing in it.
 func New(opts Options) *Manager {
 	id, _ := os.ReadFile("/etc/machine-id")
+	machineID := strings.TrimSpace(string(id))
+	pools6 := opts.Config.SubnetPools6
+	if len(pools6) == 0 {
+		pools6 = []netip.Prefix{subnet.DefaultPool6(machineID)}
+	}
 	return &Manager{
 		opts:        opts,
 		log:         opts.Log,
-		machineID:   strings.TrimSpace(string(id)),
+		machineID:   machineID,
+		pools6:      pools6,
 		taps:        map[string]*tapRes{},
 		networks:    map[string]*netRes{},
 		pendingTaps: map[uint32]int{},

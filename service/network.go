@@ -168,7 +168,7 @@ type givenSubnets struct{ v4, v6 netip.Prefix }
 // minIPv6MTU is the smallest MTU IPv6 works with (RFC 8200).
 const minIPv6MTU = 1280
 
-func (r NetworkRequest) validate(cfg config.Config) (givenSubnets, error) {
+func (r NetworkRequest) validate(cfg config.Config, pools6 []netip.Prefix) (givenSubnets, error) {
 	var given givenSubnets
 	if !ValidNetworkName(r.Name) {
 		return given, Errorf(InvalidArgument, "name: %q is not a valid network name: use 1 to 32 letters, digits, '-' or '_', starting with a letter or digit", r.Name)
@@ -183,6 +183,9 @@ func (r NetworkRequest) validate(cfg config.Config) (givenSubnets, error) {
 		}
 		given.v4 = p
 	}
+	if r.asksIPv6() && !cfg.IPv6 {
+		return given, Errorf(Unsupported, "the administrator turned IPv6 off for netgrant networks ([Networks] IPv6=no): pass ipv6: false")
+	}
 	if r.asksIPv6() && r.MTU != nil && *r.MTU < minIPv6MTU {
 		return given, Errorf(InvalidArgument, "option mtu: IPv6 needs an MTU of at least %d, not %d: pass ipv6: false for a smaller MTU", minIPv6MTU, *r.MTU)
 	}
@@ -190,7 +193,7 @@ func (r NetworkRequest) validate(cfg config.Config) (givenSubnets, error) {
 		if !boolOr(r.IPv6, true) {
 			return given, Errorf(InvalidArgument, "option subnet6: given with ipv6: false")
 		}
-		p, err := subnet.Validate6(*r.Subnet6)
+		p, err := subnet.Validate6(*r.Subnet6, pools6)
 		if err != nil {
 			return given, Wrap(InvalidArgument, err, "option subnet6")
 		}
@@ -203,13 +206,13 @@ func (r NetworkRequest) validate(cfg config.Config) (givenSubnets, error) {
 func (r NetworkRequest) asksIPv6() bool { return boolOr(r.IPv6, false) || r.Subnet6 != nil }
 
 // ipv6 tells whether a network created for r has IPv6: as asked, else
-// wherever the host and the MTU allow it. A network that merely defaults
-// to IPv6 does without where it cannot have it.
-func (r NetworkRequest) ipv6() bool {
+// wherever the administrator, the host and the MTU allow it. A network
+// that merely defaults to IPv6 does without where it cannot have it.
+func (r NetworkRequest) ipv6(cfg config.Config) bool {
 	if r.IPv6 != nil || r.Subnet6 != nil {
 		return r.asksIPv6()
 	}
-	return bridge.IPv6Available() && (r.MTU == nil || *r.MTU >= minIPv6MTU)
+	return cfg.IPv6 && bridge.IPv6Available() && (r.MTU == nil || *r.MTU >= minIPv6MTU)
 }
 
 func boolOr(p *bool, def bool) bool {
@@ -300,7 +303,7 @@ func (m *Manager) planNetwork(given netip.Prefix, hostUses []subnet.Use) (subnet
 // the next derived one that is free). Only a request that insists on IPv6
 // fails for want of a /64; one that takes the default does without.
 func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefix, hostUses []subnet.Use) (subnet.Plan, error) {
-	if !r.ipv6() {
+	if !r.ipv6(m.opts.Config) {
 		return plan.WithIPv6(netip.Prefix{}), nil
 	}
 	uses := append([]subnet.Use(nil), hostUses...)
@@ -315,7 +318,7 @@ func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefi
 		}
 		return plan.WithIPv6(given), nil
 	}
-	p, err := subnet.Pick6(m.machineID, r.Name, uses)
+	p, err := subnet.Pick6(m.pools6, m.machineID, r.Name, uses)
 	if err != nil {
 		if r.asksIPv6() {
 			return plan, Wrap(SubnetConflict, err, "no free IPv6 /64 for network %q: give one with subnet6", r.Name)
@@ -388,7 +391,7 @@ type networkPlan struct {
 // CreateNATNetwork creates network r.Name, or joins it if it exists, is
 // the caller's and matches every option given. Either way c.Holder holds it.
 func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkRequest) (NetworkInfo, error) {
-	given, err := r.validate(m.opts.Config)
+	given, err := r.validate(m.opts.Config, m.pools6)
 	if err != nil {
 		return NetworkInfo{}, err
 	}

@@ -24,8 +24,8 @@ until this command is interrupted (Ctrl-C).
 Options:
   --subnet CIDR      IPv4 subnet inside the configured SubnetPool, /22 to /29
                      (default: a free /24 from the configured pool)
-  --subnet6 CIDR     IPv6 /64 inside fd00::/8 (default: derived from the
-                     machine and NAME)
+  --subnet6 CIDR     IPv6 /64 inside the configured SubnetPool6 (default:
+                     derived from the machine and NAME)
   --no-ipv6          IPv4 only: no IPv6 addresses, router advertisements
                      or NAT66
   --isolated         no outbound traffic: the host and the guests only

@@ -30,8 +30,9 @@ Options:
                      and the options match; without --tap, COMMAND gets one
                      tap on it
   --subnet CIDR      the network's IPv4 subnet (default: a free /24)
-  --subnet6 CIDR     the network's IPv6 /64 inside fd00::/8 (default:
-                     derived from the machine and the network's name)
+  --subnet6 CIDR     the network's IPv6 /64 inside the configured
+                     SubnetPool6 (default: derived from the machine and
+                     the network's name)
   --no-ipv6          an IPv4-only network
   --isolated         no outbound traffic: the host and the guests only
   --bridge BRIDGE    without --tap: the tap joins this bridge (a host bridge

@@ -29,6 +29,12 @@ type Config struct {
 	// LargestPrefix is the shortest prefix a caller may ask for
 	// ([Networks] LargestPrefix=).
 	LargestPrefix int
+	// SubnetPools6 hold every network's IPv6 /64 ([Networks]
+	// SubnetPool6=); none means the machine's own /48 of fd00::/8.
+	SubnetPools6 []netip.Prefix
+	// IPv6 off makes every network IPv4 only, and host-wide IPv6
+	// forwarding is never switched on ([Networks] IPv6=).
+	IPv6 bool
 	// TapsPerUser limits live taps per uid ([Limits] TapsPerUser=).
 	TapsPerUser int
 	// NetworksPerUser limits networks per uid ([Limits] NetworksPerUser=).
@@ -54,6 +60,7 @@ func Default() Config {
 	return Config{
 		SubnetPools:     []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16")},
 		LargestPrefix:   22,
+		IPv6:            true,
 		TapsPerUser:     32,
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,
@@ -85,13 +92,18 @@ func Load(path string) (Config, error) {
 //     172.16.0.0/12 or 192.168.0.0/16, prefix length at most 24, host bits
 //     zero.
 //   - LargestPrefix: a prefix length from 16 to 29.
+//   - SubnetPool6: space-separated IPv6 networks of unicast addresses,
+//     prefix length /16 to /64, host bits zero; empty means the machine's
+//     own /48 of fd00::/8.
+//   - IPv6: yes or no (also true/false, 1/0, on/off, as systemd reads
+//     booleans).
 //   - TapsPerUser, NetworksPerUser: whole numbers >= 0.
 //   - TimeoutSec: whole seconds from 1 to 86400, optionally suffixed "s".
 //   - IdleExitSec: whole seconds from 0 (never) to 86400, optionally
 //     suffixed "s".
 //   - Backend: auto, nftables or iptables.
 //
-// An empty value is an error for every key except Allow.
+// An empty value is an error for every key except Allow and SubnetPool6.
 func Parse(r io.Reader, filename string) (Config, error) {
 	c := Default()
 	p := parser{config: &c}
@@ -122,6 +134,11 @@ var sections = map[string]map[string]setter{
 	"Networks": {
 		"SubnetPool":    setSubnetPools,
 		"LargestPrefix": setLargestPrefix,
+		"SubnetPool6":   setSubnetPools6,
+		"IPv6": func(c *Config, v string) (err error) {
+			c.IPv6, err = parseBool(v)
+			return err
+		},
 	},
 	"Limits": {
 		"TapsPerUser": func(c *Config, v string) (err error) {
@@ -186,7 +203,7 @@ func (p *parser) line(line string) error {
 	if !ok {
 		return fmt.Errorf("unknown key %q in section [%s]", key, p.section)
 	}
-	if key != "Allow" && value == "" {
+	if key != "Allow" && key != "SubnetPool6" && value == "" {
 		return fmt.Errorf("empty value for %s", key)
 	}
 	if err := set(p.config, value); err != nil {
@@ -243,6 +260,33 @@ func parseSubnetPool(value string) (netip.Prefix, error) {
 		return netip.Prefix{}, errors.New("not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
 	}
 	return pool, nil
+}
+
+func setSubnetPools6(c *Config, value string) error {
+	var pools []netip.Prefix
+	for _, field := range strings.Fields(value) {
+		pool, err := netip.ParsePrefix(field)
+		if err != nil {
+			return fmt.Errorf("%s: not an IPv6 network in CIDR notation", field)
+		}
+		if err := subnet.ValidPool6(pool); err != nil {
+			return err
+		}
+		pools = append(pools, pool)
+	}
+	c.SubnetPools6 = pools
+	return nil
+}
+
+// parseBool reads a boolean as systemd does.
+func parseBool(value string) (bool, error) {
+	switch strings.ToLower(value) {
+	case "yes", "true", "on", "1":
+		return true, nil
+	case "no", "false", "off", "0":
+		return false, nil
+	}
+	return false, errors.New("not yes or no")
 }
 
 // minLargestPrefix keeps one network from claiming a large share of the

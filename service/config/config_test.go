@@ -45,6 +45,12 @@ func TestParse(t *testing.T) {
 			c.SubnetPools = []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16"), netip.MustParsePrefix("192.168.77.0/24")}
 		}},
 		{"largest prefix", "[Networks]\nLargestPrefix=24\n", func(c *Config) { c.LargestPrefix = 24 }},
+		{"IPv6 pools", "[Networks]\nSubnetPool6=fd12:3456:789a::/48 2001:db8:5::/56\n", func(c *Config) {
+			c.SubnetPools6 = []netip.Prefix{netip.MustParsePrefix("fd12:3456:789a::/48"), netip.MustParsePrefix("2001:db8:5::/56")}
+		}},
+		{"IPv6 pools empty: the machine's own", "[Networks]\nSubnetPool6=fd12::/48\nSubnetPool6=\n", func(c *Config) {}},
+		{"IPv6 off", "[Networks]\nIPv6=no\n", func(c *Config) { c.IPv6 = false }},
+		{"IPv6 off, as false", "[Networks]\nIPv6=false\nIPv6=0\n", func(c *Config) { c.IPv6 = false }},
 		{"largest prefix with slash", "[Networks]\nLargestPrefix=/16\n", func(c *Config) { c.LargestPrefix = 16 }},
 		{"taps zero", "[Limits]\nTapsPerUser=0\n", func(c *Config) { c.TapsPerUser = 0 }},
 		{"networks", "[Limits]\nNetworksPerUser=12\n", func(c *Config) { c.NetworksPerUser = 12 }},
@@ -105,6 +111,10 @@ func TestParseErrors(t *testing.T) {
 		{"pool empty", "[Networks]\nSubnetPool=\n", `f.conf:2: empty value for SubnetPool`},
 		{"second pool public", "[Networks]\nSubnetPool=10.97.0.0/16 8.8.8.0/24\n", `f.conf:2: bad SubnetPool=10.97.0.0/16 8.8.8.0/24: 8.8.8.0/24: not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)`},
 		{"largest prefix too large", "[Networks]\nLargestPrefix=8\n", `f.conf:2: bad LargestPrefix=8: not a prefix length from 16 to 29`},
+		{"IPv6 pool IPv4", "[Networks]\nSubnetPool6=10.0.0.0/8\n", `f.conf:2: bad SubnetPool6=10.0.0.0/8: 10.0.0.0/8 is not an IPv6 network in CIDR notation`},
+		{"IPv6 pool too small", "[Networks]\nSubnetPool6=fd12::/80\n", `f.conf:2: bad SubnetPool6=fd12::/80: fd12::/80: its length is outside /16../64`},
+		{"IPv6 pool link-local", "[Networks]\nSubnetPool6=fe80::/64\n", `f.conf:2: bad SubnetPool6=fe80::/64: fe80::/64 is not a range of unicast addresses a network may use`},
+		{"IPv6 not a boolean", "[Networks]\nIPv6=maybe\n", `f.conf:2: bad IPv6=maybe: not yes or no`},
 		{"largest prefix too small", "[Networks]\nLargestPrefix=30\n", `f.conf:2: bad LargestPrefix=30: not a prefix length from 16 to 29`},
 		{"taps negative", "[Limits]\nTapsPerUser=-1\n", `f.conf:2: bad TapsPerUser=-1: not a whole number`},
 		{"taps plus sign", "[Limits]\nTapsPerUser=+1\n", `f.conf:2: bad TapsPerUser=+1: not a whole number`},
@@ -150,6 +160,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		SubnetPools:     []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16")},
 		LargestPrefix:   22,
+		IPv6:            true,
 		TapsPerUser:     32,
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -22,9 +23,16 @@ const ownBridgePrefix = "ngbr"
 // private subnet free.
 const broadestRouteBits = 8
 
-// HostUses lists the host's IPv4 and IPv6 addresses and its unicast
-// routes in all routing tables, except default routes and anything on
-// netgrant's own bridges; links are the host's links, to name them.
+// resolvConfs name the host's DNS resolvers: the file programs read, and
+// systemd-resolved's list of the servers behind its stub (127.0.0.53).
+var resolvConfs = []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"}
+
+// HostUses lists what a network's subnet must not contain: the host's
+// IPv4 and IPv6 addresses, its unicast routes in all routing tables but
+// default routes, the gateways of all its routes (default routes' too),
+// and its DNS resolvers: a network holding one of those would capture
+// traffic the host sends elsewhere. Anything on netgrant's own bridges is
+// left out; links are the host's links, to name them.
 func HostUses(links []netlink.Link) ([]Use, error) {
 	names := make(map[int]string, len(links))
 	for _, l := range links {
@@ -55,8 +63,62 @@ func HostUses(links []netlink.Link) ([]Use, error) {
 		if u, ok := routeUse(r, names); ok {
 			uses = append(uses, u)
 		}
+		uses = append(uses, gatewayUses(r, names)...)
 	}
-	return uses, nil
+	return append(uses, resolverUses(resolvConfs)...), nil
+}
+
+// gatewayUses are the next hops of r.
+func gatewayUses(r netlink.Route, names map[int]string) []Use {
+	dst := "default"
+	if p, ok := toPrefix(r.Dst); ok && p.Bits() > 0 {
+		dst = p.Masked().String()
+	}
+	hops := []struct {
+		gw  net.IP
+		dev int
+	}{{r.Gw, r.LinkIndex}}
+	for _, hop := range r.MultiPath {
+		hops = append(hops, struct {
+			gw  net.IP
+			dev int
+		}{hop.Gw, hop.LinkIndex})
+	}
+	var uses []Use
+	for _, hop := range hops {
+		gw, ok := netip.AddrFromSlice(hop.gw)
+		if !ok || strings.HasPrefix(names[hop.dev], ownBridgePrefix) {
+			continue
+		}
+		gw = gw.Unmap()
+		uses = append(uses, Use{Prefix: netip.PrefixFrom(gw, gw.BitLen()), What: fmt.Sprintf("gateway %s of route %s dev %s", gw, dst, names[hop.dev])})
+	}
+	return uses
+}
+
+// resolverUses are the nameservers that files list, but loopback ones
+// (the host's own).
+func resolverUses(files []string) []Use {
+	var uses []Use
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 2 || fields[0] != "nameserver" {
+				continue
+			}
+			addr, err := netip.ParseAddr(fields[1])
+			if err != nil || addr.IsLoopback() {
+				continue
+			}
+			addr = addr.WithZone("").Unmap()
+			uses = append(uses, Use{Prefix: netip.PrefixFrom(addr, addr.BitLen()), What: fmt.Sprintf("resolver %s (%s)", addr, file)})
+		}
+	}
+	return uses
 }
 
 func addrUse(a netlink.Addr, dev string) (Use, bool) {

@@ -1,9 +1,15 @@
 package subnet
 
 import (
+	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/netgrant/netgrant/test/nstest"
 
@@ -28,8 +34,12 @@ func TestHostUses(t *testing.T) {
 	ip(t, "addr", "add", "10.5.5.5/32", "dev", "v0")
 	ip(t, "route", "add", "10.8.0.0/16", "dev", "v0")
 	ip(t, "route", "add", "10.9.0.0/16", "dev", "v0", "table", "100")
-	ip(t, "route", "add", "default", "dev", "v0")
+	ip(t, "route", "add", "default", "via", "10.0.0.1", "dev", "v0")
 	ip(t, "route", "add", "0.0.0.0/1", "dev", "v0")
+	ip(t, "addr", "add", "fd77:1:2:3::5/64", "dev", "v0", "nodad")
+	ip(t, "-6", "route", "add", "default", "via", "fd77:1:2:3::1", "dev", "v0")
+	ip(t, "-6", "route", "add", "fd88::/48", "via", "fd77:1:2:3::2", "dev", "v0")
+	ip(t, "-6", "route", "add", "default", "via", "fd44::1", "dev", "v0", "onlink", "table", "101")
 	ip(t, "link", "add", "ngbr0", "type", "bridge")
 	ip(t, "link", "set", "ngbr0", "up")
 	ip(t, "addr", "add", "10.97.3.1/24", "dev", "ngbr0")
@@ -50,6 +60,12 @@ func TestHostUses(t *testing.T) {
 		{"10.5.5.0/29", "address 10.5.5.5/32 on v0"},
 		{"10.8.3.0/24", "route 10.8.0.0/16 dev v0"},
 		{"10.9.0.0/24", "route 10.9.0.0/16 dev v0 table 100"},
+		// A default route's gateway is an address the host reaches
+		// over another link: a network holding it would capture all
+		// the host sends out.
+		{"fd77:1:2:3::/64", "address fd77:1:2:3::5/64 on v0"},
+		{"fd88:0:0:1::/64", "route fd88::/48 dev v0"},
+		{"fd44::/64", "gateway fd44::1 of route default dev v0"},
 	}
 	for _, c := range conflicts {
 		got, ok := Conflict(netip.MustParsePrefix(c.subnet), uses)
@@ -62,5 +78,28 @@ func TestHostUses(t *testing.T) {
 		if got, ok := Conflict(netip.MustParsePrefix(free), uses); ok {
 			t.Errorf("Conflict(%s) = %q, want none", free, got.What)
 		}
+	}
+}
+
+// A resolver's address, or a route's gateway, in a subnet would send the
+// host's traffic to a network's guests; loopback resolvers (the host's
+// own stub) are the host's.
+func TestGatewaysAndResolvers(t *testing.T) {
+	uses := gatewayUses(netlink.Route{Gw: net.ParseIP("fd66::1"), LinkIndex: 2}, map[int]string{2: "eth0"})
+	if len(uses) != 1 || uses[0].Prefix != netip.MustParsePrefix("fd66::1/128") || uses[0].What != "gateway fd66::1 of route default dev eth0" {
+		t.Errorf("a default route's gateway: %v", uses)
+	}
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("# a comment\nnameserver 127.0.0.53\nnameserver fd55:1:2:3::53\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uses = resolverUses([]string{conf, "/nonexistent"})
+	var got []string
+	for _, u := range uses {
+		got = append(got, u.Prefix.String()+" "+u.What)
+	}
+	want := []string{"fd55:1:2:3::53/128 resolver fd55:1:2:3::53 (" + conf + ")", "192.0.2.53/32 resolver 192.0.2.53 (" + conf + ")", "fe80::1/128 resolver fe80::1 (" + conf + ")"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("resolvers:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -3,6 +3,7 @@
 package network_test
 
 import (
+	"net/netip"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -267,7 +268,7 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 // is used, and taken only once; an MTU too small for IPv6 leaves it out
 // unless it was asked for; joining compares IPv6 like any option.
 func TestIPv6Options(t *testing.T) {
-	env := harness.Start(t, harness.Options{Rules: rules})
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Networks]\nSubnetPool6=fd00:97::/32\n"})
 	alice := env.Client(t, harness.UserAlice)
 	path, info := mustCreateNetwork(t, alice, "v4only", opts{"ipv6": v(false)})
 	bridge := info["bridge"].Value().(string)
@@ -293,10 +294,82 @@ func TestIPv6Options(t *testing.T) {
 			t.Errorf("joining with the same subnet6, spelled %s: %v", spelling, err)
 		}
 	}
+	// A default /64 comes from the pool too.
+	if _, info = mustCreateNetwork(t, alice, "derived6", nil); !netip.MustParsePrefix("fd00:97::/32").Contains(netip.MustParsePrefix(info["subnet6"].Value().(string)).Addr()) {
+		t.Errorf("a derived /64 outside the pool: %v", info["subnet6"])
+	}
 
 	_, info = mustCreateNetwork(t, alice, "small", opts{"mtu": v(uint32(1000))})
 	if info["subnet6"].Value() != "" {
 		t.Errorf("a network of MTU 1000 has IPv6 %v", info["subnet6"])
+	}
+}
+
+// subnet6 could be any /64 of fd00::/8, and what the host reaches through
+// its default route did not count: an ordinary user claimed the /64 of a
+// site resolver the host reaches that way, and his guest received the
+// host's DNS queries. Now a subnet6 lies in the administrator's IPv6
+// pools (by default the machine's own /48), and one holding a resolver's
+// address or a route's gateway, the default route's included, is refused.
+func TestSubnet6CannotCaptureHostTraffic(t *testing.T) {
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Networks]\nSubnetPool6=fd00:97::/32 fd00:98::/32\n"})
+	// The site: the host's LAN, its default route through fd00:98:1::1
+	// (given on-link), and a resolver on the far side of it.
+	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "site", HostAddr: "192.0.2.1/24", PeerAddr: "192.0.2.2/24"})
+	run(t, "ip", "-6", "addr", "add", "fd00:97:1::5/64", "dev", up.Link, "nodad")
+	run(t, "ip", "-6", "route", "add", "default", "via", "fd00:98:1::1", "dev", up.Link, "onlink")
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver fd00:97:53::53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(resolv, "/etc/resolv.conf", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount("/etc/resolv.conf", 0)
+
+	alice := env.Client(t, harness.UserAlice)
+	for subnet6, mention := range map[string]string{
+		"fd00:97:53::/64": "resolver fd00:97:53::53",
+		"fd00:98:1::/64":  "gateway fd00:98:1::1 of route default",
+		"fd00:97:1::/64":  "address fd00:97:1::5/64",
+	} {
+		if _, _, err := alice.CreateNATNetwork("capture", opts{"subnet6": v(subnet6)}); harness.ErrorName(err) != errPrefix+"SubnetConflict" || !strings.Contains(err.Error(), mention) {
+			t.Errorf("subnet6 %s: %v, want SubnetConflict naming %s", subnet6, err, mention)
+		}
+	}
+	// Outside the pools: any other /64 of fd00::/8.
+	if _, _, err := alice.CreateNATNetwork("capture", opts{"subnet6": v("fd12:3456:789a::/64")}); harness.ErrorName(err) != errPrefix+"InvalidArgument" || !strings.Contains(err.Error(), "pools") {
+		t.Errorf("subnet6 outside the pools: %v, want InvalidArgument naming the pools", err)
+	}
+	if n := len(harness.Links(t, "ngbr")); n != 0 {
+		t.Errorf("%d bridges after the refused calls", n)
+	}
+	mustCreateNetwork(t, alice, "fine", opts{"subnet6": v("fd00:97:2::/64")})
+}
+
+// [Networks] IPv6=no: every network is IPv4 only, asking for IPv6 is
+// refused, and host-wide IPv6 forwarding is never switched on.
+func TestIPv6Off(t *testing.T) {
+	forwarding := "/proc/sys/net/ipv6/conf/all/forwarding"
+	if err := os.WriteFile(forwarding, []byte("0"), 0); err != nil {
+		t.Fatal(err)
+	}
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Networks]\nIPv6=no\n"})
+	alice := env.Client(t, harness.UserAlice)
+	_, info := mustCreateNetwork(t, alice, "v4", nil)
+	if info["subnet6"].Value() != "" {
+		t.Errorf("a network has IPv6 %v with IPv6=no", info["subnet6"])
+	}
+	if out := run(t, "ip", "-6", "-o", "addr", "show", "dev", info["bridge"].Value().(string)); strings.TrimSpace(out) != "" {
+		t.Errorf("the bridge has IPv6 with IPv6=no: %s", out)
+	}
+	for _, o := range []opts{{"ipv6": v(true)}, {"subnet6": v("fd00:97:5::/64")}} {
+		if _, _, err := alice.CreateNATNetwork("v6", o); harness.ErrorName(err) != errPrefix+"Unsupported" || !strings.Contains(err.Error(), "IPv6=no") {
+			t.Errorf("asking for IPv6 with %v: %v, want Unsupported naming IPv6=no", o, err)
+		}
+	}
+	if got, err := os.ReadFile(forwarding); err != nil || strings.TrimSpace(string(got)) != "0" {
+		t.Errorf("IPv6 forwarding is %q (%v) with IPv6=no", got, err)
 	}
 }
 
