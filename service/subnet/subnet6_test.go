@@ -28,14 +28,14 @@ func TestValidate6(t *testing.T) {
 
 func TestValidPool6(t *testing.T) {
 	for s, ok := range map[string]bool{
-		"fd12:3456:789a::/48": true,
-		"2001:db8:5::/56":     true,
-		"fd99::/64":           true,
-		"fd00::/8":            false,
-		"fd99::/65":           false,
+		"fd12:3456:789a::/48":  true,
+		"2001:db8:5::/56":      true,
+		"fd99::/64":            true,
+		"fd00::/8":             false,
+		"fd99::/65":            false,
 		"fd12:3456:789a::1/48": false,
-		"fe80::/64":           false,
-		"ff02::/16":           false,
+		"fe80::/64":            false,
+		"ff02::/16":            false,
 	} {
 		if err := ValidPool6(netip.MustParsePrefix(s)); (err == nil) != ok {
 			t.Errorf("ValidPool6(%s) = %v, want ok %v", s, err, ok)
