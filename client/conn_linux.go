@@ -10,7 +10,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
+	"github.com/netgrant/netgrant/internal/busconn"
 )
 
 // Conn is a connection to a message bus that can receive fds. It is safe

@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/busconn"
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 // Error is a D-Bus error reply.

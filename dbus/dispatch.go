@@ -9,8 +9,8 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/busconn"
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 // call is one incoming method call.

@@ -3,7 +3,7 @@ package dbus
 import (
 	godbus "github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/netgrant/netgrant/data"
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 var objectManagerData = introspect.Interface{

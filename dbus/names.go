@@ -1,6 +1,6 @@
 package dbus
 
-import "github.com/netgrant/netgrant/dbus/names"
+import "github.com/netgrant/netgrant/internal/names"
 
 const (
 	networkDir = names.ManagerPath + "/network"

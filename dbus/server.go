@@ -10,9 +10,9 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
-	"github.com/netgrant/netgrant/dbus/names"
 	"github.com/netgrant/netgrant/firewalld"
+	"github.com/netgrant/netgrant/internal/busconn"
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/polkit"
 	"github.com/netgrant/netgrant/service"
 )

@@ -9,7 +9,7 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
+	"github.com/netgrant/netgrant/internal/busconn"
 )
 
 const (

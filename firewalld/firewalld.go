@@ -15,7 +15,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
+	"github.com/netgrant/netgrant/internal/busconn"
 )
 
 const (

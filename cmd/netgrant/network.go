@@ -10,7 +10,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 const usageNetworkCreate = `Usage: netgrant network create NAME [OPTIONS]

@@ -19,7 +19,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/netgrant/netgrant/dbus"
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service"
 	"github.com/netgrant/netgrant/service/config"
 	"github.com/netgrant/netgrant/service/dnsmasq"

@@ -13,7 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/test/harness"
 )
 

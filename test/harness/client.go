@@ -48,7 +48,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
+	"github.com/netgrant/netgrant/internal/busconn"
 	"golang.org/x/sys/unix"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
+	"github.com/netgrant/netgrant/internal/busconn"
 )
 
 // The client's connection is netgrant's own: it receives fds, which godbus

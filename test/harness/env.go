@@ -33,7 +33,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 // Names on the bus.

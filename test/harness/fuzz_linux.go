@@ -16,8 +16,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/netgrant/netgrant/dbus/busconn"
-	"github.com/netgrant/netgrant/dbus/names"
+	"github.com/netgrant/netgrant/internal/busconn"
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 // FuzzReport is what a client's fuzz run sent and got back.
