@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/config"
 	"github.com/netgrant/netgrant/service/dnsmasq"
@@ -281,10 +282,13 @@ func (m *Manager) joinable(uid uint32, r NetworkRequest) (*netRes, error) {
 // planNetwork chooses the subnet of a new network and checks it is free of
 // hostUses and of every network, those being created or removed included.
 func (m *Manager) planNetwork(given netip.Prefix, hostUses []subnet.Use) (subnet.Plan, error) {
-	uses := append([]subnet.Use(nil), hostUses...)
+	// Networks first: a network's bridge carries its subnet, and its
+	// name says more than the bridge's address.
+	var uses []subnet.Use
 	for _, n := range m.networks {
 		uses = append(uses, subnet.Use{Prefix: n.plan.Prefix, What: "network \"" + n.name + "\""})
 	}
+	uses = append(uses, hostUses...)
 	if given.IsValid() {
 		if use, clash := subnet.Conflict(given, uses); clash {
 			return subnet.Plan{}, Errorf(SubnetConflict, "subnet %s overlaps %s: choose another subnet", given, use.What)
@@ -306,12 +310,13 @@ func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefi
 	if !r.ipv6(m.opts.Config) {
 		return plan.WithIPv6(netip.Prefix{}), nil
 	}
-	uses := append([]subnet.Use(nil), hostUses...)
+	var uses []subnet.Use
 	for _, n := range m.networks {
 		if n.plan.Prefix6.IsValid() {
 			uses = append(uses, subnet.Use{Prefix: n.plan.Prefix6, What: "network \"" + n.name + "\""})
 		}
 	}
+	uses = append(uses, hostUses...)
 	if given.IsValid() {
 		if use, clash := subnet.Conflict(given, uses); clash {
 			return plan, Errorf(SubnetConflict, "subnet6 %s overlaps %s: choose another subnet6", given, use.What)
@@ -439,6 +444,9 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 			check.Details["subnet"] = existing.plan.Prefix.String()
 			return networkPlan{join: existing, plan: existing.plan}, check, nil
 		}
+		if br := names.BridgeName(r.Name); linkNames[br] {
+			return networkPlan{}, nil, Errorf(Exists, "network %q would have the bridge %s, and an interface of that name exists already: choose another name", r.Name, br)
+		}
 		if limit := m.opts.Config.NetworksPerUser; m.networksOf(c.UID) >= limit {
 			return networkPlan{}, nil, Errorf(QuotaExceeded, "user %d already has %d networks, the limit ([Limits] NetworksPerUser=%d): delete one first", c.UID, limit, limit)
 		}
@@ -472,7 +480,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 				info, err = m.join(p.join, c.Holder)
 				return err
 			}
-			n, err = m.reserveNetwork(c, r, p, linkNames)
+			n, err = m.reserveNetwork(c, r, p)
 			return err
 		})
 	if err != nil {
@@ -508,19 +516,14 @@ func (m *Manager) join(n *netRes, holder string) (NetworkInfo, error) {
 	return info, nil
 }
 
-// reserveNetwork takes the name, subnet, a bridge name and its dnsmasq's
+// reserveNetwork takes the name, subnet, bridge name and its dnsmasq's
 // identity for a network that setupNetwork then builds without the lock.
-func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, p networkPlan, linkNames map[string]bool) (*netRes, error) {
-	taken := map[string]bool{}
-	for name := range linkNames {
-		taken[name] = true
-	}
+func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, p networkPlan) (*netRes, error) {
+	br := names.BridgeName(r.Name)
 	for _, other := range m.networks {
-		taken[other.bridge] = true
-	}
-	br, err := bridge.FreeName(taken)
-	if err != nil {
-		return nil, Wrap(Failed, err, "choosing a bridge name")
+		if other.bridge == br {
+			return nil, Errorf(Exists, "network %q would have the bridge %s, which network %q has: choose another name", r.Name, br, other.name)
+		}
 	}
 	n := &netRes{
 		name: r.Name, owner: c.UID, plan: p.plan, bridge: br,
@@ -533,9 +536,11 @@ func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, p networkPlan, link
 		n.mtu = *r.MTU
 	}
 	if (n.dhcp || n.dns) && !m.opts.DnsmasqUnits {
-		if n.dnsmasqID, err = m.freeDnsmasqIdentity(p.ids); err != nil {
+		id, err := m.freeDnsmasqIdentity(p.ids)
+		if err != nil {
 			return nil, err
 		}
+		n.dnsmasqID = id
 	}
 	m.networks[n.name] = n
 	return n, nil
@@ -557,7 +562,16 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	if n.plan.Prefix6.IsValid() {
 		cfg.Address6 = netip.PrefixFrom(n.plan.Gateway6, n.plan.Prefix6.Bits())
 	}
-	if err := bridge.Create(cfg); err != nil {
+	if err := bridge.Create(cfg); errors.Is(err, os.ErrExist) {
+		// Someone else's link took the name after it was checked: the
+		// step recorded to delete the bridge, which was never made, must
+		// not delete that link.
+		n.rec.Steps = n.rec.Steps[:len(n.rec.Steps)-1]
+		if err := n.rec.save(); err != nil {
+			return Wrap(Failed, err, "recording the network")
+		}
+		return Errorf(Exists, "network %q would have the bridge %s, and an interface of that name appeared meanwhile: choose another name", n.name, n.bridge)
+	} else if err != nil {
 		return Wrap(Failed, err, "creating bridge %s", n.bridge)
 	}
 	if err := m.enableForwarding(n); err != nil {
@@ -602,8 +616,10 @@ func (m *Manager) enableForwarding(n *netRes) error {
 	return nil
 }
 
+// dnsmasqDir holds n's dnsmasq's files, named, like its unit, after the
+// bridge.
 func (m *Manager) dnsmasqDir(n *netRes) string {
-	return filepath.Join(m.opts.StateDir, "dnsmasq-"+n.name)
+	return filepath.Join(m.opts.StateDir, "dnsmasq-"+n.bridge)
 }
 
 // startDnsmasq records and starts n's dnsmasq, whose files (leases among

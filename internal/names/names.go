@@ -3,6 +3,8 @@
 package names
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	"github.com/godbus/dbus/v5"
@@ -17,6 +19,25 @@ const (
 	TapInterface     = "org.netgrant.NetGrant1.Tap"
 	ErrorPrefix      = "org.netgrant.NetGrant1.Error."
 )
+
+// BridgePrefix begins the name of every network's bridge.
+const BridgePrefix = "ng-"
+
+// maxIfName is IFNAMSIZ less its terminating NUL.
+const maxIfName = 15
+
+// BridgeName is the bridge of the network called network (API.md,
+// CreateNATNetwork): the same every time, so that it can be written into a
+// VM's configuration. "ng-" and the name where that fits an interface
+// name, else "ng-", the name's first 7 bytes, "-" and the first 4 hex
+// digits of the SHA-256 of the name.
+func BridgeName(network string) string {
+	if len(BridgePrefix)+len(network) <= maxIfName {
+		return BridgePrefix + network
+	}
+	sum := sha256.Sum256([]byte(network))
+	return BridgePrefix + network[:7] + "-" + hex.EncodeToString(sum[:2])
+}
 
 // NetworkPath is the object path of the network called name.
 func NetworkPath(name string) dbus.ObjectPath {

@@ -19,3 +19,21 @@ func TestPathLabelEncoding(t *testing.T) {
 		}
 	}
 }
+
+// Bridge names are the API's: ng-<name> where it fits in 15 bytes, else
+// ng-, the first 7 bytes, - and 4 hex digits of the name's SHA-256.
+func TestBridgeName(t *testing.T) {
+	for network, want := range map[string]string{
+		"lab":                              "ng-lab",
+		"user-1000":                        "ng-user-1000",
+		"twelve-chars":                     "ng-twelve-chars",
+		"thirteen-char":                    "ng-thirtee-3adc",
+		"a-much-longer-name":               "ng-a-much--2a0d",
+		"a-much-longer-nam2":               "ng-a-much--da85",
+		"abcdefghijklmnopqrstuvwxyz012345": "ng-abcdefg-653b",
+	} {
+		if got := BridgeName(network); got != want {
+			t.Errorf("BridgeName(%q) = %q, want %q", network, got, want)
+		}
+	}
+}

@@ -7,10 +7,13 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/netgrant/netgrant/internal/names"
 )
 
-// namePrefix marks bridges netgrant made; nothing else is ever deleted.
-const namePrefix = "ngbr"
+// legacyPrefix began the bridges of earlier versions, ngbr<N>: a journal
+// they left may still name one to delete.
+const legacyPrefix = "ngbr"
 
 // maxNameLen is IFNAMSIZ less its terminating NUL.
 const maxNameLen = 15
@@ -25,13 +28,17 @@ func MACFor(seed string) net.HardwareAddr {
 	return mac
 }
 
-// IsBridgeName reports whether name is of the ngbr<N> form, N a decimal
-// number without leading zeros.
+// IsBridgeName reports whether name is of the form netgrant names its
+// bridges (names.BridgeName), or earlier versions' ngbr<N>: nothing else
+// is ever made or deleted.
 func IsBridgeName(name string) bool {
-	digits, ok := strings.CutPrefix(name, namePrefix)
-	if !ok || len(name) > maxNameLen {
+	if len(name) > maxNameLen {
 		return false
 	}
+	if rest, ok := strings.CutPrefix(name, names.BridgePrefix); ok {
+		return rest != "" && strings.Trim(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == ""
+	}
+	digits, ok := strings.CutPrefix(name, legacyPrefix)
 	n, err := strconv.ParseUint(digits, 10, 64)
-	return err == nil && strconv.FormatUint(n, 10) == digits
+	return ok && err == nil && strconv.FormatUint(n, 10) == digits
 }

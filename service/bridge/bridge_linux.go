@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -20,7 +19,7 @@ import (
 
 // Config describes a network's bridge.
 type Config struct {
-	Name    string           // ngbr<N>, chosen by the caller
+	Name    string           // the network's (names.BridgeName)
 	MTU     int              // 68..65535
 	MAC     net.HardwareAddr // pinned, so the MAC never churns as ports come and go
 	Address netip.Prefix     // gateway address with the subnet's length, e.g. 10.97.3.1/24
@@ -37,15 +36,15 @@ var LinkLocal6 = netip.MustParsePrefix("fe80::1/64")
 const (
 	minMTU = 68
 	maxMTU = 65535
-	// maxBridges bounds FreeName's search; far beyond any real host.
-	maxBridges = 1 << 16
 )
+
 
 // Create makes the bridge described by cfg and brings it up: STP off,
 // forward delay 0 (ports forward at once, so a guest's first DHCP request
 // is not lost), the pinned MAC, no IPv6 addresses, the gateway address and
 // MTU. It fails if a link named cfg.Name exists, leaving that link alone;
-// on any other failure it removes what it made.
+// on any other failure it removes what it made. A link of that name
+// existing is an error wrapping os.ErrExist.
 func Create(cfg Config) (err error) {
 	if err := cfg.check(); err != nil {
 		return err
@@ -115,7 +114,7 @@ func addAddress(link netlink.Link, p netip.Prefix) error {
 func (cfg Config) check() error {
 	switch {
 	case !IsBridgeName(cfg.Name):
-		return fmt.Errorf("bridge name %q is not of the form %s<N>", cfg.Name, namePrefix)
+		return fmt.Errorf("bridge name %q is not a netgrant bridge's", cfg.Name)
 	case cfg.MTU < minMTU || cfg.MTU > maxMTU:
 		return fmt.Errorf("bridge MTU %d is outside %d..%d", cfg.MTU, minMTU, maxMTU)
 	case len(cfg.MAC) != 6 || cfg.MAC[0]&0x01 != 0 || string(cfg.MAC) == "\x00\x00\x00\x00\x00\x00":
@@ -218,7 +217,7 @@ func IsBridge(name string) (bool, error) {
 	return link.Type() == "bridge", nil
 }
 
-// LinkNames are the names (alternative names too) of links, for FreeName.
+// LinkNames are the names (alternative names too) of links.
 func LinkNames(links []netlink.Link) map[string]bool {
 	names := make(map[string]bool, len(links))
 	for _, l := range links {
@@ -228,18 +227,6 @@ func LinkNames(links []netlink.Link) map[string]bool {
 		}
 	}
 	return names
-}
-
-// FreeName returns the lowest ngbr<N> not in taken (link names, and the
-// bridges of networks being built or removed).
-func FreeName(taken map[string]bool) (string, error) {
-	for n := range maxBridges {
-		name := namePrefix + strconv.Itoa(n)
-		if !taken[name] {
-			return name, nil
-		}
-	}
-	return "", fmt.Errorf("no free bridge name below %s%d", namePrefix, maxBridges)
 }
 
 const ipForward = "/proc/sys/net/ipv4/ip_forward"

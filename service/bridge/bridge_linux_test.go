@@ -15,8 +15,6 @@ import (
 	"github.com/netgrant/netgrant/test/nstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/netgrant/netgrant/service/nldump"
 )
 
 func TestMain(m *testing.M) { nstest.Main(m) }
@@ -78,50 +76,50 @@ func vethPort(t *testing.T, name, mac string) {
 
 func TestCreate(t *testing.T) {
 	nstest.Require(t)
-	cfg := create(t, "ngbr0", 9000, "10.97.3.1/24")
+	cfg := create(t, "ng-lab", 9000, "10.97.3.1/24")
 
-	br := link(t, "ngbr0")
+	br := link(t, "ng-lab")
 	if _, ok := br.(*netlink.Bridge); !ok {
-		t.Fatalf("ngbr0 is a %s, want a bridge", br.Type())
+		t.Fatalf("ng-lab is a %s, want a bridge", br.Type())
 	}
-	if isBr, err := IsBridge("ngbr0"); !isBr || err != nil {
-		t.Errorf("IsBridge(ngbr0) = %v, %v", isBr, err)
+	if isBr, err := IsBridge("ng-lab"); !isBr || err != nil {
+		t.Errorf("IsBridge(ng-lab) = %v, %v", isBr, err)
 	}
 	if br.Attrs().Flags&net.FlagUp == 0 {
-		t.Error("ngbr0 is down")
+		t.Error("ng-lab is down")
 	}
 	if br.Attrs().MTU != 9000 {
-		t.Errorf("ngbr0 MTU = %d, want 9000", br.Attrs().MTU)
+		t.Errorf("ng-lab MTU = %d, want 9000", br.Attrs().MTU)
 	}
 	if got := br.Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
-		t.Errorf("ngbr0 MAC = %s, want %s", got, cfg.MAC)
+		t.Errorf("ng-lab MAC = %s, want %s", got, cfg.MAC)
 	}
 	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(addrs) != 1 || addrs[0].IPNet.String() != "10.97.3.1/24" {
-		t.Errorf("ngbr0 IPv4 addresses = %v, want 10.97.3.1/24", addrs)
+		t.Errorf("ng-lab IPv4 addresses = %v, want 10.97.3.1/24", addrs)
 	}
-	if got := sysfs(t, "/sys/class/net/ngbr0/bridge/stp_state"); got != "0" {
+	if got := sysfs(t, "/sys/class/net/ng-lab/bridge/stp_state"); got != "0" {
 		t.Errorf("stp_state = %s, want 0", got)
 	}
-	if got := sysfs(t, "/sys/class/net/ngbr0/bridge/forward_delay"); got != "0" {
+	if got := sysfs(t, "/sys/class/net/ng-lab/bridge/forward_delay"); got != "0" {
 		t.Errorf("forward_delay = %s, want 0", got)
 	}
 }
 
 func TestNoIPv6Address(t *testing.T) {
 	nstest.Require(t)
-	create(t, "ngbr0", 1500, "10.97.3.1/24")
-	attachFirstPort(t, "ngbr0")
+	create(t, "ng-lab", 1500, "10.97.3.1/24")
+	attachFirstPort(t, "ng-lab")
 
-	addrs, err := netlink.AddrList(link(t, "ngbr0"), netlink.FAMILY_V6)
+	addrs, err := netlink.AddrList(link(t, "ng-lab"), netlink.FAMILY_V6)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(addrs) != 0 {
-		t.Errorf("ngbr0 has IPv6 addresses %v, want none", addrs)
+		t.Errorf("ng-lab has IPv6 addresses %v, want none", addrs)
 	}
 }
 
@@ -130,14 +128,14 @@ func TestNoIPv6Address(t *testing.T) {
 // router advertisements.
 func TestIPv6GatewayAddresses(t *testing.T) {
 	nstest.Require(t)
-	cfg := Config{Name: "ngbr0", MTU: 1500, MAC: MACFor("ngbr0"), Address: netip.MustParsePrefix("10.97.3.1/24"),
+	cfg := Config{Name: "ng-lab", MTU: 1500, MAC: MACFor("ng-lab"), Address: netip.MustParsePrefix("10.97.3.1/24"),
 		Address6: netip.MustParsePrefix("fd00:97:3::1/64")}
 	if err := Create(cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = Delete("ngbr0") })
-	attachFirstPort(t, "ngbr0")
-	addrs, err := netlink.AddrList(link(t, "ngbr0"), netlink.FAMILY_V6)
+	t.Cleanup(func() { _ = Delete("ng-lab") })
+	attachFirstPort(t, "ng-lab")
+	addrs, err := netlink.AddrList(link(t, "ng-lab"), netlink.FAMILY_V6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +148,9 @@ func TestIPv6GatewayAddresses(t *testing.T) {
 	}
 	slices.Sort(got)
 	if strings.Join(got, " ") != "fd00:97:3::1/64 fe80::1/64" {
-		t.Errorf("ngbr0 IPv6 addresses %v, want fd00:97:3::1/64 and fe80::1/64", got)
+		t.Errorf("ng-lab IPv6 addresses %v, want fd00:97:3::1/64 and fe80::1/64", got)
 	}
-	if got := sysfs(t, "/proc/sys/net/ipv6/conf/ngbr0/accept_ra"); got != "0" {
+	if got := sysfs(t, "/proc/sys/net/ipv6/conf/ng-lab/accept_ra"); got != "0" {
 		t.Errorf("accept_ra = %s, want 0", got)
 	}
 }
@@ -227,32 +225,32 @@ func waitOperUp(t *testing.T, updates <-chan netlink.LinkUpdate, name string) {
 
 func TestMACPinned(t *testing.T) {
 	nstest.Require(t)
-	cfg := create(t, "ngbr0", 1500, "10.97.3.1/24")
+	cfg := create(t, "ng-lab", 1500, "10.97.3.1/24")
 	// Unpinned, a bridge takes the lowest MAC among its ports.
 	vethPort(t, "port0", "00:00:00:00:00:01")
 
-	if err := Attach("port0", "ngbr0"); err != nil {
+	if err := Attach("port0", "ng-lab"); err != nil {
 		t.Fatal(err)
 	}
-	if got := link(t, "ngbr0").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
-		t.Errorf("with port: ngbr0 MAC = %s, want %s", got, cfg.MAC)
+	if got := link(t, "ng-lab").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
+		t.Errorf("with port: ng-lab MAC = %s, want %s", got, cfg.MAC)
 	}
 	ip(t, "link", "set", "port0", "nomaster")
-	if got := link(t, "ngbr0").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
-		t.Errorf("after port left: ngbr0 MAC = %s, want %s", got, cfg.MAC)
+	if got := link(t, "ng-lab").Attrs().HardwareAddr.String(); got != cfg.MAC.String() {
+		t.Errorf("after port left: ng-lab MAC = %s, want %s", got, cfg.MAC)
 	}
 }
 
 func TestAttachMovesPortAndKeepsMTUs(t *testing.T) {
 	nstest.Require(t)
-	create(t, "ngbr0", 9000, "10.97.3.1/24")
+	create(t, "ng-lab", 9000, "10.97.3.1/24")
 	create(t, "ngbr1", 1400, "10.97.4.1/24")
 	vethPort(t, "port0", "")
 
 	steps := []struct {
 		bridge string
 		mtu    int
-	}{{"ngbr0", 9000}, {"ngbr1", 1400}}
+	}{{"ng-lab", 9000}, {"ngbr1", 1400}}
 	for _, s := range steps {
 		if err := Attach("port0", s.bridge); err != nil {
 			t.Fatal(err)
@@ -267,7 +265,7 @@ func TestAttachMovesPortAndKeepsMTUs(t *testing.T) {
 	}
 	ip(t, "link", "set", "port0", "nomaster")
 	// Bridges keep their own MTU when ports come and go.
-	for name, want := range map[string]int{"ngbr0": 9000, "ngbr1": 1400} {
+	for name, want := range map[string]int{"ng-lab": 9000, "ngbr1": 1400} {
 		if got, err := MTU(name); got != want || err != nil {
 			t.Errorf("MTU(%s) = %d, %v after its ports left; want %d", name, got, err, want)
 		}
@@ -288,13 +286,13 @@ func TestAttachRefusesNonBridge(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	nstest.Require(t)
-	create(t, "ngbr0", 1500, "10.97.3.1/24")
+	create(t, "ng-lab", 1500, "10.97.3.1/24")
 	for i := range 2 {
-		if err := Delete("ngbr0"); err != nil {
+		if err := Delete("ng-lab"); err != nil {
 			t.Fatalf("Delete #%d: %v", i+1, err)
 		}
-		if exists, err := linkExists("ngbr0"); exists || err != nil {
-			t.Fatalf("after Delete #%d: Exists(ngbr0) = %v, %v", i+1, exists, err)
+		if exists, err := linkExists("ng-lab"); exists || err != nil {
+			t.Fatalf("after Delete #%d: Exists(ng-lab) = %v, %v", i+1, exists, err)
 		}
 	}
 }
@@ -302,8 +300,8 @@ func TestDelete(t *testing.T) {
 func TestDeleteSparesOtherLinks(t *testing.T) {
 	nstest.Require(t)
 	addLink(t, "br0", "type", "bridge")
-	vethPort(t, "ngbr5", "")
-	for _, name := range []string{"br0", "ngbr5"} {
+	vethPort(t, "ng-five", "")
+	for _, name := range []string{"br0", "ng-five"} {
 		if err := Delete(name); err == nil {
 			t.Errorf("Delete(%s) succeeded", name)
 		}
@@ -315,25 +313,25 @@ func TestDeleteSparesOtherLinks(t *testing.T) {
 
 func TestCreateOnExistingName(t *testing.T) {
 	nstest.Require(t)
-	addLink(t, "ngbr0", "address", "02:00:00:00:00:42", "type", "bridge")
-	err := Create(Config{Name: "ngbr0", MTU: 1500, MAC: MACFor("x"), Address: netip.MustParsePrefix("10.97.3.1/24")})
+	addLink(t, "ng-lab", "address", "02:00:00:00:00:42", "type", "bridge")
+	err := Create(Config{Name: "ng-lab", MTU: 1500, MAC: MACFor("x"), Address: netip.MustParsePrefix("10.97.3.1/24")})
 	if !errors.Is(err, os.ErrExist) {
 		t.Fatalf("Create on an existing name: %v, want an error wrapping EEXIST", err)
 	}
-	l, err := netlink.LinkByName("ngbr0")
+	l, err := netlink.LinkByName("ng-lab")
 	if err != nil {
-		t.Fatalf("the existing ngbr0 is gone: %v", err)
+		t.Fatalf("the existing ng-lab is gone: %v", err)
 	}
 	if got := l.Attrs().HardwareAddr.String(); got != "02:00:00:00:00:42" {
-		t.Errorf("the existing ngbr0 was changed: MAC %s", got)
+		t.Errorf("the existing ng-lab was changed: MAC %s", got)
 	}
 	if addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4); len(addrs) != 0 {
-		t.Errorf("the existing ngbr0 got addresses %v", addrs)
+		t.Errorf("the existing ng-lab got addresses %v", addrs)
 	}
 }
 
 func TestCreateRejectsBadConfig(t *testing.T) {
-	good := Config{Name: "ngbr0", MTU: 1500, MAC: MACFor("x"), Address: netip.MustParsePrefix("10.97.3.1/24")}
+	good := Config{Name: "ng-lab", MTU: 1500, MAC: MACFor("x"), Address: netip.MustParsePrefix("10.97.3.1/24")}
 	tests := map[string]func(*Config){
 		"name":          func(c *Config) { c.Name = "br0" },
 		"MTU too small": func(c *Config) { c.MTU = 67 },
@@ -350,31 +348,6 @@ func TestCreateRejectsBadConfig(t *testing.T) {
 			t.Errorf("Create with bad %s succeeded", what)
 			_ = Delete(cfg.Name)
 		}
-	}
-}
-
-func TestFreeName(t *testing.T) {
-	nstest.Require(t)
-	addLink(t, "ngbr0", "type", "bridge")
-	addLink(t, "ngbr2", "type", "bridge")
-	vethPort(t, "ngbr3", "")
-
-	all, err := nldump.Links()
-	if err != nil {
-		t.Fatal(err)
-	}
-	links := LinkNames(all)
-	taken := map[string]bool{"ngbr1": true, "ngbr5": true}
-	for name := range links {
-		taken[name] = true
-	}
-	got, err := FreeName(taken)
-	if err != nil || got != "ngbr4" {
-		t.Fatalf("FreeName = %q, %v; want ngbr4", got, err)
-	}
-	got, err = FreeName(links)
-	if err != nil || got != "ngbr1" {
-		t.Fatalf("FreeName(links) = %q, %v; want ngbr1", got, err)
 	}
 }
 

@@ -23,19 +23,27 @@ func TestMACFor(t *testing.T) {
 
 func TestIsBridgeName(t *testing.T) {
 	tests := map[string]bool{
+		"ng-lab":           true,
+		"ng-user-1000":     true,
+		"ng-a_b-C9":        true,
+		"ng-thirtee-3adc":  true, // 15 bytes, IFNAMSIZ-1
+		"ng-thirteen-char": false,
+		"ng-":              false,
+		"ng-a.b":           false,
+		"ng-a+b":           false,
+		"ng-a b":           false,
+		// Earlier versions' names, which their journals may still hold.
 		"ngbr0":            true,
-		"ngbr7":            true,
 		"ngbr42":           true,
-		"ngbr12345678901":  true, // 15 bytes, IFNAMSIZ-1
+		"ngbr12345678901":  true,
 		"ngbr123456789012": false,
 		"ngbr":             false,
 		"ngbr01":           false,
 		"ngbr-1":           false,
-		"ngbr+1":           false,
 		"ngbr1a":           false,
 		"ngtap0":           false,
 		"br0":              false,
-		"NGBR0":            false,
+		"NG-lab":           false,
 	}
 	for name, want := range tests {
 		if got := IsBridgeName(name); got != want {

@@ -30,9 +30,10 @@ type Config struct {
 	// network's dnsmasq has (see account.go).
 	Identity Identity
 	// Unit runs dnsmasq as an instance of the netgrant-dnsmasq@ systemd
-	// unit rather than as a child; Dir must then be UnitDir(Network).
+	// unit rather than as a child, the instance named after the bridge;
+	// Dir must then be UnitDir(Bridge).
 	// The unit gives it an identity of its own and a directory it may
-	// write its lease file in, UnitLeaseDir(Network).
+	// write its lease file in, UnitLeaseDir(Bridge).
 	Unit bool
 	Log  *slog.Logger
 }
@@ -41,7 +42,7 @@ const leaseTime = "1h"
 
 func (c Config) leaseFile() string {
 	if c.Unit {
-		return filepath.Join(UnitLeaseDir(c.Network), "leases")
+		return filepath.Join(UnitLeaseDir(c.Bridge), "leases")
 	}
 	return filepath.Join(c.Dir, "leases")
 }
@@ -58,8 +59,8 @@ func (c Config) validate() error {
 		return errors.New("no state directory")
 	case !c.Unit && (c.Identity.UID <= 0 || c.Identity.GID <= 0):
 		return errors.New("no identity to run as")
-	case c.Unit && c.Dir != UnitDir(c.Network):
-		return fmt.Errorf("state directory %s is not %s, where the netgrant-dnsmasq@ unit looks", c.Dir, UnitDir(c.Network))
+	case c.Unit && c.Dir != UnitDir(c.Bridge):
+		return fmt.Errorf("state directory %s is not %s, where the netgrant-dnsmasq@ unit looks", c.Dir, UnitDir(c.Bridge))
 	case !c.DHCP && !c.DNS:
 		return errors.New("neither DHCP nor DNS requested")
 	case !c.Gateway.Is4() || !c.Prefix.Addr().Is4() || !c.Prefix.Contains(c.Gateway):

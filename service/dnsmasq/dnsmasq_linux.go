@@ -76,12 +76,12 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 	}
 	if cfg.Unit {
 		// The unit makes the directory of the lease file when it starts.
-		i.unit = UnitName(cfg.Network)
+		i.unit = UnitName(cfg.Bridge)
 		if err := startUnit(cfg); err != nil {
 			return nil, err
 		}
 		if i.leases, err = watchLeases(cfg.leaseFile(), cfg.Prefix, onLeases); err != nil {
-			StopUnit(cfg.Network)
+			StopUnit(cfg.Bridge)
 			return nil, err
 		}
 		return i, nil
@@ -134,7 +134,7 @@ func prepareLeaseFile(path string, id Identity) error {
 func (i *Instance) Stop() error {
 	i.once.Do(func() {
 		if i.unit != "" {
-			i.stopErr = StopUnit(i.cfg.Network)
+			i.stopErr = StopUnit(i.cfg.Bridge)
 		} else {
 			close(i.stop)
 			<-i.stopped

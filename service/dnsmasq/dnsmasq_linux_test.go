@@ -470,10 +470,10 @@ func TestAvailable(t *testing.T) {
 // systemd learns it serves), and dnsmasq itself accepts it.
 func TestUnitConfigurationIsTheCommandLine(t *testing.T) {
 	cfg := config(t, true, true, nil)
-	cfg.Network, cfg.Unit = "lab", true
+	cfg.Unit = true
 	conf := string(cfg.conf())
 	for _, want := range []string{"interface=" + bridge + "\n", "listen-address=" + gateway + "\n", "pid-file=\n",
-		"dhcp-leasefile=/run/netgrant-dnsmasq/lab/leases\n", "dhcp-range=10.97.0.100,10.97.0.150,255.255.255.0,1h\n", "no-hosts\n"} {
+		"dhcp-leasefile=/run/netgrant-dnsmasq/" + bridge + "/leases\n", "dhcp-range=10.97.0.100,10.97.0.150,255.255.255.0,1h\n", "no-hosts\n"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("configuration lacks %q:\n%s", want, conf)
 		}
@@ -499,7 +499,7 @@ func TestUnitConfigurationIsTheCommandLine(t *testing.T) {
 func TestUnitNeedsItsStateDirectory(t *testing.T) {
 	cfg := config(t, true, true, nil)
 	cfg.Unit = true
-	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), UnitDir(cfg.Network)) {
-		t.Errorf("a unit with state in %s: %v, want an error naming %s", cfg.Dir, err, UnitDir(cfg.Network))
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), UnitDir(cfg.Bridge)) {
+		t.Errorf("a unit with state in %s: %v, want an error naming %s", cfg.Dir, err, UnitDir(cfg.Bridge))
 	}
 }

@@ -28,16 +28,24 @@ const UnitStateDir = "/run/netgrant"
 // under a second.
 const systemctlTimeout = time.Minute
 
-// UnitName is the systemd unit of network's dnsmasq.
-func UnitName(network string) string { return "netgrant-dnsmasq@" + network + ".service" }
+// A network's dnsmasq unit is named after its bridge, whose name is short
+// and of the characters a user name takes: the unit's User=, which gives
+// each instance a dynamic user of its own, derives from it. (Without
+// User=, DynamicUser= would name every instance's user after the
+// template, netgrant-dnsmasq, and so give them all one, the static
+// account of that name.)
 
-// UnitDir is the directory the unit of network's dnsmasq reads its
+// UnitName is the systemd unit of the dnsmasq of the network whose bridge
+// is bridge.
+func UnitName(bridge string) string { return "netgrant-dnsmasq@" + bridge + ".service" }
+
+// UnitDir is the directory the unit of bridge's dnsmasq reads its
 // configuration from.
-func UnitDir(network string) string { return filepath.Join(UnitStateDir, "dnsmasq-"+network) }
+func UnitDir(bridge string) string { return filepath.Join(UnitStateDir, "dnsmasq-"+bridge) }
 
-// UnitLeaseDir is the directory the unit of network's dnsmasq writes its
+// UnitLeaseDir is the directory the unit of bridge's dnsmasq writes its
 // lease file in (its RuntimeDirectory=).
-func UnitLeaseDir(network string) string { return filepath.Join("/run/netgrant-dnsmasq", network) }
+func UnitLeaseDir(bridge string) string { return filepath.Join("/run/netgrant-dnsmasq", bridge) }
 
 func (c Config) confFile() string { return filepath.Join(c.Dir, "dnsmasq.conf") }
 
@@ -74,12 +82,12 @@ func startUnit(c Config) error {
 	if err := os.Rename(tmp, c.confFile()); err != nil {
 		return fmt.Errorf("writing dnsmasq's configuration: %w", err)
 	}
-	return systemctl("start", UnitName(c.Network))
+	return systemctl("start", UnitName(c.Bridge))
 }
 
-// StopUnit stops network's dnsmasq unit; one not running is not an error.
-func StopUnit(network string) error {
-	return systemctl("stop", UnitName(network))
+// StopUnit stops bridge's dnsmasq unit; one not running is not an error.
+func StopUnit(bridge string) error {
+	return systemctl("stop", UnitName(bridge))
 }
 
 // systemctl runs "systemctl verb --quiet options... unit".

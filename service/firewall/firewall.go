@@ -18,7 +18,7 @@ import (
 
 // Network is what the firewall needs to know about one NAT network.
 type Network struct {
-	Bridge   string // ngbr<N>; chain names derive from it
+	Bridge   string // the network's bridge; chain names derive from it
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
 	Outbound bool // forward and masquerade to the outside; false = host-only

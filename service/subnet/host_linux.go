@@ -13,10 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ownBridgePrefix marks netgrant's own bridges; their subnets are reported
-// by the caller as networks, with better descriptions.
-const ownBridgePrefix = "ngbr"
-
 // broadestRouteBits: routes broader than a /8 are default routes in
 // disguise (OpenVPN's 0.0.0.0/1 + 128.0.0.0/1); a more specific bridge route
 // wins over them just as over 0.0.0.0/0, and counting them would leave no
@@ -31,8 +27,8 @@ var resolvConfs = []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf
 // IPv4 and IPv6 addresses, its unicast routes in all routing tables but
 // default routes, the gateways of all its routes (default routes' too),
 // and its DNS resolvers: a network holding one of those would capture
-// traffic the host sends elsewhere. Anything on netgrant's own bridges is
-// left out; links are the host's links, to name them.
+// traffic the host sends elsewhere. netgrant's own networks are among
+// them; links are the host's links, to name them.
 func HostUses(links []netlink.Link) ([]Use, error) {
 	names := make(map[int]string, len(links))
 	for _, l := range links {
@@ -51,11 +47,7 @@ func HostUses(links []netlink.Link) ([]Use, error) {
 
 	var uses []Use
 	for _, a := range addrs {
-		name := names[a.LinkIndex]
-		if strings.HasPrefix(name, ownBridgePrefix) {
-			continue
-		}
-		if u, ok := addrUse(a, name); ok {
+		if u, ok := addrUse(a, names[a.LinkIndex]); ok {
 			uses = append(uses, u)
 		}
 	}
@@ -87,7 +79,7 @@ func gatewayUses(r netlink.Route, names map[int]string) []Use {
 	var uses []Use
 	for _, hop := range hops {
 		gw, ok := netip.AddrFromSlice(hop.gw)
-		if !ok || strings.HasPrefix(names[hop.dev], ownBridgePrefix) {
+		if !ok {
 			continue
 		}
 		gw = gw.Unmap()
@@ -151,13 +143,8 @@ func routeUse(r netlink.Route, names map[int]string) (Use, bool) {
 		devs = append(devs, names[hop.LinkIndex])
 	}
 	what := "route " + dst.Masked().String()
-	own := len(devs) > 0
 	for _, dev := range devs {
 		what += " dev " + dev
-		own = own && strings.HasPrefix(dev, ownBridgePrefix)
-	}
-	if own {
-		return Use{}, false
 	}
 	if r.Table != unix.RT_TABLE_MAIN {
 		what += fmt.Sprintf(" table %d", r.Table)

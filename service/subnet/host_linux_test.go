@@ -66,6 +66,10 @@ func TestHostUses(t *testing.T) {
 		{"fd77:1:2:3::/64", "address fd77:1:2:3::5/64 on v0"},
 		{"fd88:0:0:1::/64", "route fd88::/48 dev v0"},
 		{"fd44::/64", "gateway fd44::1 of route default dev v0"},
+		// netgrant's own bridges are the host's too (the service names
+		// its networks first).
+		{"10.97.3.0/24", "address 10.97.3.1/24 on ngbr0"},
+		{"10.98.0.0/24", "route 10.98.0.0/16 dev ngbr0"},
 	}
 	for _, c := range conflicts {
 		got, ok := Conflict(netip.MustParsePrefix(c.subnet), uses)
@@ -73,8 +77,8 @@ func TestHostUses(t *testing.T) {
 			t.Errorf("Conflict(%s) = %q, %v; want %q", c.subnet, got.What, ok, c.want)
 		}
 	}
-	// Default routes, netgrant's own bridges and loopback leave these free.
-	for _, free := range []string{"192.168.100.0/24", "10.97.3.0/24", "10.98.0.0/24", "10.5.5.8/29"} {
+	// Default routes and loopback leave these free.
+	for _, free := range []string{"192.168.100.0/24", "10.5.5.8/29"} {
 		if got, ok := Conflict(netip.MustParsePrefix(free), uses); ok {
 			t.Errorf("Conflict(%s) = %q, want none", free, got.What)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/test/harness"
 )
 
@@ -21,7 +22,7 @@ import (
 // and returns its pid, uid and gid.
 func dnsmasqOf(t *testing.T, env *harness.Env, network string) (pid, uid, gid int) {
 	t.Helper()
-	marker := "--dhcp-leasefile=" + filepath.Join(env.StateDir, "dnsmasq-"+network, "leases")
+	marker := "--dhcp-leasefile=" + filepath.Join(env.StateDir, "dnsmasq-"+names.BridgeName(network), "leases")
 	for _, p := range harness.ProcessesNamed("dnsmasq") {
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), marker) {
@@ -95,13 +96,13 @@ func TestDnsmasqsCannotTouchEachOther(t *testing.T) {
 	// Its identity can write nothing in the state directory that root
 	// reads later, but the lease file it writes: what it writes there is
 	// read as hostile (TestHostileLeaseFileBreaksNothing).
-	dir := filepath.Join(env.StateDir, "dnsmasq-lab")
+	dir := filepath.Join(env.StateDir, "dnsmasq-ng-lab")
 	for _, attempt := range []string{
 		"echo 1 > " + dir + "/dnsmasq.pid",
 		"echo 1 > " + dir + "/hosts/evil",
 		"ln -s /etc/shadow " + dir + "/leases.new",
 		"echo 1 > " + env.StateDir + "/network-lab.json",
-		"echo 1 > " + filepath.Join(env.StateDir, "dnsmasq-other", "leases"),
+		"echo 1 > " + filepath.Join(env.StateDir, "dnsmasq-ng-other", "leases"),
 	} {
 		if ok, _ := runAs(t, labUID, labGID, attempt); ok {
 			t.Errorf("lab's dnsmasq could: %s", attempt)
@@ -167,7 +168,7 @@ func TestHostileLeaseFileBreaksNothing(t *testing.T) {
 	for i := range 3000 {
 		lines = append(lines, fmt.Sprintf("0 52:54:00:01:%02x:%02x 10.97.0.%d flood%d *", i/256, i%256, 20+i%200, i))
 	}
-	leaseFile := filepath.Join(env.StateDir, "dnsmasq-lab", "leases")
+	leaseFile := filepath.Join(env.StateDir, "dnsmasq-ng-lab", "leases")
 	if err := os.WriteFile(leaseFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/tap"
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/test/harness"
 )
 
@@ -95,7 +96,7 @@ func goals(b *testing.B, backend string) {
 	var tapTimes []time.Duration
 	for i := range seqTaps {
 		start := time.Now()
-		if _, _, _, err := holder.CreateTap(map[string]dbus.Variant{"bridge": dbus.MakeVariant("ngbr" + strconv.Itoa(i%networks))}); err != nil {
+		if _, _, _, err := holder.CreateTap(map[string]dbus.Variant{"bridge": dbus.MakeVariant(names.BridgeName("n" + strconv.Itoa(i%networks)))}); err != nil {
 			b.Fatal(err)
 		}
 		tapTimes = append(tapTimes, time.Since(start))
@@ -117,7 +118,7 @@ func goals(b *testing.B, backend string) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < rest; i += clients {
-				if _, _, _, err := c.CreateTap(map[string]dbus.Variant{"bridge": dbus.MakeVariant("ngbr" + strconv.Itoa(i%networks))}); err != nil {
+				if _, _, _, err := c.CreateTap(map[string]dbus.Variant{"bridge": dbus.MakeVariant(names.BridgeName("n" + strconv.Itoa(i%networks)))}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -137,7 +138,7 @@ func goals(b *testing.B, backend string) {
 		c.Kill()
 	}
 	harness.WaitFor(b, "every tap and network to go", func() bool {
-		return len(harness.Links(b, "ngtap")) == 0 && len(harness.Links(b, "ngbr")) == 0
+		return len(harness.Links(b, "ngtap")) == 0 && len(harness.Links(b, "ng-")) == 0
 	})
 	released := time.Since(start)
 	stopProfile()

@@ -280,7 +280,7 @@ func completeTypeLen(sig string) int {
 }
 
 var randomStrings = []string{"", "lab", "network", "bridge", "queues", "mac", "mtu", "subnet", "persistent", "dhcp",
-	"ngtap0", "ngbr0", "10.97.0.0/24", "52:54:00:12:34:56", "org.netgrant.NetGrant1.Manager", "Version", "Leases",
+	"ngtap0", "ng-lab", "10.97.0.0/24", "52:54:00:12:34:56", "org.netgrant.NetGrant1.Manager", "Version", "Leases",
 	"user-4001", "-x", "a/b", strings.Repeat("z", 300), "café", "tcp", "udp"}
 
 // value returns a random value of the complete type sig as godbus encodes

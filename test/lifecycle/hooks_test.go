@@ -32,7 +32,7 @@ func TestHooksRunInOrderWithTheirEnvironment(t *testing.T) {
 	_, fds, info := mustCreateTap(t, alice, opts{"network": v("lab")})
 	ifname, mac := info["ifname"].Value().(string), info["mac"].Value().(string)
 	log.waitRuns(t, "tap-up", "10-first tap-up", "20-second tap-up")
-	wantEnv := "ifname=" + ifname + " bridge=ngbr0 network=lab subnet=10.97.3.0/24 mac=" + mac + " uid=4001 event=tap-up device=present"
+	wantEnv := "ifname=" + ifname + " bridge=ng-lab network=lab subnet=10.97.3.0/24 mac=" + mac + " uid=4001 event=tap-up device=present"
 	for _, line := range log.lines(t) {
 		if strings.Contains(line, " tap-up ") && !strings.HasSuffix(line, wantEnv) {
 			t.Errorf("tap-up hook saw %q, want %q", line, wantEnv)
@@ -47,7 +47,7 @@ func TestHooksRunInOrderWithTheirEnvironment(t *testing.T) {
 	}
 	log.waitRuns(t, "network-down", "20-second network-down", "10-first network-down")
 	for _, line := range log.lines(t) {
-		if strings.Contains(line, " network-down ") && !strings.HasSuffix(line, "ifname=ngbr0 bridge=ngbr0 network=lab subnet=10.97.3.0/24 mac= uid=4001 event=network-down device=present") {
+		if strings.Contains(line, " network-down ") && !strings.HasSuffix(line, "ifname=ng-lab bridge=ng-lab network=lab subnet=10.97.3.0/24 mac= uid=4001 event=network-down device=present") {
 			t.Errorf("network-down hook ran after the bridge went, or saw the wrong environment: %q", line)
 		}
 	}
@@ -119,7 +119,7 @@ func TestDownHooksRunOnEveryPath(t *testing.T) {
 	holder.Kill()
 	log.waitRuns(t, "network-down", "10-log network-down")
 	// The hooks run first; the rest of the teardown follows.
-	harness.WaitFor(t, "the dropped network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
+	harness.WaitFor(t, "the dropped network to go", func() bool { return len(harness.Links(t, "ng-")) == 0 })
 	log.clear(t)
 
 	// Recovery: the holder left while netgrantd was down.
@@ -132,7 +132,7 @@ func TestDownHooksRunOnEveryPath(t *testing.T) {
 	if last := log.lines(t)[len(log.lines(t))-1]; !strings.Contains(last, "network=orphaned") || !strings.HasSuffix(last, "device=present") {
 		t.Errorf("recovery's network-down: %s", last)
 	}
-	harness.WaitFor(t, "the orphaned network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
+	harness.WaitFor(t, "the orphaned network to go", func() bool { return len(harness.Links(t, "ng-")) == 0 })
 }
 
 // The kernel gives a closed tap's name to the next tap at once, often
@@ -185,7 +185,7 @@ func TestDownHooksRunOnceAcrossACrash(t *testing.T) {
 	env.StartDaemon()
 	harness.WaitFor(t, "the interrupted network to go", func() bool {
 		_, err := os.Stat(record)
-		return os.IsNotExist(err) && len(harness.Links(t, "ngbr")) == 0 && len(harness.ProcessesNamed("dnsmasq")) == 0
+		return os.IsNotExist(err) && len(harness.Links(t, "ng-")) == 0 && len(harness.ProcessesNamed("dnsmasq")) == 0
 	})
 	if runs := log.runs(t, "network-down"); len(runs) != 1 {
 		t.Errorf("the down hooks ran %d times: %v", len(runs), runs)

@@ -123,7 +123,7 @@ func stateEntries(t *testing.T, env *harness.Env) []string {
 func assertNothingLeft(t *testing.T, env *harness.Env, iptablesBefore string) {
 	t.Helper()
 	harness.WaitFor(t, "everything to be torn down", func() bool {
-		return len(harness.Links(t, "ngbr")) == 0 && len(harness.Links(t, "ngtap")) == 0 &&
+		return len(harness.Links(t, "ng-")) == 0 && len(harness.Links(t, "ngtap")) == 0 &&
 			len(harness.ProcessesNamed("dnsmasq")) == 0 && len(stateEntries(t, env)) == 0
 	})
 	if after := harness.IPTablesSave(t); after != iptablesBefore {

@@ -60,7 +60,7 @@ func TestRestartAdoptsWhatIsStillHeld(t *testing.T) {
 			if got := env.Property(netPath, networkIface, "Taps").([]dbus.ObjectPath); len(got) != 1 || got[0] != tapPath {
 				t.Errorf("Network.Taps = %v after the restart", got)
 			}
-			if links := harness.Links(t, "ngbr"); len(links) != 1 {
+			if links := harness.Links(t, "ng-"); len(links) != 1 {
 				t.Errorf("bridges after the restart: %v, want only the kept network's", links)
 			}
 			if pids := harness.ProcessesNamed("dnsmasq"); len(pids) != 1 {
@@ -118,7 +118,7 @@ func TestHalfDoneCallIsUndone(t *testing.T) {
 		done <- err
 	}()
 	harness.WaitFor(t, "the slow network-up hook to start", func() bool { return len(log.runs(t, "network-up")) == 1 && fileExists(string(marker)) })
-	if len(harness.Links(t, "ngbr")) != 1 || len(harness.ProcessesNamed("dnsmasq")) != 1 {
+	if len(harness.Links(t, "ng-")) != 1 || len(harness.ProcessesNamed("dnsmasq")) != 1 {
 		t.Fatal("the call had not set the network up when its hook ran")
 	}
 	env.KillDaemon()

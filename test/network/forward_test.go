@@ -256,7 +256,7 @@ func TestPortForwards(t *testing.T) {
 	if r := callOn(alice, netPath, networkIface, "Delete"); r.Err() != nil {
 		t.Fatal(r.Err())
 	}
-	harness.WaitFor(t, "the network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
+	harness.WaitFor(t, "the network to go", func() bool { return len(harness.Links(t, "ng-")) == 0 })
 	if after := harness.FirewallRules(t); after != rulesBefore {
 		t.Errorf("the firewall differs from before the network:\n--- before\n%s--- after\n%s", rulesBefore, after)
 	}

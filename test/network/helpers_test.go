@@ -85,7 +85,7 @@ func run(t *testing.T, name string, args ...string) string {
 func assertNothingLeft(t *testing.T, env *harness.Env, rulesBefore string) {
 	t.Helper()
 	harness.WaitFor(t, "every network to be torn down", func() bool {
-		return len(harness.Links(t, "ngbr")) == 0 && len(harness.ProcessesNamed("dnsmasq")) == 0
+		return len(harness.Links(t, "ng-")) == 0 && len(harness.ProcessesNamed("dnsmasq")) == 0
 	})
 	if after := harness.FirewallRules(t); after != rulesBefore {
 		t.Errorf("the firewall differs from before:\n--- before\n%s--- after\n%s", rulesBefore, after)

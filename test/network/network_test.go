@@ -32,7 +32,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 		t.Fatalf("path %s", path)
 	}
 	want := map[string]any{
-		"name": "lab", "bridge": "ngbr0", "subnet": "10.97.0.0/24", "gateway": "10.97.0.1",
+		"name": "lab", "bridge": "ng-lab", "subnet": "10.97.0.0/24", "gateway": "10.97.0.1",
 		"dhcp_start": "10.97.0.2", "dhcp_end": "10.97.0.254", "dns": true, "outbound": true, "persistent": false,
 	}
 	for k, w := range want {
@@ -51,18 +51,18 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 
 	// The bridge: gateway addresses, pinned MAC, no STP delay, no IPv6
 	// but the fixed link-local address and the gateway's.
-	if out := run(t, "ip", "-4", "-o", "addr", "show", "dev", "ngbr0"); !strings.Contains(out, "10.97.0.1/24") {
-		t.Errorf("ngbr0 lacks the gateway address: %s", out)
+	if out := run(t, "ip", "-4", "-o", "addr", "show", "dev", "ng-lab"); !strings.Contains(out, "10.97.0.1/24") {
+		t.Errorf("ng-lab lacks the gateway address: %s", out)
 	}
-	if sysfs(t, "ngbr0", "addr_assign_type") != "3" {
-		t.Errorf("ngbr0's MAC is not pinned (addr_assign_type %s)", sysfs(t, "ngbr0", "addr_assign_type"))
+	if sysfs(t, "ng-lab", "addr_assign_type") != "3" {
+		t.Errorf("ng-lab's MAC is not pinned (addr_assign_type %s)", sysfs(t, "ng-lab", "addr_assign_type"))
 	}
-	if sysfs(t, "ngbr0", "bridge", "stp_state") != "0" || sysfs(t, "ngbr0", "bridge", "forward_delay") != "0" {
-		t.Errorf("ngbr0 STP %s forward delay %s, want 0 and 0", sysfs(t, "ngbr0", "bridge", "stp_state"), sysfs(t, "ngbr0", "bridge", "forward_delay"))
+	if sysfs(t, "ng-lab", "bridge", "stp_state") != "0" || sysfs(t, "ng-lab", "bridge", "forward_delay") != "0" {
+		t.Errorf("ng-lab STP %s forward delay %s, want 0 and 0", sysfs(t, "ng-lab", "bridge", "stp_state"), sysfs(t, "ng-lab", "bridge", "forward_delay"))
 	}
-	if out := run(t, "ip", "-6", "-o", "addr", "show", "dev", "ngbr0"); strings.Count(out, "inet6") != 2 ||
+	if out := run(t, "ip", "-6", "-o", "addr", "show", "dev", "ng-lab"); strings.Count(out, "inet6") != 2 ||
 		!strings.Contains(out, gateway6+"/64") || !strings.Contains(out, "fe80::1/64") {
-		t.Errorf("ngbr0's IPv6 addresses: %s, want %s/64 and fe80::1/64 only", out, gateway6)
+		t.Errorf("ng-lab's IPv6 addresses: %s, want %s/64 and fe80::1/64 only", out, gateway6)
 	}
 	for _, forwarding := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
 		if b, _ := os.ReadFile(forwarding); strings.TrimSpace(string(b)) != "1" {
@@ -74,7 +74,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 	rules := harness.FirewallRules(t)
 	wantRules := []string{"-A INPUT -j NETGRANT-INPUT", "-A FORWARD -j NETGRANT-FORWARD", "-A POSTROUTING -j NETGRANT-POSTROUTING", "--to-ports 1024-65535"}
 	if harness.FirewallBackend() == "nftables" {
-		wantRules = []string{`iifname "ngbr0" jump ngbr0-in`, `oifname "ngbr0" jump ngbr0-to`, "masquerade to :1024-65535"}
+		wantRules = []string{`iifname "ng-lab" jump ng-lab-in`, `oifname "ng-lab" jump ng-lab-to`, "masquerade to :1024-65535"}
 	}
 	for _, w := range wantRules {
 		if !strings.Contains(rules, w) {
@@ -89,7 +89,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 	}
 	for _, line := range strings.Split(run(t, "ss", "-Hlntu"), "\n") {
 		if strings.Contains(line, ":53 ") && !strings.Contains(line, "10.97.0.1:53") &&
-			!strings.Contains(line, "["+gateway6+"]:53") && !strings.Contains(line, "[fe80::1]%ngbr0:53") {
+			!strings.Contains(line, "["+gateway6+"]:53") && !strings.Contains(line, "[fe80::1]%ng-lab:53") {
 			t.Errorf("something listens on port 53 beyond the gateway: %s", line)
 		}
 	}
@@ -98,7 +98,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 	}
 
 	for name, want := range map[string]any{
-		"Name": "lab", "Bridge": "ngbr0", "Subnet": "10.97.0.0/24", "Gateway": "10.97.0.1", "DHCP": true,
+		"Name": "lab", "Bridge": "ng-lab", "Subnet": "10.97.0.0/24", "Gateway": "10.97.0.1", "DHCP": true,
 		"Subnet6": subnet6, "Gateway6": gateway6,
 		"DNS": true, "Outbound": true, "Persistent": false, "Owner": uint32(4001), "Holders": uint32(1),
 	} {
@@ -148,7 +148,7 @@ func TestDisconnectOfLastHolderTearsDown(t *testing.T) {
 	harness.WaitFor(t, "the first holder's hold to drop", func() bool {
 		return env.Property(path, networkIface, "Holders") == uint32(1)
 	})
-	if len(harness.Links(t, "ngbr")) != 1 || len(harness.ProcessesNamed("dnsmasq")) != 1 {
+	if len(harness.Links(t, "ng-")) != 1 || len(harness.ProcessesNamed("dnsmasq")) != 1 {
 		t.Fatal("the network did not outlive its first holder")
 	}
 
@@ -175,7 +175,7 @@ func TestReleaseAndDelete(t *testing.T) {
 	if r := callOn(bob, path, networkIface, "Delete"); r.ErrorName != errPrefix+"NotOwner" {
 		t.Errorf("Delete by ngbob answered %q", r.ErrorName)
 	}
-	if len(harness.Links(t, "ngbr")) != 1 {
+	if len(harness.Links(t, "ng-")) != 1 {
 		t.Fatal("a refused Delete took the network down")
 	}
 	// The owner may delete from any connection, holder or not.
@@ -197,7 +197,7 @@ func TestPersistentNetworkOutlivesItsCreator(t *testing.T) {
 	harness.WaitFor(t, "the creator's hold to drop", func() bool {
 		return env.Property(path, networkIface, "Holders") == uint32(0)
 	})
-	if len(harness.Links(t, "ngbr")) != 1 || env.Property(path, networkIface, "Persistent") != true {
+	if len(harness.Links(t, "ng-")) != 1 || env.Property(path, networkIface, "Persistent") != true {
 		t.Fatal("the persistent network went with its creator")
 	}
 
@@ -206,7 +206,7 @@ func TestPersistentNetworkOutlivesItsCreator(t *testing.T) {
 	if harness.ErrorName(err) != "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" || !strings.Contains(err.Error(), "org.netgrant.persist") {
 		t.Errorf("persistent network without org.netgrant.persist: %v", err)
 	}
-	if len(harness.Links(t, "ngbr")) != 1 {
+	if len(harness.Links(t, "ng-")) != 1 {
 		t.Error("a refused persistent network was created")
 	}
 
@@ -226,7 +226,7 @@ func TestNetworkQuota(t *testing.T) {
 	}
 	// Joining is not creating.
 	mustCreateNetwork(t, env.Client(t, harness.UserAlice), "one", nil)
-	if n := len(harness.Links(t, "ngbr")); n != 1 {
+	if n := len(harness.Links(t, "ng-")); n != 1 {
 		t.Fatalf("%d bridges, want 1", n)
 	}
 }
@@ -250,7 +250,9 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 	}
 	for subnet, mention := range map[string]string{
 		"10.98.1.0/25":  `network "a"`,
-		"10.98.0.0/22":  "hostlan",
+		"10.98.0.0/24":  "hostlan",
+		// A network is named before the host's address on its bridge.
+		"10.98.0.0/22": `network "a"`,
 		"10.30.4.0/24":  "route",
 		"10.98.0.64/26": "10.98.0.1",
 	} {
@@ -259,7 +261,7 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 			t.Errorf("subnet %s: %v, want SubnetConflict naming %s", subnet, err, mention)
 		}
 	}
-	if n := len(harness.Links(t, "ngbr")); n != 2 {
+	if n := len(harness.Links(t, "ng-")); n != 2 {
 		t.Fatalf("%d bridges after refused calls, want 2", n)
 	}
 }
@@ -341,7 +343,7 @@ func TestSubnet6CannotCaptureHostTraffic(t *testing.T) {
 	if _, _, err := alice.CreateNATNetwork("capture", opts{"subnet6": v("fd12:3456:789a::/64")}); harness.ErrorName(err) != errPrefix+"InvalidArgument" || !strings.Contains(err.Error(), "pools") {
 		t.Errorf("subnet6 outside the pools: %v, want InvalidArgument naming the pools", err)
 	}
-	if n := len(harness.Links(t, "ngbr")); n != 0 {
+	if n := len(harness.Links(t, "ng-")); n != 0 {
 		t.Errorf("%d bridges after the refused calls", n)
 	}
 	mustCreateNetwork(t, alice, "fine", opts{"subnet6": v("fd00:97:2::/64")})
@@ -420,7 +422,7 @@ func TestBadInputCreatesNothing(t *testing.T) {
 	if _, _, err := alice.CreateNATNetwork("overlap", opts{"subnet": v("10.97.9.128/25")}); harness.ErrorName(err) != errPrefix+"SubnetConflict" {
 		t.Errorf("overlapping subnet: %v, want SubnetConflict", err)
 	}
-	if links := harness.Links(t, "ngbr"); len(links) != 1 {
+	if links := harness.Links(t, "ng-"); len(links) != 1 {
 		t.Errorf("bad calls left bridges: %v", links)
 	}
 	callOn(alice, "/org/netgrant/NetGrant1/network/good", networkIface, "Delete")
@@ -457,7 +459,7 @@ func TestMissingDnsmasqIsUnsupported(t *testing.T) {
 	if harness.ErrorName(err) != errPrefix+"Unsupported" || !strings.Contains(err.Error(), "dnsmasq-base") {
 		t.Fatalf("network without dnsmasq installed: %v, want Unsupported saying to install dnsmasq-base", err)
 	}
-	if len(harness.Links(t, "ngbr")) != 0 {
+	if len(harness.Links(t, "ng-")) != 0 {
 		t.Fatal("an unsupported call left a bridge")
 	}
 	mustCreateNetwork(t, alice, "bare", opts{"dhcp": v(false), "dns": v(false)})
@@ -486,7 +488,7 @@ func TestMissingIptablesIsUnsupported(t *testing.T) {
 	if harness.ErrorName(err) != errPrefix+"Unsupported" || !strings.Contains(err.Error(), "install the iptables package") {
 		t.Fatalf("network without iptables installed: %v, want Unsupported saying to install iptables", err)
 	}
-	if len(harness.Links(t, "ngbr")) != 0 {
+	if len(harness.Links(t, "ng-")) != 0 {
 		t.Fatal("an unsupported call left a bridge")
 	}
 	if _, _, _, err := alice.CreateTap(nil); err != nil {

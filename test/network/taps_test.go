@@ -73,7 +73,7 @@ func TestTapsOnANetwork(t *testing.T) {
 		t.Fatal(r.Err())
 	}
 	signals.Next(t, "org.freedesktop.DBus.Properties.PropertiesChanged", tapPath)
-	harness.WaitFor(t, "the network to go", func() bool { return len(harness.Links(t, "ngbr")) == 0 })
+	harness.WaitFor(t, "the network to go", func() bool { return len(harness.Links(t, "ng-")) == 0 })
 	if master(ifname) != "" || len(harness.Links(t, ifname)) != 1 {
 		t.Errorf("%s after its network went: master %q", ifname, master(ifname))
 	}
@@ -130,12 +130,12 @@ func TestHostBridgesAndAttachBridge(t *testing.T) {
 		t.Fatalf("AttachBridge to hostbr0: %v, master %q", err, master(ifname))
 	}
 	mustCreateNetwork(t, alice, "lab", nil)
-	if err := attach(alice, ifname, "ngbr0", nil); err != nil || master(ifname) != "ngbr0" {
+	if err := attach(alice, ifname, "ng-lab", nil); err != nil || master(ifname) != "ng-lab" {
 		t.Fatalf("AttachBridge to the network's bridge: %v, master %q", err, master(ifname))
 	}
 	tapPath := dbus.ObjectPath("/org/netgrant/NetGrant1/tap/" + ifname)
 	if got := env.Property(tapPath, tapIface, "Network"); got != dbus.ObjectPath("/org/netgrant/NetGrant1/network/lab") {
-		t.Errorf("after attaching to ngbr0, Tap.Network = %v", got)
+		t.Errorf("after attaching to ng-lab, Tap.Network = %v", got)
 	}
 	if err := attach(alice, ifname, "hostbr0", opts{"force": v(true)}); harness.ErrorName(err) != errPrefix+"InvalidArgument" || !strings.Contains(err.Error(), "force") {
 		t.Errorf("AttachBridge with an option: %v", err)
@@ -149,7 +149,7 @@ func TestHostBridgesAndAttachBridge(t *testing.T) {
 	if err := attach(alice, "eth0", "hostbr0", nil); harness.ErrorName(err) != errPrefix+"NotFound" {
 		t.Errorf("AttachBridge of a link that is no netgrant tap: %v", err)
 	}
-	if master(ifname) != "ngbr0" {
+	if master(ifname) != "ng-lab" {
 		t.Errorf("refused calls moved the tap to %q", master(ifname))
 	}
 }
@@ -170,11 +170,11 @@ func TestFixedGuestAddress(t *testing.T) {
 	if info["ipv4"].Value() != "10.97.7.50" || env.Property(tapPath, tapIface, "IPv4") != "10.97.7.50" {
 		t.Errorf("info ipv4 %v, Tap.IPv4 %v, want 10.97.7.50", info["ipv4"], env.Property(tapPath, tapIface, "IPv4"))
 	}
-	hosts, err := os.ReadDir(filepath.Join(env.StateDir, "dnsmasq-fixed", "hosts"))
+	hosts, err := os.ReadDir(filepath.Join(env.StateDir, "dnsmasq-ng-fixed", "hosts"))
 	if err != nil || len(hosts) != 1 {
 		t.Fatalf("dnsmasq's reservations: %v, %v", hosts, err)
 	}
-	line, _ := os.ReadFile(filepath.Join(env.StateDir, "dnsmasq-fixed", "hosts", hosts[0].Name()))
+	line, _ := os.ReadFile(filepath.Join(env.StateDir, "dnsmasq-ng-fixed", "hosts", hosts[0].Name()))
 	if want := info["mac"].Value().(string) + ",10.97.7.50\n"; string(line) != want {
 		t.Errorf("reservation %q, want %q", line, want)
 	}

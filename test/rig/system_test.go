@@ -472,7 +472,7 @@ func idleExit(t *testing.T, c *container, vm *guest.VM, tap *os.File) {
 	if result := c.unitProperty("netgrantd", "Result"); result != "success" {
 		t.Errorf("netgrantd.service Result=%s, want success (a clean exit)", result)
 	}
-	if links := c.run(t, "ip", "-o", "link"); strings.Contains(links, "ngbr") || strings.Contains(links, "ngtap") {
+	if links := c.run(t, "ip", "-o", "link"); strings.Contains(links, "ng-") || strings.Contains(links, "ngtap") {
 		t.Errorf("links left behind:\n%s", links)
 	}
 	if rules := c.run(t, "nft", "list", "ruleset"); strings.Contains(rules, "netgrant") {

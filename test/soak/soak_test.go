@@ -201,11 +201,11 @@ func warmUp(t *testing.T, env *harness.Env) {
 	}
 	alice.Exit()
 	settled := waitUntil(settleBound, func() bool {
-		return len(harness.Links(t, "ngbr")) == 0 && len(harness.Links(t, "ngtap")) == 0 &&
+		return len(harness.Links(t, "ng-")) == 0 && len(harness.Links(t, "ngtap")) == 0 &&
 			len(harness.ProcessesNamed("dnsmasq")) == 0 && len(stateEntries(env)) == 0
 	})
 	if !settled {
-		t.Fatalf("the warm-up cycle left links %v, dnsmasq %v, state %v", append(harness.Links(t, "ngbr"), harness.Links(t, "ngtap")...), harness.ProcessesNamed("dnsmasq"), stateEntries(env))
+		t.Fatalf("the warm-up cycle left links %v, dnsmasq %v, state %v", append(harness.Links(t, "ng-"), harness.Links(t, "ngtap")...), harness.ProcessesNamed("dnsmasq"), stateEntries(env))
 	}
 }
 
@@ -772,14 +772,14 @@ func deletePersistent(t *testing.T, env *harness.Env) {
 func assertNothingLeft(t *testing.T, env *harness.Env, baseIPTables string) {
 	t.Helper()
 	clean := func() bool {
-		return len(harness.Links(t, "ngtap")) == 0 && len(harness.Links(t, "ngbr")) == 0 &&
+		return len(harness.Links(t, "ngtap")) == 0 && len(harness.Links(t, "ng-")) == 0 &&
 			ours(harness.IPTablesSave(t)) == "" && harness.IPTablesSave(t) == baseIPTables && nftTables(t) == "" && len(harness.ProcessesNamed("dnsmasq")) == 0 &&
 			len(stateEntries(env)) == 0 && len(managedObjects(t, env)) == 0
 	}
 	if waitUntil(settleBound, clean) {
 		return
 	}
-	if links := append(harness.Links(t, "ngtap"), harness.Links(t, "ngbr")...); len(links) > 0 {
+	if links := append(harness.Links(t, "ngtap"), harness.Links(t, "ng-")...); len(links) > 0 {
 		t.Errorf("links left: %v", links)
 	}
 	if now := harness.IPTablesSave(t); ours(now) != "" {
@@ -806,7 +806,7 @@ func assertNothingLeft(t *testing.T, env *harness.Env, baseIPTables string) {
 func ours(dump string) string {
 	var lines []string
 	for _, line := range strings.Split(dump, "\n") {
-		if strings.Contains(line, "NETGRANT") || strings.Contains(line, "ngbr") || strings.Contains(line, "ngtap") {
+		if strings.Contains(line, "NETGRANT") || strings.Contains(line, "ng-") || strings.Contains(line, "ngtap") {
 			lines = append(lines, line)
 		}
 	}
