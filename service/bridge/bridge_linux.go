@@ -38,7 +38,6 @@ const (
 	maxMTU = 65535
 )
 
-
 // Create makes the bridge described by cfg and brings it up: STP off,
 // forward delay 0 (ports forward at once, so a guest's first DHCP request
 // is not lost), the pinned MAC, no IPv6 addresses, the gateway address and

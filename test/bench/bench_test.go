@@ -25,9 +25,9 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/tap"
-	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/test/harness"
 )
 

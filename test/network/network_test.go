@@ -249,10 +249,10 @@ func TestSubnetsAreFreeAndChecked(t *testing.T) {
 		t.Errorf("second default subnet %v, want 10.98.2.0/24", b["subnet"].Value())
 	}
 	for subnet, mention := range map[string]string{
-		"10.98.1.0/25":  `network "a"`,
-		"10.98.0.0/24":  "hostlan",
+		"10.98.1.0/25": `network "a"`,
+		"10.98.0.0/24": "hostlan",
 		// A network is named before the host's address on its bridge.
-		"10.98.0.0/22": `network "a"`,
+		"10.98.0.0/22":  `network "a"`,
 		"10.30.4.0/24":  "route",
 		"10.98.0.64/26": "10.98.0.1",
 	} {
