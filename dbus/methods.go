@@ -31,6 +31,12 @@ func (s *Server) createTap(c *call) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A tap on the caller's own user-<uid> may have created it, and the
+	// caller may have left before its hold existed for NameOwnerChanged
+	// to drop.
+	if req.Network != "" && strings.HasPrefix(req.Network, "user-") && !s.holderAlive(caller.Holder) {
+		s.manager.HolderGone(caller.Holder)
+	}
 	c.closeAfterReply = files
 	fds := make([]godbus.UnixFD, len(files))
 	for i, f := range files {

@@ -42,6 +42,7 @@ func (spec optionTypes) names() string {
 var (
 	tapOptions = optionTypes{
 		"network": "s", "bridge": "s", "queues": "u", "vnet_hdr": "b", "mac": "s", "mtu": "u", "ipv4": "s",
+		"learn_mac": "b", "hold": "b",
 	}
 	networkOptions = optionTypes{
 		"subnet": "s", "dhcp": "b", "dns": "b", "outbound": "b", "mtu": "u", "persistent": "b",
@@ -85,6 +86,10 @@ func decodeTapRequest(opts map[string]godbus.Variant) (service.TapRequest, error
 			req.VnetHdr = v.Value().(bool)
 		case "mac":
 			req.MAC = v.Value().(string)
+		case "learn_mac":
+			req.LearnMAC = v.Value().(bool)
+		case "hold":
+			req.Hold = v.Value().(bool)
 		case "ipv4":
 			ip, err := netip.ParseAddr(v.Value().(string))
 			if err != nil || !ip.Is4() {

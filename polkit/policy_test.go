@@ -16,7 +16,7 @@ var apiDefaults = map[string][3]string{
 	"org.netgrant.use-network":             {"auth_admin", "auth_admin", "yes"},
 	"org.netgrant.attach-bridge":           {"auth_admin", "auth_admin_keep", "auth_admin_keep"},
 	"org.netgrant.create-nat-network":      {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.persist":                 {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
+	"org.netgrant.persist":                 {"auth_admin", "auth_admin_keep", "yes"},
 	"org.netgrant.manage":                  {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
 	"org.netgrant.forward-port":            {"auth_admin", "auth_admin", "yes"},
 	"org.netgrant.forward-privileged-port": {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},

@@ -56,7 +56,8 @@ func (m *Manager) admitGuest(t *tapRes, n *netRes, requested netip.Addr) error {
 	if err := t.rec.push(forgetGuestStep(ref)); err != nil {
 		return Wrap(Failed, err, "recording the tap")
 	}
-	if ref.Dir != "" {
+	// A MAC being learnt is reserved once it is known (macLearned).
+	if ref.Dir != "" && t.mac != nil {
 		if err := dnsmasq.Reserve(ref.Dir, reservationName(t.name, t.index), t.mac, ref.IPv4); err != nil {
 			if m.networkGone(n) {
 				return Errorf(NotFound, "network %s was removed meanwhile", n.name)

@@ -171,9 +171,22 @@ func New(opts Options) *Manager {
 }
 
 // Run follows the kernel's news of taps — removed, made persistent, given
-// away — until ctx ends. It returns once the watch is in place.
+// away — and the first frames of guests whose MAC is being learnt, until
+// ctx ends. It returns once the watches are in place.
 func (m *Manager) Run(ctx context.Context) error {
-	return tap.Watch(ctx, tap.Events{Gone: m.tapGone, Changed: m.tapChanged})
+	if err := tap.Watch(ctx, tap.Events{Gone: m.tapGone, Changed: m.tapChanged}); err != nil {
+		return err
+	}
+	if m.opts.Firewall == nil {
+		return nil
+	}
+	learner, err := firewall.ListenLearning()
+	if err != nil {
+		m.log.Warn("guests' MACs cannot be learnt: taps created with learn_mac will carry nothing", "err", err)
+		return nil
+	}
+	go learner.Run(ctx, m.macLearned)
+	return nil
 }
 
 // authorize asks for the one check a call needs (none: nil) before any side

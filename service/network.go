@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -558,7 +559,7 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 		return Wrap(Failed, err, "recording the network")
 	}
 	gateway := netip.PrefixFrom(n.plan.Gateway, n.plan.Prefix.Bits())
-	cfg := bridge.Config{Name: n.bridge, MTU: int(n.mtu), MAC: bridge.MACFor(n.name), Address: gateway}
+	cfg := bridge.Config{Name: n.bridge, MTU: int(n.mtu), MAC: n.bridgeMAC(), Address: gateway}
 	if n.plan.Prefix6.IsValid() {
 		cfg.Address6 = netip.PrefixFrom(n.plan.Gateway6, n.plan.Prefix6.Bits())
 	}
@@ -615,6 +616,10 @@ func (m *Manager) enableForwarding(n *netRes) error {
 	}
 	return nil
 }
+
+// bridgeMAC is the address n's bridge is given: the same for its name
+// every time, so guests' ARP caches outlive a network made again.
+func (n *netRes) bridgeMAC() net.HardwareAddr { return bridge.MACFor(n.name) }
 
 // dnsmasqDir holds n's dnsmasq's files, named, like its unit, after the
 // bridge.
@@ -698,7 +703,7 @@ func (m *Manager) beginTeardown(n *netRes) {
 	n.state = removing
 	for name := range n.taps {
 		if t, ok := m.taps[name]; ok && t.network == n.name {
-			t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}
+			t.network, t.bridge, t.ipv4, t.holds = "", "", netip.Addr{}, false
 			if err := m.saveTap(t); err != nil {
 				m.log.Warn("recording a detached tap", "tap", t.name, "err", err)
 			}

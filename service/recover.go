@@ -1,6 +1,7 @@
 package service
 
 import (
+	"net"
 	"net/netip"
 	"os"
 
@@ -49,7 +50,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	}
 	holders := map[string]bool{}
 	for _, h := range s.Holders {
-		if alive(h) {
+		if name, index, isTap := heldByTap(h); isTap && tap.Exists(name, index) || !isTap && alive(h) {
 			holders[h] = true
 		}
 	}
@@ -124,6 +125,25 @@ func (m *Manager) holdForwards(n *netRes, forwards []PortForward) {
 	}
 }
 
+// unwindAdoptedTap removes a tap that still exists but is not adopted,
+// and its hold on its network, which adoptNetwork counted while the tap
+// existed.
+func (m *Manager) unwindAdoptedTap(r *record) {
+	m.unwind(r)
+	m.mu.Lock()
+	n, ok := m.networks[r.Tap.Network]
+	var released *netRes
+	if ok && r.Tap.Holds && n.holders[tapHolder(r.Name, r.Tap.Index)] && n.state == ready {
+		if m.dropHold(n, tapHolder(r.Name, r.Tap.Index)) {
+			released = n
+		}
+	}
+	m.mu.Unlock()
+	if released != nil {
+		m.finishTeardown(released)
+	}
+}
+
 // giveDnsmasqIdentity gives an adopted network's dnsmasq an identity of
 // its own.
 func (m *Manager) giveDnsmasqIdentity(n *netRes) error {
@@ -151,17 +171,20 @@ func (m *Manager) adoptTap(r *record) {
 	}
 	if tampered(state, s.Owner) {
 		m.log.Warn("removing a tap its holder made persistent or gave to another user", "tap", r.Name, "persistent", state.Persistent, "owner", state.Owner)
-		m.unwind(r)
+		m.unwindAdoptedTap(r)
 		return
 	}
-	mac, err := parseGuestMAC(s.MAC)
-	if err != nil {
-		m.log.Warn("removing a tap with an unreadable record", "tap", r.Name, "err", err)
-		m.unwind(r)
-		return
+	var mac net.HardwareAddr
+	if !s.Learning {
+		var err error
+		if mac, err = parseGuestMAC(s.MAC); err != nil {
+			m.log.Warn("removing a tap with an unreadable record", "tap", r.Name, "err", err)
+			m.unwindAdoptedTap(r)
+			return
+		}
 	}
 	t := &tapRes{
-		name: r.Name, index: s.Index, owner: s.Owner, mac: mac, mtu: s.MTU, queues: s.Queues,
+		name: r.Name, index: s.Index, owner: s.Owner, mac: mac, learning: s.Learning, holds: s.Holds, mtu: s.MTU, queues: s.Queues,
 		vnetHdr: s.VnetHdr, bridge: s.Bridge, network: s.Network, ipv4: s.IPv4, rec: r,
 	}
 	m.mu.Lock()
@@ -177,7 +200,7 @@ func (m *Manager) adoptTap(r *record) {
 		m.guestsVersion++
 		m.fwMu.Unlock()
 	} else if t.network != "" {
-		t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}
+		t.network, t.bridge, t.ipv4, t.holds = "", "", netip.Addr{}, false
 	}
 	m.taps[t.name] = t
 	if err := m.saveTap(t); err != nil {

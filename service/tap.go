@@ -1,12 +1,12 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/netgrant/netgrant/service/bridge"
@@ -25,13 +25,18 @@ type TapRequest struct {
 	MTU     uint32
 	// IPv4, with Network, is the address to reserve for the guest.
 	IPv4 netip.Addr
+	// LearnMAC, on a network and without MAC, makes the guest's MAC the
+	// source of its first frame that no other guest of the network has.
+	LearnMAC bool
+	// Hold, on a network, makes the tap one of the network's holders.
+	Hold bool
 }
 
 // TapInfo is a tap as clients see it.
 type TapInfo struct {
 	Name    string
 	Owner   uint32
-	MAC     string
+	MAC     string // "" while it is being learnt
 	MTU     uint32
 	Queues  uint32
 	VnetHdr bool
@@ -41,10 +46,16 @@ type TapInfo struct {
 }
 
 type tapRes struct {
-	name    string
-	index   int
-	owner   uint32
-	mac     net.HardwareAddr
+	name  string
+	index int
+	owner uint32
+	// mac is the guest's; nil while learning, until the guest's first
+	// frame says (see macLearned).
+	mac      net.HardwareAddr
+	learning bool
+	// holds says the tap holds its network (option hold), as
+	// tapHolder(name, index).
+	holds   bool
 	mtu     uint32
 	queues  uint32
 	vnetHdr bool
@@ -79,15 +90,23 @@ func (m *Manager) bridgeMTU(target tapTarget) (uint32, error) {
 
 func (m *Manager) tapInfo(t *tapRes) TapInfo {
 	info := TapInfo{
-		Name: t.name, Owner: t.owner, MAC: t.mac.String(), MTU: t.mtu,
+		Name: t.name, Owner: t.owner, MAC: macString(t.mac), MTU: t.mtu,
 		Queues: t.queues, VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network,
 	}
 	if t.ipv4.IsValid() {
 		info.IPv4 = t.ipv4.String()
-	} else if n, ok := m.networks[t.network]; ok {
+	} else if n, ok := m.networks[t.network]; ok && t.mac != nil {
 		info.IPv4 = n.leaseIPv4(info.MAC)
 	}
 	return info
+}
+
+// macString is mac as clients see it: "" for none (a MAC being learnt).
+func macString(mac net.HardwareAddr) string {
+	if mac == nil {
+		return ""
+	}
+	return mac.String()
 }
 
 func (r TapRequest) validate() error {
@@ -113,6 +132,30 @@ func (r TapRequest) validate() error {
 	}
 	if r.IPv4.IsValid() && r.Network == "" {
 		return Errorf(InvalidArgument, "option ipv4 reserves an address of a netgrant network: give option network too")
+	}
+	if r.LearnMAC && r.MAC != "" {
+		return Errorf(InvalidArgument, "options learn_mac and mac exclude each other: learn_mac is for a guest whose MAC the caller cannot know")
+	}
+	if r.LearnMAC && r.Network == "" && r.Bridge == "" {
+		return Errorf(InvalidArgument, "option learn_mac needs a netgrant network: give option network")
+	}
+	if r.Hold && r.Network == "" && r.Bridge == "" {
+		return Errorf(InvalidArgument, "option hold keeps a netgrant network alive: give option network")
+	}
+	return nil
+}
+
+// checkOnNetwork refuses learn_mac and hold for a tap whose bridge option
+// named a host bridge, not a network's.
+func (r TapRequest) checkOnNetwork(target tapTarget) error {
+	if target.network != nil {
+		return nil
+	}
+	switch {
+	case r.LearnMAC:
+		return Errorf(InvalidArgument, "option learn_mac: bridge %q is no netgrant network's: a guest's MAC is learnt on a network only", r.Bridge)
+	case r.Hold:
+		return Errorf(InvalidArgument, "option hold: bridge %q is no netgrant network's: a tap holds a network only", r.Bridge)
 	}
 	return nil
 }
@@ -197,13 +240,73 @@ func (m *Manager) checkTapQuota(uid uint32) error {
 }
 
 // CreateTap makes a tap for c and returns its queue fds, which the caller
-// must close once it has handed them on.
+// must close once it has handed them on. A tap on the caller's own
+// user-<uid> creates that network first, if it is missing; a tap that then
+// fails takes the network's hold back.
 func (m *Manager) CreateTap(ctx context.Context, c Caller, req TapRequest) (TapInfo, []*os.File, error) {
 	if err := req.validate(); err != nil {
 		return TapInfo{}, nil, err
 	}
+	created, err := m.createOwnDefaultNetwork(ctx, &c, req.Network)
+	if err != nil {
+		return TapInfo{}, nil, err
+	}
+	info, files, err := m.createTap(ctx, c, req)
+	if err != nil && created {
+		if releaseErr := m.ReleaseNetwork(c, req.Network); releaseErr != nil {
+			m.log.Warn("releasing the network a failed tap created", "network", req.Network, "err", releaseErr)
+		}
+	}
+	return info, files, err
+}
+
+// createOwnDefaultNetwork creates the caller's own user-<uid> when a tap
+// names it before it exists (API.md, CreateTap), with default options and
+// the caller's connection holding it, as CreateNATNetwork would: that call
+// is authorized by create-nat-network alone, whose answer then also
+// answers the tap's use-network. It reports whether it made c a holder.
+func (m *Manager) createOwnDefaultNetwork(ctx context.Context, c *Caller, network string) (bool, error) {
+	if owner, _, owned := defaultNetworkOwner(network); !owned || owner != c.UID {
+		return false, nil
+	}
+	// One being made or removed is waited for by CreateNATNetwork.
+	m.mu.Lock()
+	_, ready := m.readyNetwork(network)
+	quota := m.checkTapQuota(c.UID)
+	m.mu.Unlock()
+	switch {
+	case ready:
+		return false, nil
+	case quota != nil:
+		return false, quota
+	}
+	if _, err := m.CreateNATNetwork(ctx, *c, NetworkRequest{Name: network}); err != nil {
+		return false, err
+	}
+	c.Auth = usingCreated{Authorizer: c.Auth, network: network}
+	return true, nil
+}
+
+// usingCreated answers the use-network check of the network the call
+// itself was authorized to create, and asks polkit for anything else.
+type usingCreated struct {
+	Authorizer
+	network string
+}
+
+func (u usingCreated) Authorize(ctx context.Context, check AuthCheck) error {
+	if check.Action == ActionUseNetwork && check.Details["network"] == u.network {
+		return nil
+	}
+	return u.Authorizer.Authorize(ctx, check)
+}
+
+func (m *Manager) createTap(ctx context.Context, c Caller, req TapRequest) (TapInfo, []*os.File, error) {
 	look := func() (tapTarget, *AuthCheck, error) {
 		target, check, err := m.resolveTarget(c.UID, req.Network, req.Bridge)
+		if err == nil {
+			err = req.checkOnNetwork(target)
+		}
 		if err == nil {
 			err = m.checkTapQuota(c.UID)
 		}
@@ -241,14 +344,17 @@ func (m *Manager) registerTap(t *tapRes, on *netRes) {
 	// The kernel hands a name out again as soon as the last fd of its tap
 	// closes, maybe before its removal was reported: that tap is gone.
 	if stale, ok := m.taps[t.name]; ok && m.startWork() {
-		m.forgetTap(stale)
+		released := m.forgetTap(stale)
 		go func() {
 			defer m.working.Done()
 			m.unwind(stale.rec)
+			if released != nil {
+				m.finishTeardown(released)
+			}
 		}()
 	}
 	if on != nil && (m.networks[on.name] != on || on.state != ready) {
-		t.network, t.bridge, t.ipv4 = "", "", netip.Addr{}
+		t.network, t.bridge, t.ipv4, t.holds = "", "", netip.Addr{}, false
 		if m.startWork() {
 			go func() {
 				defer m.working.Done()
@@ -264,6 +370,12 @@ func (m *Manager) registerTap(t *tapRes, on *netRes) {
 	m.opts.Observer.TapAdded(m.tapInfo(t))
 	if on != nil {
 		on.taps[t.name] = true
+		if t.holds {
+			on.holders[tapHolder(t.name, t.index)] = true
+			if err := m.saveNetwork(on); err != nil {
+				m.log.Warn("recording a tap's hold", "network", on.name, "tap", t.name, "err", err)
+			}
+		}
 		m.opts.Observer.NetworkChanged(m.networkInfo(on))
 	}
 }
@@ -271,16 +383,23 @@ func (m *Manager) registerTap(t *tapRes, on *netRes) {
 // setupTap builds the tap without the lock: it belongs to nobody else
 // until it is registered.
 func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRes, _ []*os.File, err error) {
-	t := &tapRes{owner: c.UID, queues: req.Queues, vnetHdr: req.VnetHdr, mtu: req.MTU, bridge: target.bridgeName()}
+	t := &tapRes{owner: c.UID, queues: req.Queues, vnetHdr: req.VnetHdr, mtu: req.MTU, bridge: target.bridgeName(),
+		learning: req.LearnMAC, holds: req.Hold}
 	if target.network != nil {
 		t.network = target.network.name
 	}
-	if req.MAC != "" {
+	// The tap's own address follows from the guest's MAC; a MAC to be
+	// learnt has none yet, so it follows from a drawn one.
+	linkMAC := tap.LinkMAC(tap.GuestMAC())
+	switch {
+	case req.MAC != "":
 		t.mac, _ = parseGuestMAC(req.MAC)
-	} else {
+		linkMAC = tap.LinkMAC(t.mac)
+	case !req.LearnMAC:
 		m.mu.Lock()
 		t.mac = m.freeGuestMAC()
 		m.mu.Unlock()
+		linkMAC = tap.LinkMAC(t.mac)
 	}
 	if t.mtu == 0 {
 		t.mtu = 1500
@@ -298,7 +417,7 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 	// a crash closes them.
 	dev, err := tap.Create(tap.Config{
 		Queues: int(t.queues), VnetHdr: t.vnetHdr, UID: c.UID, GID: c.GID,
-		MTU: int(t.mtu), LinkMAC: tap.LinkMAC(t.mac),
+		MTU: int(t.mtu), LinkMAC: linkMAC,
 	})
 	if err != nil {
 		return nil, nil, Wrap(Failed, err, "creating the tap device")
@@ -348,8 +467,8 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 // saveTap records what adopting t after a restart needs.
 func (m *Manager) saveTap(t *tapRes) error {
 	t.rec.Tap = &tapSaved{
-		Index: t.index, Owner: t.owner, MAC: t.mac.String(), MTU: t.mtu, Queues: t.queues,
-		VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network, IPv4: t.ipv4,
+		Index: t.index, Owner: t.owner, MAC: macString(t.mac), MTU: t.mtu, Queues: t.queues,
+		VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network, IPv4: t.ipv4, Learning: t.learning, Holds: t.holds,
 	}
 	// Down hooks see the tap as it is now, not as it was created.
 	for i, s := range t.rec.Steps {
@@ -377,7 +496,7 @@ func (m *Manager) runUp(r *record, up, down hooks.Event, env hooks.Env) error {
 
 // hookEnvForTap is what t's hooks see; n is its network, if any.
 func (m *Manager) hookEnvForTap(t *tapRes, n *netRes) hooks.Env {
-	env := hooks.Env{IfName: t.name, Bridge: t.bridge, Network: t.network, MAC: t.mac.String(), UID: t.owner}
+	env := hooks.Env{IfName: t.name, Bridge: t.bridge, Network: t.network, MAC: macString(t.mac), UID: t.owner}
 	if n != nil {
 		env.Subnet = n.plan.Prefix.String()
 	}
@@ -390,7 +509,7 @@ func (m *Manager) freeGuestMAC() net.HardwareAddr {
 		mac := tap.GuestMAC()
 		inUse := false
 		for _, t := range m.taps {
-			if strings.EqualFold(t.mac.String(), mac.String()) {
+			if bytes.Equal(t.mac, mac) {
 				inUse = true
 			}
 		}
@@ -416,13 +535,17 @@ func (m *Manager) tapGone(name string, index int) {
 func (m *Manager) removeTap(t *tapRes) {
 	m.mu.Lock()
 	mine := m.taps[t.name] == t && m.startWork()
+	var released *netRes
 	if mine {
-		m.forgetTap(t)
+		released = m.forgetTap(t)
 	}
 	m.mu.Unlock()
 	if mine {
 		defer m.working.Done()
 		m.unwind(t.rec)
+		if released != nil {
+			m.finishTeardown(released)
+		}
 	}
 }
 
@@ -450,14 +573,21 @@ func tampered(state tap.State, owner uint32) bool {
 }
 
 // forgetTap takes t out of the manager, under the lock; its teardown
-// (m.unwind(t.rec), down hooks included) is then the caller's, without it.
-func (m *Manager) forgetTap(t *tapRes) {
+// (m.unwind(t.rec), down hooks included) is then the caller's, without
+// it, and so is finishing the teardown of the network it returns: one
+// whose last hold was t's.
+func (m *Manager) forgetTap(t *tapRes) (released *netRes) {
 	delete(m.taps, t.name)
 	m.opts.Observer.TapRemoved(t.name)
-	if n, ok := m.networks[t.network]; ok {
-		delete(n.taps, t.name)
+	n, ok := m.networks[t.network]
+	if !ok {
+		return nil
+	}
+	delete(n.taps, t.name)
+	if released = m.releaseTapHold(t, n); released == nil {
 		m.opts.Observer.NetworkChanged(m.networkInfo(n))
 	}
+	return released
 }
 
 // findOwnTap returns a tap and the check acting on it needs from uid (nil
@@ -478,8 +608,9 @@ func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 	look := func() (*tapRes, *AuthCheck, error) { return m.findOwnTap(c.UID, name) }
 	// A new tap may have taken the name meanwhile; the check was not about
 	// it.
+	var released *netRes
 	t, err := decide(ctx, m, c, look, Errorf(NotFound, "tap %q is already gone", name), func(t *tapRes) error {
-		m.forgetTap(t)
+		released = m.forgetTap(t)
 		return nil
 	})
 	if err != nil {
@@ -487,6 +618,9 @@ func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 	}
 	defer m.working.Done()
 	m.unwind(t.rec)
+	if released != nil {
+		m.finishTeardown(released)
+	}
 	return nil
 }
 
@@ -559,14 +693,21 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		return Wrap(Failed, err, "attaching %s to %s", a.tap.name, a.target.bridgeName())
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	t := a.tap
 	if m.taps[t.name] != t {
+		m.mu.Unlock()
 		return Errorf(NotFound, "tap %q is gone", ifname)
 	}
+	// A tap that held the network it leaves holds it no more.
+	var released *netRes
 	if old, ok := m.networks[t.network]; ok {
 		delete(old.taps, t.name)
-		m.opts.Observer.NetworkChanged(m.networkInfo(old))
+		if old != a.target.network {
+			released = m.releaseTapHold(t, old)
+		}
+		if released == nil {
+			m.opts.Observer.NetworkChanged(m.networkInfo(old))
+		}
 	}
 	if a.target.network == nil {
 		t.ipv4 = netip.Addr{}
@@ -578,5 +719,10 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		m.opts.Observer.NetworkChanged(m.networkInfo(n))
 	}
 	m.opts.Observer.TapChanged(m.tapInfo(t))
-	return m.saveTap(t)
+	err = m.saveTap(t)
+	m.mu.Unlock()
+	if released != nil {
+		m.finishTeardown(released)
+	}
+	return err
 }

@@ -125,6 +125,10 @@ type tapSaved struct {
 	Network string `json:"network"`
 	// IPv4 is the address reserved for the guest on Network.
 	IPv4 netip.Addr `json:"ipv4"`
+	// Learning says MAC is still to be learnt from the guest.
+	Learning bool `json:"learning,omitempty"`
+	// Holds says the tap holds Network.
+	Holds bool `json:"holds,omitempty"`
 }
 
 type netSaved struct {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netgrant/netgrant/client"
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 var version = "devel"
@@ -33,11 +34,17 @@ device on BRIDGE (a netgrant network's bridge, or a host bridge the
 administrator allows; polkit decides who may) and sends its fd over the
 unix socket UNIXFD. --use-vnet gives the tap a virtio-net header.
 
+A netgrant network's bridge is ng-NAME (netgrant network show NAME). Your
+own network's, ng-user-UID, needs no setting up: it is created on the
+first tap. The tap keeps its network alive for as long as the VM runs.
+
 With QEMU:
   qemu-system-x86_64 ... -netdev bridge,id=n0,br=BRIDGE,helper=HELPER \
       -device virtio-net-pci,netdev=n0
-On a netgrant network the guest may send only from its NIC's MAC, which
-the helper reads from QEMU's command line: give QEMU one mac= at most.
+On a netgrant network the guest may send only from its NIC's MAC: the
+helper reads it from QEMU's command line where that names exactly one, and
+otherwise (several NICs, or libvirt, which runs the helper itself) the
+network learns it from the guest's first frame.
 With libvirt (qemu:///session), in ~/.config/libvirt/qemu.conf:
   bridge_helper = "HELPER"
 and <interface type='bridge'><source bridge='BRIDGE'/></interface>.
@@ -116,12 +123,9 @@ func sendTap(opts options) error {
 	defer conn.Close()
 	stopAgent := conn.StartTTYAgent()
 	defer stopAgent()
-	tapOpts := map[string]dbus.Variant{
-		"bridge":   dbus.MakeVariant(opts.bridge),
-		"vnet_hdr": dbus.MakeVariant(opts.useVnet),
-	}
-	if mac := parentGuestMAC(); mac != "" {
-		tapOpts["mac"] = dbus.MakeVariant(mac)
+	tapOpts, err := tapOptions(conn, opts)
+	if err != nil {
+		return err
 	}
 	_, fds, _, err := conn.CreateTap(tapOpts, true)
 	if err != nil {
@@ -142,4 +146,40 @@ func sendTap(opts options) error {
 		return fmt.Errorf("sending the tap's fd over fd %d: %w", opts.fd, err)
 	}
 	return nil
+}
+
+// tapOptions asks for a tap on opts.bridge. On a netgrant network, which
+// the bridge's name tells for the caller's own user-<uid> (created if
+// missing) and the networks' objects for the others, the tap holds the
+// network, since the helper exits once QEMU has the fd, and the guest's MAC
+// is QEMU's NIC's if its command line names exactly one, else learnt.
+func tapOptions(conn *client.Conn, opts options) (map[string]dbus.Variant, error) {
+	tapOpts := map[string]dbus.Variant{"vnet_hdr": dbus.MakeVariant(opts.useVnet)}
+	mac := parentGuestMAC()
+	network := ""
+	if own := "user-" + strconv.Itoa(os.Getuid()); opts.bridge == names.BridgeName(own) {
+		network = own
+	} else {
+		objects, err := conn.GetManagedObjects()
+		if err != nil {
+			return nil, err
+		}
+		for _, ifaces := range objects {
+			if props, ok := ifaces[names.NetworkInterface]; ok && props["Bridge"].Value() == opts.bridge {
+				network, _ = props["Name"].Value().(string)
+			}
+		}
+	}
+	switch {
+	case network == "":
+		tapOpts["bridge"] = dbus.MakeVariant(opts.bridge)
+		if mac != "" {
+			tapOpts["mac"] = dbus.MakeVariant(mac)
+		}
+	case mac != "":
+		tapOpts["network"], tapOpts["hold"], tapOpts["mac"] = dbus.MakeVariant(network), dbus.MakeVariant(true), dbus.MakeVariant(mac)
+	default:
+		tapOpts["network"], tapOpts["hold"], tapOpts["learn_mac"] = dbus.MakeVariant(network), dbus.MakeVariant(true), dbus.MakeVariant(true)
+	}
+	return tapOpts, nil
 }

@@ -17,6 +17,8 @@ const bridgeTable = "netgrant"
 // Guest is a tap on a network, whose guest may send only as itself.
 type Guest struct {
 	Tap string
+	// MAC is the guest's; nil while it is to be learnt (see
+	// learn_linux.go): then the tap lets nothing through.
 	MAC net.HardwareAddr
 	// IPv4 is the address DHCP gives the guest (its reservation); without
 	// DHCP it is invalid and the guest may use any address of the subnet
@@ -33,12 +35,13 @@ const (
 )
 
 // frameRule matches every field that is set; it drops or, if pass is set,
-// returns (lets the frame on).
+// returns (lets the frame on); with learn it hands the frame to netgrantd
+// (LearnGroup) before it drops it.
 type frameRule struct {
 	notSrcMAC net.HardwareAddr
 	etherType uint16
-	// arpFrom matches an Ethernet/IPv4 ARP packet sent as arpMAC from an
-	// address in arpIP.
+	// arpFrom matches an Ethernet/IPv4 ARP packet sent as arpMAC (any,
+	// if nil) from an address in arpIP.
 	arpFrom bool
 	arpMAC  net.HardwareAddr
 	arpIP   netip.Prefix
@@ -52,11 +55,13 @@ type frameRule struct {
 	// ndTarget matches a neighbour advertisement about this address.
 	ndTarget netip.Addr
 	pass     bool
+	learn    bool
 }
 
 // ICMPv6 messages of neighbour discovery (RFC 4861) and the DHCP ports
 // (RFC 2131, RFC 8415).
 const (
+	icmp6RouterSolicit  = 133
 	icmp6RouterAdvert   = 134
 	icmp6NeighborAdvert = 136
 	icmp6Redirect       = 137
@@ -65,8 +70,32 @@ const (
 	dhcp6ServerPort     = 547
 )
 
+// unspecified4 and unspecified6 are where a guest without an address
+// sends from.
+var (
+	unspecified4 = netip.MustParsePrefix("0.0.0.0/32")
+	unspecified6 = netip.MustParsePrefix("::/128")
+)
+
+// learningRules hand netgrantd the frames a booting guest sends first — a
+// DHCP request, an ARP probe, IPv6 duplicate address detection and router
+// solicitation — and drop everything: until its MAC is learnt, nothing of
+// the guest's reaches anyone.
+func learningRules() []frameRule {
+	return []frameRule{
+		{etherType: etherIPv4, ipSrc: unspecified4, proto: "udp", sport: dhcpClientPort, dport: dhcpServerPort, learn: true},
+		{etherType: etherARP, arpFrom: true, arpIP: unspecified4, learn: true},
+		{etherType: etherIPv6, ipSrc: unspecified6, learn: true},
+		{etherType: etherIPv6, proto: "icmpv6", icmp6Type: icmp6RouterSolicit, learn: true},
+		{},
+	}
+}
+
 // guestRules are the checks of every frame g's tap brings to bridge n.
 func guestRules(n Network, g Guest) []frameRule {
+	if g.MAC == nil {
+		return learningRules()
+	}
 	var allowed []netip.Prefix
 	rules := []frameRule{{notSrcMAC: g.MAC}}
 	gateway := netip.PrefixFrom(n.Gateway, 32)
@@ -79,7 +108,7 @@ func guestRules(n Network, g Guest) []frameRule {
 			frameRule{etherType: etherIPv4, ipSrc: gateway})
 	}
 	// ARP probes (RFC 5227) come from 0.0.0.0.
-	for _, p := range append([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}, allowed...) {
+	for _, p := range append([]netip.Prefix{unspecified4}, allowed...) {
 		rules = append(rules, frameRule{etherType: etherARP, arpFrom: true, arpMAC: g.MAC, arpIP: p, pass: true})
 	}
 	rules = append(rules,
@@ -87,7 +116,7 @@ func guestRules(n Network, g Guest) []frameRule {
 		frameRule{etherType: etherIPv4, proto: "udp", sport: dhcpServerPort},
 		// A DHCP request for another MAC would move that guest's lease.
 		frameRule{etherType: etherIPv4, proto: "udp", dport: dhcpServerPort, notChaddr: g.MAC},
-		frameRule{etherType: etherIPv4, ipSrc: netip.MustParsePrefix("0.0.0.0/32"), proto: "udp", sport: dhcpClientPort, dport: dhcpServerPort, pass: true},
+		frameRule{etherType: etherIPv4, ipSrc: unspecified4, proto: "udp", sport: dhcpClientPort, dport: dhcpServerPort, pass: true},
 	)
 	for _, p := range allowed {
 		rules = append(rules, frameRule{etherType: etherIPv4, ipSrc: p, pass: true})
@@ -117,7 +146,7 @@ func guestRules6(n Network) []frameRule {
 			frameRule{etherType: etherIPv6, ipSrc: netip.PrefixFrom(gw, 128)},
 			frameRule{etherType: etherIPv6, proto: "icmpv6", icmp6Type: icmp6NeighborAdvert, ndTarget: gw})
 	}
-	for _, p := range []netip.Prefix{linkLocal6, netip.MustParsePrefix("::/128"), n.Subnet6.Masked()} {
+	for _, p := range []netip.Prefix{linkLocal6, unspecified6, n.Subnet6.Masked()} {
 		rules = append(rules, frameRule{etherType: etherIPv6, ipSrc: p, pass: true})
 	}
 	return append(rules, frameRule{etherType: etherIPv6})
@@ -199,7 +228,11 @@ func frameRuleText(r frameRule) string {
 		b = append(b, "ether type "+etherTypeNames[r.etherType])
 	}
 	if r.arpFrom {
-		b = append(b, "arp htype 1 arp ptype ip arp hlen 6 arp plen 4", "arp saddr ether "+r.arpMAC.String(), "arp saddr ip "+nftPrefix(r.arpIP))
+		b = append(b, "arp htype 1 arp ptype ip arp hlen 6 arp plen 4")
+		if r.arpMAC != nil {
+			b = append(b, "arp saddr ether "+r.arpMAC.String())
+		}
+		b = append(b, "arp saddr ip "+nftPrefix(r.arpIP))
 	}
 	if r.ipSrc.IsValid() {
 		b = append(b, nftAddrKeyword(r.ipSrc)+" saddr "+nftPrefix(r.ipSrc))
@@ -222,9 +255,12 @@ func frameRuleText(r frameRule) string {
 	if r.notChaddr != nil {
 		b = append(b, "@th,288,48 != 0x"+strings.ReplaceAll(r.notChaddr.String(), ":", ""))
 	}
-	if r.pass {
+	switch {
+	case r.pass:
 		b = append(b, "return")
-	} else {
+	case r.learn:
+		b = append(b, fmt.Sprintf("limit rate %d/second log group %d drop", learnRate, LearnGroup))
+	default:
 		b = append(b, "drop")
 	}
 	return strings.Join(b, " ")
@@ -234,7 +270,7 @@ func (g Guest) validate(n Network) error {
 	if !validTap(g.Tap) {
 		return fmt.Errorf("network %s: tap name %q is not a valid interface name", n.Bridge, g.Tap)
 	}
-	if len(g.MAC) != 6 || g.MAC[0]&1 != 0 {
+	if g.MAC != nil && (len(g.MAC) != 6 || g.MAC[0]&1 != 0) {
 		return fmt.Errorf("network %s: tap %s: %v is not a unicast Ethernet address", n.Bridge, g.Tap, g.MAC)
 	}
 	if g.IPv4.IsValid() && (!n.Subnet.Contains(g.IPv4) || g.IPv4 == n.Gateway) {

@@ -219,7 +219,9 @@ func frameExprs(r frameRule) []expr.Any {
 		// htype Ethernet, ptype IPv4, hlen 6, plen 4: the offsets below
 		// hold what they name.
 		e = append(e, cmpPayload(expr.PayloadBaseNetworkHeader, 0, []byte{0, 1, 0x08, 0x00, 6, 4}, expr.CmpOpEq)...)
-		e = append(e, cmpPayload(expr.PayloadBaseNetworkHeader, 8, r.arpMAC, expr.CmpOpEq)...)
+		if r.arpMAC != nil {
+			e = append(e, cmpPayload(expr.PayloadBaseNetworkHeader, 8, r.arpMAC, expr.CmpOpEq)...)
+		}
 		e = append(e, matchPrefix(14, r.arpIP, false)...)
 	}
 	if r.ipSrc.IsValid() {
@@ -245,8 +247,13 @@ func frameExprs(r frameRule) []expr.Any {
 		// chaddr: 8 bytes of UDP header, then 28 of DHCP before it.
 		e = append(e, cmpPayload(expr.PayloadBaseTransportHeader, 36, r.notChaddr, expr.CmpOpNeq)...)
 	}
-	if r.pass {
+	switch {
+	case r.pass:
 		return append(e, &expr.Verdict{Kind: expr.VerdictReturn})
+	case r.learn:
+		e = append(e,
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: learnRate, Unit: expr.LimitTimeSecond, Burst: 5},
+			&expr.Log{Key: 1 << unix.NFTA_LOG_GROUP, Group: LearnGroup})
 	}
 	return append(e, &expr.Verdict{Kind: expr.VerdictDrop})
 }

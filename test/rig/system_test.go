@@ -379,7 +379,7 @@ func guestLifecycle(t *testing.T, c *container) {
 	// What ran inside netgrantd's sandbox: dnsmasq as a dynamic user of
 	// its own unit (systemd's range 61184-65519), the firewall, and the
 	// administrator's hook.
-	dnsmasqPID := c.unitProperty("netgrant-dnsmasq@lab", "MainPID")
+	dnsmasqPID := c.unitProperty("netgrant-dnsmasq@ng-lab", "MainPID")
 	if uid, err := strconv.Atoi(output(c.command("stat", "-c", "%u", "/proc/"+dnsmasqPID))); err != nil || uid < 61184 || uid > 65519 {
 		t.Errorf("dnsmasq (pid %s) runs as uid %d (%v), not a dynamic user of its unit", dnsmasqPID, uid, err)
 	}
@@ -420,7 +420,7 @@ func guestLifecycle(t *testing.T, c *container) {
 	if line, err := readLineFrom(up.pid, forwarded); err != nil || line != guest.Banner {
 		t.Errorf("after the restart the upstream machine through the forwarded %s: %q, %v", forwarded, line, err)
 	}
-	if pid := c.unitProperty("netgrant-dnsmasq@lab", "MainPID"); pid != dnsmasqPID {
+	if pid := c.unitProperty("netgrant-dnsmasq@ng-lab", "MainPID"); pid != dnsmasqPID {
 		t.Errorf("dnsmasq was restarted (pid %s → %s)", dnsmasqPID, pid)
 	}
 	journal := output(c.command("journalctl", "-u", "netgrantd", "_PID="+after, "-o", "cat", "--no-pager"))
