@@ -45,7 +45,7 @@ func (m *Manager) macLearned(ifindex int, mac net.HardwareAddr) {
 		dir = m.dnsmasqDir(n)
 	}
 	m.mu.Unlock()
-	m.log.Info("learnt a guest's MAC from its first frame", "tap", t.name, "network", n.name, "mac", mac)
+	m.log.Info("learnt a guest's MAC from its first frame", "tap", t.name, "network", n.name, "mac", mac.String())
 
 	if dir != "" && ip.IsValid() {
 		if err := dnsmasq.Reserve(dir, key, mac, ip); err != nil {

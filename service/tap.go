@@ -7,8 +7,10 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/hooks"
 	"github.com/netgrant/netgrant/service/tap"
@@ -200,7 +202,10 @@ func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, *Aut
 		}
 		return tapTarget{network: n}, &AuthCheck{Action: ActionUseNetwork, Details: map[string]string{"network": n.name, "owner": uidString(n.owner)}}, nil
 	case br != "":
-		if !m.opts.Config.BridgeAllowed(br) {
+		switch {
+		case !m.opts.Config.BridgeAllowed(br) && strings.HasPrefix(br, names.BridgePrefix):
+			return tapTarget{}, nil, Errorf(NotFound, "no netgrant network has the bridge %q: create the network first (the bridge of network NAME is ng-NAME: netgrant network create NAME)", br)
+		case !m.opts.Config.BridgeAllowed(br):
 			return tapTarget{}, nil, Errorf(BridgeNotAllowed, "bridge %q is not listed in [Bridges] Allow= of the netgrant configuration; an administrator must add it", br)
 		}
 		isBridge, err := bridge.IsBridge(br)

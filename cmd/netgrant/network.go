@@ -15,11 +15,12 @@ import (
 
 const usageNetworkCreate = `Usage: netgrant network create NAME [OPTIONS]
 
-Creates the private NAT network NAME: a bridge with the gateway address,
-DHCP and DNS for guests, masquerading to the outside. It is persistent: it
-stays until "netgrant network delete NAME" (polkit's org.netgrant.persist
-decides who may do that). With --hold it is not persistent, and lives only
-until this command is interrupted (Ctrl-C).
+Creates the private NAT network NAME: a bridge, ng-NAME, with the gateway
+address, DHCP and DNS for guests, masquerading to the outside. It stays
+until "netgrant network delete NAME" or the machine reboots (polkit's
+org.netgrant.persist: no password at your desktop session). With --hold it
+lives only until this command is interrupted (Ctrl-C). Your own network,
+user-UID (bridge ng-user-UID), needs no creating: VMs that use it make it.
 
 Options:
   --subnet CIDR      IPv4 subnet inside the configured SubnetPool, /22 to /29

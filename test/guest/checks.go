@@ -50,6 +50,9 @@ type Checks struct {
 	// Gateway is the default route (and DNS server) with StaticIP; with DHCP
 	// it overrides the lease's router as the target of the checks.
 	Gateway string
+	// NICs, if above 1, asks DHCP on eth1… too ("lease:eth1", …; detail:
+	// the address).
+	NICs int
 }
 
 // Result is one check's outcome.
@@ -101,6 +104,9 @@ func (k Kit) KernelArgs(c Checks) string {
 	}
 	if c.Gateway != "" {
 		add("gateway", c.Gateway)
+	}
+	if c.NICs > 1 {
+		add("nics", strconv.Itoa(c.NICs))
 	}
 	return strings.Join(args, " ")
 }

@@ -115,8 +115,14 @@ func (v *VM) Results(timeout time.Duration) (map[string]Result, error) {
 	if _, err := v.WaitLine("NETGRANT-DONE", timeout); err != nil {
 		return nil, err
 	}
+	return Results(v.consoleLines())
+}
+
+// Results reads the checks' results, by name, from a guest's console
+// lines.
+func Results(lines []string) (map[string]Result, error) {
 	results := map[string]Result{}
-	for _, line := range v.consoleLines() {
+	for _, line := range lines {
 		rest, ok := strings.CutPrefix(line, "NETGRANT-RESULT ")
 		if !ok {
 			continue
@@ -136,8 +142,12 @@ func (v *VM) Results(timeout time.Duration) (map[string]Result, error) {
 
 // Lease is the address the guest got from DHCP, or "" if it got none (yet:
 // call it after WaitLine("NETGRANT-LEASE", …) or Results).
-func (v *VM) Lease() (ip string) {
-	for _, line := range v.consoleLines() {
+func (v *VM) Lease() (ip string) { return Lease(v.consoleLines()) }
+
+// Lease is the address a guest's console lines say its first NIC got from
+// DHCP, or "".
+func Lease(lines []string) string {
+	for _, line := range lines {
 		if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == "NETGRANT-LEASE" {
 			if fields[1] == "none" {
 				return ""

@@ -73,6 +73,22 @@ func goBuild(root, out, pkg string) error {
 	return nil
 }
 
+// RunDir is the sandbox's own directory: a tmpfs of the sandbox, every
+// user may enter it.
+const RunDir = runDir
+
+// IDs are test user userName's uid and primary gid.
+func IDs(t testing.TB, userName string) (uid, gid int) {
+	t.Helper()
+	u, err := user.Lookup(userName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
 // CommandAs is program run as test user userName, on the private bus, with
 // Programs first on PATH.
 func CommandAs(t testing.TB, userName, program string, args ...string) *exec.Cmd {
