@@ -183,6 +183,9 @@ func polkitBySession(t *testing.T, c *container) {
 		}{
 			{gdbusCall("CreateTap", "{}"), tc.allowed},
 			{gdbusCall("CreateNATNetwork", fmt.Sprintf("'sess%d'", i), "{}"), tc.allowed},
+			// A network kept until it is deleted, as virsh net-create
+			// gives any libvirt user (API 1.2).
+			{gdbusCall("CreateNATNetwork", fmt.Sprintf("'kept%d'", i), "{'persistent': <true>}"), tc.allowed},
 			{gdbusCall("CreateTap", "{'bridge': <'"+hostBridge+"'>}"), false},
 		} {
 			out := output(tc.cmd(call.args...))
@@ -190,6 +193,9 @@ func polkitBySession(t *testing.T, c *container) {
 			switch {
 			case call.allowed && !strings.HasPrefix(out, "(objectpath '/org/netgrant/NetGrant1/"):
 				t.Errorf("%s was refused %s", tc.who, strings.Join(call.args[8:], " "))
+			case call.allowed && strings.Contains(call.args[9], "kept"):
+				c.run(t, "gdbus", "call", "--system", "-d", "org.netgrant.NetGrant1", "-o", "/org/netgrant/NetGrant1/network/"+strings.Trim(call.args[9], "'"),
+					"-m", "org.netgrant.NetGrant1.Network.Delete")
 			case !call.allowed && !strings.Contains(out, denied):
 				t.Errorf("%s was not answered %s to %s", tc.who, denied, strings.Join(call.args[8:], " "))
 			}
@@ -383,6 +389,7 @@ func guestLifecycle(t *testing.T, c *container) {
 	if uid, err := strconv.Atoi(output(c.command("stat", "-c", "%u", "/proc/"+dnsmasqPID))); err != nil || uid < 61184 || uid > 65519 {
 		t.Errorf("dnsmasq (pid %s) runs as uid %d (%v), not a dynamic user of its unit", dnsmasqPID, uid, err)
 	}
+	otherDnsmasq(t, c, dnsmasqPID)
 	if links := c.run(t, "ip", "-d", "link", "show", "type", "bridge"); !strings.Contains(links, "alias hooked-lab") {
 		t.Errorf("the network-up hook did not run:\n%s", links)
 	}
@@ -431,6 +438,27 @@ func guestLifecycle(t *testing.T, c *container) {
 	t.Logf("ngalice$ netgrant list\n%s", output(c.asUser(alice, "netgrant", "list")))
 
 	idleExit(t, c, vm, tap)
+}
+
+// otherDnsmasq: another network, created by its owner at her seat without
+// a password and kept until she deletes it, has a dnsmasq of another
+// dynamic user, which lab's dnsmasq's user cannot signal.
+func otherDnsmasq(t *testing.T, c *container, labPID string) {
+	if out, err := c.inSession(alice, "", "netgrant", "network", "create", "lab2").CombinedOutput(); err != nil {
+		t.Fatalf("netgrant network create lab2 at ngalice's seat: %v\n%s", err, out)
+	}
+	defer c.inSession(alice, "", "netgrant", "network", "delete", "lab2").Run()
+	otherPID := c.unitProperty("netgrant-dnsmasq@ng-lab2", "MainPID")
+	ids := func(pid string) string { return output(c.command("stat", "-c", "%u:%g", "/proc/"+pid)) }
+	lab, other := ids(labPID), ids(otherPID)
+	if lab == other || otherPID == "0" {
+		t.Errorf("lab's dnsmasq runs as %s, lab2's (pid %s) as %s: not users of their own", lab, otherPID, other)
+	}
+	uid, gid, _ := strings.Cut(lab, ":")
+	signal := c.command("setpriv", "--reuid="+uid, "--regid="+gid, "--clear-groups", "kill", "-s", "TERM", otherPID)
+	if out, err := signal.CombinedOutput(); err == nil {
+		t.Errorf("lab's dnsmasq's user could signal lab2's dnsmasq: %s", out)
+	}
 }
 
 // idleExit: with IdleExitSec=2 netgrantd stays while the guest holds its
