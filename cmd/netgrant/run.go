@@ -2,12 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
@@ -39,6 +41,12 @@ Options:
                      the administrator allows, or a network's bridge)
   --queues N         without --tap: queues (fds) of the tap, 1..16
   --mac MAC          without --tap: the guest's MAC (default: generated)
+  --forward [PROTO:]HOST_PORT:GUEST_PORT
+                     forward HOST_PORT of this host (PROTO tcp, the
+                     default, or udp) to GUEST_PORT of the guest on the
+                     first tap on a network, at the tap's address, once
+                     the tap exists, until COMMAND exits (repeatable),
+                     like podman's -p: --forward 2222:22
   --tap SPEC         a tap (repeatable, in order): KEY=VALUE,... with keys
                      network, bridge, queues, mac, mtu, vnet_hdr (on|off),
                      ipv4 (with network: the guest's fixed address),
@@ -81,6 +89,8 @@ func runCommand(args []string, stdout io.Writer) error {
 	mac := fs.String("mac", "", "")
 	var taps tapList
 	fs.Var(&taps, "tap", "")
+	var forwards forwardList
+	fs.Var(&forwards, "forward", "")
 	noAsk := fs.Bool("no-ask-password", false, "")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -132,7 +142,38 @@ func runCommand(args []string, stdout io.Writer) error {
 	if err := addIPv6Options(name, netOpts, *subnet6, *noIPv6); err != nil {
 		return err
 	}
-	return runWithTaps(*network, netOpts, taps, argv, !*noAsk)
+	return runWithTaps(*network, netOpts, taps, forwards, argv, !*noAsk)
+}
+
+// runForward is a --forward of netgrant run.
+type runForward struct {
+	proto               string
+	hostPort, guestPort uint16
+}
+
+// forwardList collects repeated --forward options.
+type forwardList []runForward
+
+func (l *forwardList) String() string { return "" }
+
+func (l *forwardList) Set(value string) error {
+	f := runForward{proto: "tcp"}
+	parts := strings.Split(value, ":")
+	if len(parts) == 3 {
+		f.proto, parts = parts[0], parts[1:]
+	}
+	if len(parts) != 2 || f.proto != "tcp" && f.proto != "udp" {
+		return fmt.Errorf("%q is not [PROTO:]HOST_PORT:GUEST_PORT with PROTO tcp or udp (like tcp:2222:22)", value)
+	}
+	for i, port := range []*uint16{&f.hostPort, &f.guestPort} {
+		n, err := strconv.ParseUint(parts[i], 10, 16)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%q in %q is not a port (1-65535)", parts[i], value)
+		}
+		*port = uint16(n)
+	}
+	*l = append(*l, f)
+	return nil
 }
 
 // addIPv6Options puts --subnet6 and --no-ipv6 into a network's options.
@@ -154,7 +195,7 @@ func addIPv6Options(command string, opts map[string]dbus.Variant, subnet6 string
 // defaultNetwork is the caller's own network, API.md's user-<uid>.
 func defaultNetwork() string { return "user-" + strconv.Itoa(os.Getuid()) }
 
-func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, argv []string, askPassword bool) error {
+func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, forwards forwardList, argv []string, askPassword bool) error {
 	s, err := connect(askPassword)
 	if err != nil {
 		return err
@@ -183,6 +224,9 @@ func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, 
 		}
 	}()
 	var results []tapResult
+	// guest is the address of the first tap on a network, where the
+	// forwards go.
+	var guest, guestNetwork string
 	for _, spec := range taps {
 		if err := hold(spec.network, nil); err != nil {
 			return err
@@ -194,13 +238,28 @@ func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, 
 		r := tapResult{}
 		r.mac, _ = info["mac"].Value().(string)
 		r.ifname, _ = info["ifname"].Value().(string)
+		r.ipv4, _ = info["ipv4"].Value().(string)
 		for _, f := range fds {
 			// ExtraFiles[i] becomes fd 3+i in the child.
 			r.fds = append(r.fds, 3+len(files))
 			files = append(files, f)
 		}
 		results = append(results, r)
+		if len(forwards) > 0 && spec.network != "" && guest == "" {
+			guest, guestNetwork = r.ipv4, spec.network
+			if guest == "" {
+				return fmt.Errorf("--forward: the tap on network %s has no address to forward to (is its DHCP off?)", spec.network)
+			}
+		}
 	}
+	if len(forwards) > 0 && guest == "" {
+		return usageError("run", "--forward needs a tap on a network (--network, or --tap network=...), not only on a bridge")
+	}
+	removeForwards, err := addForwards(s, guestNetwork, guest, forwards)
+	if err != nil {
+		return err
+	}
+	defer removeForwards()
 	// The child gets the terminal to itself.
 	s.stopAgent()
 
@@ -245,6 +304,35 @@ func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, 
 		return &exitError{code: status.ExitStatus()}
 	}
 	return err
+}
+
+// addForwards adds run's forwards to guest on network and returns what
+// removes them again, once the command exited; a failure removes those
+// already added. A forward lives as long as its network, so one this run
+// did not remove (it was killed) goes with the network.
+func addForwards(s *session, network, guest string, forwards forwardList) (remove func(), err error) {
+	var path dbus.ObjectPath
+	if len(forwards) > 0 {
+		if path, err = s.conn.GetNetwork(network); err != nil {
+			return nil, err
+		}
+	}
+	var added forwardList
+	remove = func() {
+		for _, f := range added {
+			if err := s.conn.RemovePortForward(path, f.proto, f.hostPort, false); err != nil {
+				fmt.Fprintf(os.Stderr, "netgrant run: removing the forward of %s port %d: %v\n", f.proto, f.hostPort, err)
+			}
+		}
+	}
+	for _, f := range forwards {
+		if err := s.conn.AddPortForward(path, f.proto, f.hostPort, guest, f.guestPort, "", s.interactive); err != nil {
+			remove()
+			return nil, fmt.Errorf("--forward %s:%d:%d: %w", f.proto, f.hostPort, f.guestPort, err)
+		}
+		added = append(added, f)
+	}
+	return remove, nil
 }
 
 func unwrapExec(err error) string {

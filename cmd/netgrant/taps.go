@@ -83,6 +83,7 @@ type tapResult struct {
 	fds    []int // fd numbers in the child
 	mac    string
 	ifname string
+	ipv4   string // the guest's reserved address; "" if none
 }
 
 func (t tapResult) fdList() string {

@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"net"
+
+	"github.com/godbus/dbus/v5"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,12 @@ const bootTimeout = 4 * time.Minute
 // copied where the test users can read them (the kit's cache is root's).
 func guestArgs(t *testing.T) []string {
 	t.Helper()
+	return guestArgsWith(t, guest.Checks{})
+}
+
+// guestArgsWith is guestArgs with checks besides pinging the gateway.
+func guestArgsWith(t *testing.T, checks guest.Checks) []string {
+	t.Helper()
 	kit := guest.Prepare(t)
 	dir := filepath.Dir(bin(t, "netgrant"))
 	readable := guest.Kit{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img")}
@@ -38,7 +46,8 @@ func guestArgs(t *testing.T) []string {
 	}
 	// The guest stays up until the test is done with it: its tap and lease
 	// must still be there when the test looks.
-	return readable.QEMUArgs(guest.Checks{PingGateway: true, StayUp: true})
+	checks.PingGateway, checks.StayUp = true, true
+	return readable.QEMUArgs(checks)
 }
 
 // startGuest runs cmd (QEMU, or a wrapper that runs it) with its process
@@ -70,10 +79,21 @@ func wantLeaseIn(t *testing.T, vm *guest.VM, subnet string) string {
 	return lease
 }
 
+// netgrant run boots a guest on a network it joins, forwards a host port
+// to the guest's service for as long as the guest runs (--forward, like
+// podman's -p), and takes the forward away when the guest exits.
 func TestRunBootsGuestOnNetwork(t *testing.T) {
-	qemuArgs := guestArgs(t)
+	qemuArgs := guestArgsWith(t, guest.Checks{ListenPort: 7000})
 	env := harness.Start(t, harness.Options{Rules: rules})
-	args := append([]string{"run", "--network", "demo", "--subnet", "10.97.11.0/24", "--", "qemu-system-x86_64"}, qemuArgs...)
+	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24"})
+	// Another holder keeps the network after the guest: the forward must
+	// go with the guest, not with the network.
+	holder := env.Client(t, harness.UserAlice)
+	netPath, _, err := holder.CreateNATNetwork("demo", map[string]dbus.Variant{"subnet": dbus.MakeVariant("10.97.11.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"run", "--network", "demo", "--subnet", "10.97.11.0/24", "--forward", "tcp:2222:7000", "--", "qemu-system-x86_64"}, qemuArgs...)
 	args = append(args, "-netdev", "tap,id=n0,fd={fd}", "-device", "virtio-net-pci,netdev=n0,mac={mac}")
 	cmd := commandAs(t, harness.UserAlice, bin(t, "netgrant"), args...)
 	t.Logf("ngalice$ netgrant %s", strings.Join(args, " "))
@@ -89,10 +109,32 @@ func TestRunBootsGuestOnNetwork(t *testing.T) {
 	if !strings.Contains(out, "demo") || !strings.Contains(out, "ngtap") {
 		t.Errorf("list:\n%s", out)
 	}
+	// The upstream test host reaches the guest's service through the
+	// forward, to the tap's address.
+	fromUpstream := func() (string, error) {
+		out, err := up.Command("busybox", "nc", "-w", "5", "198.51.100.1", "2222").CombinedOutput()
+		return string(out), err
+	}
+	if got, err := fromUpstream(); err != nil || !strings.Contains(got, guest.Banner) {
+		t.Errorf("upstream through the forwarded 198.51.100.1:2222: %q, %v; want the guest's banner", got, err)
+	}
+	forwards := env.Property(netPath, "org.netgrant.NetGrant1.Network", "PortForwards").([][]any)
+	if len(forwards) != 1 || forwards[0][2] != lease || forwards[0][3] != uint16(7000) {
+		t.Errorf("PortForwards %v, want tcp 2222 to %s port 7000", forwards, lease)
+	}
 
-	// SIGTERM goes on to QEMU; once it is gone, so is the network.
+	// SIGTERM goes on to QEMU; once it is gone, so is the forward, while
+	// the network stays with its other holder.
 	cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, "torn down after SIGTERM", func() bool { return !networkExists(t, env, "demo") })
+	cmd.Wait()
+	if forwards := env.Property(netPath, "org.netgrant.NetGrant1.Network", "PortForwards").([][]any); len(forwards) != 0 {
+		t.Errorf("after the guest exited the network still forwards %v", forwards)
+	}
+	if got, err := fromUpstream(); err == nil && strings.Contains(got, guest.Banner) {
+		t.Errorf("after the guest exited upstream still reaches it: %q", got)
+	}
+	holder.Exit()
+	eventually(t, "torn down once its holder left", func() bool { return !networkExists(t, env, "demo") })
 }
 
 func TestQEMUBridgeHelperBootsGuest(t *testing.T) {
