@@ -163,6 +163,7 @@ func tapProps(info service.TapInfo) map[string]godbus.Variant {
 		"Bridge":  godbus.MakeVariant(info.Bridge),
 		"Network": godbus.MakeVariant(network),
 		"IPv4":    godbus.MakeVariant(info.IPv4),
+		"IPv6":    godbus.MakeVariant(append([]string{}, info.IPv6...)),
 	}
 }
 
@@ -205,6 +206,7 @@ func networkProps(info service.NetworkInfo) map[string]godbus.Variant {
 		"Gateway":      godbus.MakeVariant(info.Gateway),
 		"Subnet6":      godbus.MakeVariant(info.Subnet6),
 		"Gateway6":     godbus.MakeVariant(info.Gateway6),
+		"Domain":       godbus.MakeVariant(info.Domain),
 		"DHCP":         godbus.MakeVariant(info.DHCP),
 		"DNS":          godbus.MakeVariant(info.DNS),
 		"Outbound":     godbus.MakeVariant(info.Outbound),

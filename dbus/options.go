@@ -165,5 +165,6 @@ func networkInfoMap(info service.NetworkInfo) map[string]godbus.Variant {
 		"persistent": godbus.MakeVariant(info.Persistent),
 		"subnet6":    godbus.MakeVariant(info.Subnet6),
 		"gateway6":   godbus.MakeVariant(info.Gateway6),
+		"domain":     godbus.MakeVariant(info.Domain),
 	}
 }

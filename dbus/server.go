@@ -14,6 +14,7 @@ import (
 	"github.com/netgrant/netgrant/internal/busconn"
 	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/polkit"
+	"github.com/netgrant/netgrant/resolved"
 	"github.com/netgrant/netgrant/service"
 )
 
@@ -24,6 +25,7 @@ type Server struct {
 	manager *service.Manager
 	polkit  *polkit.Authority
 	zones   *firewalld.Zone
+	dns     *resolved.Links
 	log     *slog.Logger
 	version string
 	// busID tells this bus from one that came before it, whose unique
@@ -118,8 +120,13 @@ func (s *Server) Connect() error {
 	s.conn = conn
 	s.polkit = polkit.New(conn)
 	s.zones = firewalld.NewZone(conn, firewalld.ZoneName)
+	s.dns = resolved.New(conn)
 	return nil
 }
+
+// Resolver registers networks' domains with systemd-resolved, over the
+// service's own connection.
+func (s *Server) Resolver() service.Resolver { return s.dns }
 
 // FirewallZones puts bridges into firewalld's netgrant zone, over the
 // service's own connection.

@@ -10,6 +10,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/netgrant/netgrant/internal/busconn"
+	"github.com/netgrant/netgrant/resolved"
 )
 
 const (
@@ -21,8 +22,9 @@ const (
 // signalWatch acts on the signals netgrant follows, trusting each only from
 // its real sender: anyone may send any signal to netgrantd directly, and a
 // forged NameOwnerChanged would tear down another user's network. Holders
-// leaving and firewalld reloading are handled by workers of their own, so
-// neither waits for the other and no flood of signals multiplies work.
+// leaving, firewalld reloading and systemd-resolved starting are handled
+// by workers of their own, so none waits for another and no flood of
+// signals multiplies work.
 type signalWatch struct {
 	srv *Server
 
@@ -31,10 +33,13 @@ type signalWatch struct {
 	gone           []string // unique names that left, in order
 	goneReady      chan struct{}
 	reload         chan struct{}
+	// resolvedStarted asks for every network's domain to be registered
+	// again: a systemd-resolved that starts knows none.
+	resolvedStarted chan struct{}
 }
 
 func newSignalWatch(srv *Server) *signalWatch {
-	return &signalWatch{srv: srv, goneReady: make(chan struct{}, 1), reload: make(chan struct{}, 1)}
+	return &signalWatch{srv: srv, goneReady: make(chan struct{}, 1), reload: make(chan struct{}, 1), resolvedStarted: make(chan struct{}, 1)}
 }
 
 func (w *signalWatch) start() error {
@@ -52,6 +57,7 @@ func (w *signalWatch) start() error {
 		w.setFirewalldOwner(owner)
 	}
 	go w.restoreFirewall()
+	go w.restoreDNS()
 	return nil
 }
 
@@ -106,6 +112,11 @@ func (w *signalWatch) nameOwnerChanged(name, newOwner string) {
 			// A firewalld that starts knows nothing of netgrant's bridges.
 			w.requestRestore()
 		}
+	case name == resolved.BusName && newOwner != "":
+		select {
+		case w.resolvedStarted <- struct{}{}:
+		default:
+		}
 	case strings.HasPrefix(name, ":") && newOwner == "":
 		w.srv.calls.callerGone(name)
 		w.mu.Lock()
@@ -141,6 +152,13 @@ func (w *signalWatch) restoreFirewall() {
 		w.srv.log.Info("firewalld started or reloaded: restoring netgrant's rules and zone")
 		w.srv.manager.RestoreFirewall()
 		w.srv.log.Info("netgrant's rules and zone restored")
+	}
+}
+
+func (w *signalWatch) restoreDNS() {
+	for range w.resolvedStarted {
+		w.srv.log.Info("systemd-resolved started: registering the networks' domains again")
+		w.srv.manager.RestoreDNS()
 	}
 }
 

@@ -62,16 +62,11 @@ func (z *Zone) call(method string, args ...any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	_, err := z.conn.Call(ctx, busName, path, zoneInterface, method, dbus.FlagNoAutoStart, args...)
-	if isNotRunning(err) {
+	if busconn.IsNotRunning(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("firewalld %s(%s, %v): %w", method, z.name, args[1:], err)
 	}
 	return nil
-}
-
-func isNotRunning(err error) bool {
-	var fe *busconn.Error
-	return errors.As(err, &fe) && (fe.Name == "org.freedesktop.DBus.Error.ServiceUnknown" || fe.Name == "org.freedesktop.DBus.Error.NameHasNoOwner")
 }

@@ -126,7 +126,7 @@ func (m *Manager) reserveAddress(n *netRes, t *tapRes, requested netip.Addr) (ne
 		return requested, nil
 	}
 	leased := map[netip.Addr]bool{}
-	for _, l := range n.currentLeases() {
+	for _, l := range n.guests.currentLeases() {
 		ip, err := netip.ParseAddr(l.IP)
 		if err != nil {
 			continue

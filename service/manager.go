@@ -18,6 +18,7 @@ import (
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
+	"github.com/netgrant/netgrant/service/neigh"
 	"github.com/netgrant/netgrant/service/subnet"
 	"github.com/netgrant/netgrant/service/tap"
 )
@@ -78,6 +79,9 @@ type Options struct {
 	Firewall firewall.Firewall
 	// Zones, if set, is the host firewall manager's zone for the bridges.
 	Zones Zones
+	// Resolver, if set, is the host's DNS resolver, told of each
+	// network's domain.
+	Resolver Resolver
 	// DnsmasqUnits runs each network's dnsmasq as an instance of the
 	// netgrant-dnsmasq@ systemd unit instead of as a child; StateDir must
 	// then be where that unit looks (/run/netgrant).
@@ -98,6 +102,13 @@ type Zones interface {
 	Remove(bridge string) error
 }
 
+// Resolver makes a bridge's gateway the host's DNS server for the
+// network's domain (systemd-resolved). Where none runs both do nothing.
+type Resolver interface {
+	Register(ifindex int, servers []netip.Addr, domain string) error
+	Revert(ifindex int) error
+}
+
 // Manager owns every tap and network netgrant created.
 //
 // Its lock guards the maps and the resources' fields, never slow work: a
@@ -114,6 +125,8 @@ type Manager struct {
 	// pools6 hold every network's IPv6 /64: the configuration's, else
 	// the machine's own /48.
 	pools6 []netip.Prefix
+	// neigh knows the guests' IPv6 addresses; set by Run, before Recover.
+	neigh *neigh.Watcher
 
 	mu       sync.Mutex
 	taps     map[string]*tapRes
@@ -177,6 +190,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := tap.Watch(ctx, tap.Events{Gone: m.tapGone, Changed: m.tapChanged}); err != nil {
 		return err
 	}
+	w, err := neigh.Watch(ctx, m.neighboursChanged)
+	if err != nil {
+		return err
+	}
+	m.neigh = w
 	if m.opts.Firewall == nil {
 		return nil
 	}

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync"
+	"strings"
 
 	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/bridge"
@@ -56,18 +56,24 @@ type NetworkInfo struct {
 	// Subnet6 and Gateway6 are empty without IPv6.
 	Subnet6  string
 	Gateway6 string
-	Owner    uint32
-	Holders  uint32
-	Taps     []string
-	Leases   []Lease
+	// Domain is where the guests' names are; empty without DNS.
+	Domain  string
+	Owner   uint32
+	Holders uint32
+	Taps    []string
+	Leases  []Lease
 	// PortForwards are in the order they were added.
 	PortForwards []PortForward
 }
 
 type netRes struct {
-	name       string
-	owner      uint32
-	bridge     string
+	name   string
+	owner  uint32
+	bridge string
+	// bridgeIndex is the bridge's interface index, once it exists.
+	bridgeIndex int
+	// domain is where dnsmasq names the guests: "" without DNS.
+	domain     string
 	plan       subnet.Plan
 	dhcp       bool
 	dns        bool
@@ -82,6 +88,9 @@ type netRes struct {
 	// heldPorts hold each forward's host port (see holdPort); they are
 	// given back once the forward's rules are gone.
 	heldPorts map[PortForward]*os.File
+	// hostServices are the host's ports its guests may reach on the
+	// gateway ([Networks] HostServices=).
+	hostServices []firewall.Service
 	// dnsmasqID is what its dnsmasq runs under as netgrantd's child: no
 	// other network's dnsmasq has it. Zero under systemd, which gives
 	// each dnsmasq unit one of its own.
@@ -96,8 +105,7 @@ type netRes struct {
 	state   netState
 	settled chan struct{}
 
-	leaseMu sync.Mutex
-	leases  []dnsmasq.Lease
+	guests guestsView
 }
 
 type netState int
@@ -116,7 +124,7 @@ func (m *Manager) readyNetwork(name string) (*netRes, bool) {
 
 func (n *netRes) firewall() firewall.Network {
 	fw := firewall.Network{Bridge: n.bridge, Subnet: n.plan.Prefix, Gateway: n.plan.Gateway, Outbound: n.outbound,
-		Subnet6: n.plan.Prefix6, Gateway6: n.plan.Gateway6}
+		Subnet6: n.plan.Prefix6, Gateway6: n.plan.Gateway6, HostServices: n.hostServices}
 	if n.plan.Prefix6.IsValid() {
 		fw.GatewayLinkLocal6 = bridge.LinkLocal6.Addr()
 	}
@@ -124,21 +132,6 @@ func (n *netRes) firewall() firewall.Network {
 		fw.Forwards = append(fw.Forwards, f.firewall())
 	}
 	return fw
-}
-
-func (n *netRes) currentLeases() []dnsmasq.Lease {
-	n.leaseMu.Lock()
-	defer n.leaseMu.Unlock()
-	return n.leases
-}
-
-func (n *netRes) leaseIPv4(mac string) string {
-	for _, l := range n.currentLeases() {
-		if l.MAC == mac {
-			return l.IP
-		}
-	}
-	return ""
 }
 
 func (m *Manager) networkInfo(n *netRes) NetworkInfo {
@@ -154,13 +147,14 @@ func (m *Manager) networkInfo(n *netRes) NetworkInfo {
 	if n.plan.Prefix6.IsValid() {
 		info.Subnet6, info.Gateway6 = n.plan.Prefix6.String(), n.plan.Gateway6.String()
 	}
+	if n.dns {
+		info.Domain = n.domain
+	}
 	for name := range n.taps {
 		info.Taps = append(info.Taps, name)
 	}
 	sort.Strings(info.Taps)
-	for _, l := range n.currentLeases() {
-		info.Leases = append(info.Leases, Lease{MAC: l.MAC, IPv4: l.IP, Hostname: l.Hostname})
-	}
+	info.Leases = n.guests.published()
 	return info
 }
 
@@ -445,6 +439,11 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 			check.Details["subnet"] = existing.plan.Prefix.String()
 			return networkPlan{join: existing, plan: existing.plan}, check, nil
 		}
+		for _, other := range m.networks {
+			if strings.EqualFold(other.name, r.Name) {
+				return networkPlan{}, nil, Errorf(Exists, "network %q would have the DNS domain of network %q, whose name differs only in case: choose another name", r.Name, other.name)
+			}
+		}
 		if br := names.BridgeName(r.Name); linkNames[br] {
 			return networkPlan{}, nil, Errorf(Exists, "network %q would have the bridge %s, and an interface of that name exists already: choose another name", r.Name, br)
 		}
@@ -531,7 +530,8 @@ func (m *Manager) reserveNetwork(c Caller, r NetworkRequest, p networkPlan) (*ne
 		dhcp: boolOr(r.DHCP, true), dns: boolOr(r.DNS, true), outbound: boolOr(r.Outbound, true),
 		persistent: boolOr(r.Persistent, false), mtu: 1500,
 		holders: map[string]bool{c.Holder: true}, taps: map[string]bool{}, reserved: map[netip.Addr]string{},
-		heldPorts: map[PortForward]*os.File{}, state: creating, settled: make(chan struct{}),
+		heldPorts: map[PortForward]*os.File{}, hostServices: m.hostServices(), state: creating, settled: make(chan struct{}),
+		domain: m.networkDomain(r.Name),
 	}
 	if r.MTU != nil {
 		n.mtu = *r.MTU
@@ -575,6 +575,9 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	} else if err != nil {
 		return Wrap(Failed, err, "creating bridge %s", n.bridge)
 	}
+	if n.bridgeIndex, err = bridge.Index(n.bridge); err != nil {
+		return Wrap(Failed, err, "finding bridge %s", n.bridge)
+	}
 	if err := m.enableForwarding(n); err != nil {
 		return err
 	}
@@ -588,6 +591,12 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 		if err := m.startDnsmasq(n); err != nil {
 			return err
 		}
+	}
+	if n.dns && m.opts.Resolver != nil {
+		if err := n.rec.push(unregisterDNSStep(n.bridge, n.bridgeIndex)); err != nil {
+			return Wrap(Failed, err, "recording the network")
+		}
+		m.registerDNS(n)
 	}
 	if err := m.runUp(n.rec, hooks.NetworkUp, hooks.NetworkDown, m.hookEnvForNetwork(n)); err != nil {
 		return err
@@ -615,6 +624,16 @@ func (m *Manager) enableForwarding(n *netRes) error {
 		return Wrap(Failed, err, "enabling IPv6 forwarding")
 	}
 	return nil
+}
+
+// hostServices are the configuration's host services as the firewall
+// takes them.
+func (m *Manager) hostServices() []firewall.Service {
+	var services []firewall.Service
+	for _, svc := range m.opts.Config.HostServices {
+		services = append(services, firewall.Service{Proto: svc.Proto, Port: svc.Port})
+	}
+	return services
 }
 
 // bridgeMAC is the address n's bridge is given: the same for its name
@@ -646,7 +665,7 @@ func (m *Manager) startDnsmasq(n *netRes) error {
 		Network: n.name, Bridge: n.bridge, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
 		Gateway6: n.plan.Gateway6, Prefix6: n.plan.Prefix6,
 		DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,
-		Dir: dir, Identity: n.dnsmasqID, Unit: m.opts.DnsmasqUnits, Log: m.log.With("network", n.name),
+		Domain: n.domain, LocalDomain: m.opts.Config.Domain, Dir: dir, Identity: n.dnsmasqID, Unit: m.opts.DnsmasqUnits, Log: m.log.With("network", n.name),
 	}, func(leases []dnsmasq.Lease) { m.leasesChanged(n, leases) })
 	if err != nil {
 		return Wrap(Failed, err, "starting dnsmasq")
@@ -673,28 +692,6 @@ func (m *Manager) saveNetwork(n *netRes) error {
 		return Wrap(Failed, err, "recording network %s", n.name)
 	}
 	return nil
-}
-
-// leasesChanged runs on dnsmasq's goroutine, which teardown may be waiting
-// for with the manager locked: so it only stores the leases, and publishes
-// them from a goroutine of its own.
-func (m *Manager) leasesChanged(n *netRes, leases []dnsmasq.Lease) {
-	n.leaseMu.Lock()
-	n.leases = leases
-	n.leaseMu.Unlock()
-	go func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.networks[n.name] != n || n.state != ready {
-			return
-		}
-		m.opts.Observer.NetworkChanged(m.networkInfo(n))
-		for name := range n.taps {
-			if t, ok := m.taps[name]; ok {
-				m.opts.Observer.TapChanged(m.tapInfo(t))
-			}
-		}
-	}()
 }
 
 // beginTeardown takes n out of use: its object goes, its taps are

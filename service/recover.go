@@ -72,8 +72,16 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		name: r.Name, owner: s.Owner, bridge: s.Bridge, plan: subnet.NewPlan(prefix).WithIPv6(prefix6),
 		dhcp: s.DHCP, dns: s.DNS, outbound: s.Outbound, mtu: s.MTU, persistent: s.Persistent,
 		holders: holders, taps: map[string]bool{}, reserved: map[netip.Addr]string{}, rec: r,
-		heldPorts: map[PortForward]*os.File{}, dnsmasqID: s.Dnsmasq, state: ready, settled: make(chan struct{}),
+		heldPorts: map[PortForward]*os.File{}, hostServices: m.hostServices(), dnsmasqID: s.Dnsmasq, state: ready, settled: make(chan struct{}),
+		domain: m.networkDomain(r.Name),
 	}
+	if n.bridgeIndex, err = bridge.Index(n.bridge); err != nil {
+		m.log.Warn("removing a network whose bridge is gone", "network", r.Name, "bridge", s.Bridge)
+		return false
+	}
+	// The names given out before stay with their guests.
+	n.guests.names = dnsmasq.ReadNames(m.dnsmasqDir(n))
+	m.refreshAddrs6(n)
 	if (n.dhcp || n.dns) && !m.opts.DnsmasqUnits && n.dnsmasqID == (dnsmasq.Identity{}) {
 		// Recorded by a netgrantd that ran every dnsmasq as one account.
 		if err := m.giveDnsmasqIdentity(n); err != nil {
@@ -93,6 +101,14 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 			m.log.Warn("removing a network whose dnsmasq would not start again", "network", n.name, "err", err)
 			return false
 		}
+	}
+	if n.dns && m.opts.Resolver != nil {
+		if !n.rec.has(opUnregisterDNS) {
+			if err := n.rec.push(unregisterDNSStep(n.bridge, n.bridgeIndex)); err != nil {
+				m.log.Warn("recording an adopted network", "network", n.name, "err", err)
+			}
+		}
+		m.registerDNS(n)
 	}
 	m.holdForwards(n, s.Forwards)
 	if err := m.saveNetwork(n); err != nil {

@@ -45,6 +45,9 @@ type TapInfo struct {
 	Bridge  string
 	Network string
 	IPv4    string
+	// IPv6 are the guest's addresses in its network's /64, as the
+	// network sees it use them.
+	IPv6 []string
 }
 
 type tapRes struct {
@@ -98,7 +101,10 @@ func (m *Manager) tapInfo(t *tapRes) TapInfo {
 	if t.ipv4.IsValid() {
 		info.IPv4 = t.ipv4.String()
 	} else if n, ok := m.networks[t.network]; ok && t.mac != nil {
-		info.IPv4 = n.leaseIPv4(info.MAC)
+		info.IPv4 = n.guests.leaseIPv4(info.MAC)
+	}
+	if n, ok := m.networks[t.network]; ok && t.mac != nil {
+		info.IPv6 = n.guests.ipv6(info.MAC)
 	}
 	return info
 }

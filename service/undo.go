@@ -37,6 +37,7 @@ type step struct {
 	Firewall *firewall.Network `json:"firewall,omitempty"` // remove-firewall
 	Dir      string            `json:"dir,omitempty"`      // remove-dir, stop-dnsmasq
 	Guest    *guestRef         `json:"guest,omitempty"`    // forget-guest
+	Link     *linkRef          `json:"link,omitempty"`     // unregister-dns
 }
 
 // Undo operations.
@@ -48,11 +49,19 @@ const (
 	opRemoveDir      = "remove-dir"
 	opStopDnsmasq    = "stop-dnsmasq"
 	opForgetGuest    = "forget-guest"
+	opUnregisterDNS  = "unregister-dns"
 )
 
 // tapRef names one tap device: the index tells it from a later device
 // that took the same name.
 type tapRef struct {
+	Name  string `json:"name"`
+	Index int    `json:"index"`
+}
+
+// linkRef names one link by name and index, so a later link of the same
+// name is not mistaken for it.
+type linkRef struct {
 	Name  string `json:"name"`
 	Index int    `json:"index"`
 }
@@ -76,6 +85,9 @@ func removeFirewallStep(n firewall.Network) step {
 func removeDirStep(dir string) step   { return step{Op: opRemoveDir, Dir: dir} }
 func stopDnsmasqStep(dir string) step { return step{Op: opStopDnsmasq, Dir: dir} }
 func forgetGuestStep(g guestRef) step { return step{Op: opForgetGuest, Guest: &g} }
+func unregisterDNSStep(bridge string, index int) step {
+	return step{Op: opUnregisterDNS, Link: &linkRef{Name: bridge, Index: index}}
+}
 
 // check reports a step that a restarted daemon could not carry out as
 // recorded: an unknown op, or its field missing or malformed.
@@ -94,6 +106,8 @@ func (s step) check() error {
 		ok = filepath.IsAbs(s.Dir)
 	case opForgetGuest:
 		ok = s.Guest != nil && tap.IsTapName(s.Guest.Tap) && s.Guest.Index > 0 && (s.Guest.Dir == "" || filepath.IsAbs(s.Guest.Dir) && s.Guest.IPv4.Is4())
+	case opUnregisterDNS:
+		ok = s.Link != nil && bridge.IsBridgeName(s.Link.Name) && s.Link.Index > 0
 	default:
 		return fmt.Errorf("unknown undo step %q", s.Op)
 	}
@@ -239,6 +253,8 @@ func (m *Manager) runStep(s step) error {
 		return stopOrphanDnsmasq(s.Dir)
 	case opForgetGuest:
 		return m.forgetGuest(*s.Guest)
+	case opUnregisterDNS:
+		return m.unregisterDNS(*s.Link)
 	}
 	return fmt.Errorf("unknown undo step %q", s.Op)
 }

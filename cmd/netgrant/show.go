@@ -46,8 +46,10 @@ type networkJSON struct {
 	Subnet  string `json:"subnet"`
 	Gateway string `json:"gateway"`
 	// Subnet6 and Gateway6 are empty without IPv6.
-	Subnet6    string      `json:"subnet6"`
-	Gateway6   string      `json:"gateway6"`
+	Subnet6  string `json:"subnet6"`
+	Gateway6 string `json:"gateway6"`
+	// Domain is where the guests are named; empty without DNS.
+	Domain     string      `json:"domain"`
 	DHCP       bool        `json:"dhcp"`
 	DNS        bool        `json:"dns"`
 	Outbound   bool        `json:"outbound"`
@@ -72,6 +74,9 @@ type tapJSON struct {
 	Bridge    string `json:"bridge"`
 	Network   string `json:"network"`
 	IPv4      string `json:"ipv4"`
+	// IPv6 are the guest's addresses but link-local, as its network
+	// sees it use them.
+	IPv6 []string `json:"ipv6"`
 }
 
 type listJSON struct {
@@ -107,6 +112,7 @@ func networkFromProps(props map[string]dbus.Variant, objects client.Objects) net
 		Gateway:    prop[string](props, "Gateway"),
 		Subnet6:    prop[string](props, "Subnet6"),
 		Gateway6:   prop[string](props, "Gateway6"),
+		Domain:     prop[string](props, "Domain"),
 		DHCP:       prop[bool](props, "DHCP"),
 		DNS:        prop[bool](props, "DNS"),
 		Outbound:   prop[bool](props, "Outbound"),
@@ -150,6 +156,7 @@ func collect(objects client.Objects) listJSON {
 				VnetHdr: prop[bool](props, "VnetHdr"),
 				Bridge:  prop[string](props, "Bridge"),
 				IPv4:    prop[string](props, "IPv4"),
+				IPv6:    append([]string{}, prop[[]string](props, "IPv6")...),
 			}
 			t.OwnerName = userName(t.Owner)
 			if network := prop[dbus.ObjectPath](props, "Network"); network != "/" {
@@ -216,18 +223,18 @@ func writeList(w io.Writer, list listJSON) {
 	if len(list.Networks) == 0 {
 		fmt.Fprintln(tw, "No networks.")
 	} else {
-		fmt.Fprintln(tw, "NETWORK\tOWNER\tSUBNET\tGATEWAY\tSUBNET6\tBRIDGE\tHOLDERS\tSETTINGS")
+		fmt.Fprintln(tw, "NETWORK\tOWNER\tSUBNET\tGATEWAY\tSUBNET6\tBRIDGE\tDOMAIN\tHOLDERS\tSETTINGS")
 		for _, n := range list.Networks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.OwnerName, n.Subnet, n.Gateway, orDash(n.Subnet6), n.Bridge, n.Holders, settings(n))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.OwnerName, n.Subnet, n.Gateway, orDash(n.Subnet6), n.Bridge, orDash(n.Domain), n.Holders, settings(n))
 		}
 	}
 	fmt.Fprintln(tw)
 	if len(list.Taps) == 0 {
 		fmt.Fprintln(tw, "No taps.")
 	} else {
-		fmt.Fprintln(tw, "TAP\tOWNER\tNETWORK\tBRIDGE\tMAC\tIPV4\tQUEUES")
+		fmt.Fprintln(tw, "TAP\tOWNER\tNETWORK\tBRIDGE\tMAC\tIPV4\tIPV6\tQUEUES")
 		for _, t := range list.Taps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", t.Name, t.OwnerName, orDash(t.Network), orDash(t.Bridge), t.MAC, orDash(t.IPv4), t.Queues)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", t.Name, t.OwnerName, orDash(t.Network), orDash(t.Bridge), orDash(t.MAC), orDash(t.IPv4), orDash(strings.Join(t.IPv6, ",")), t.Queues)
 		}
 	}
 	var forwards [][]string
@@ -246,7 +253,7 @@ func writeList(w io.Writer, list listJSON) {
 	var leases [][]string
 	for _, n := range list.Networks {
 		for _, l := range n.Leases {
-			leases = append(leases, []string{n.Name, l.MAC, l.IPv4, orDash(l.Hostname)})
+			leases = append(leases, []string{n.Name, l.MAC, l.IPv4, orDash(guestName(n, l))})
 		}
 	}
 	fmt.Fprintln(tw)
@@ -258,6 +265,14 @@ func writeList(w io.Writer, list listJSON) {
 	for _, l := range leases {
 		fmt.Fprintln(tw, strings.Join(l, "\t"))
 	}
+}
+
+// guestName is the name the host reaches a guest by: <hostname>.<domain>.
+func guestName(n networkJSON, l leaseJSON) string {
+	if l.Hostname == "" || n.Domain == "" {
+		return l.Hostname
+	}
+	return l.Hostname + "." + n.Domain
 }
 
 // forwardFrom is where a forward listens: "*:8080" on every address.
@@ -335,6 +350,7 @@ func networkShowCommand(args []string, stdout io.Writer) error {
 		{"Gateway:", n.Gateway},
 		{"Subnet6:", orDash(n.Subnet6)},
 		{"Gateway6:", orDash(n.Gateway6)},
+		{"Domain:", orDash(n.Domain)},
 		{"DHCP:", yesNo(n.DHCP)},
 		{"DNS:", yesNo(n.DNS)},
 		{"Outbound:", yesNo(n.Outbound)},
@@ -346,7 +362,7 @@ func networkShowCommand(args []string, stdout io.Writer) error {
 	}
 	var leases, forwards []string
 	for _, l := range n.Leases {
-		leases = append(leases, fmt.Sprintf("%s %s %s", l.IPv4, l.MAC, l.Hostname))
+		leases = append(leases, fmt.Sprintf("%s %s %s", l.IPv4, l.MAC, guestName(n, l)))
 	}
 	for _, f := range n.PortForwards {
 		forwards = append(forwards, fmt.Sprintf("%s %s -> %s:%d", f.Protocol, forwardFrom(f), f.Guest, f.GuestPort))

@@ -89,6 +89,7 @@ func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits b
 		Hooks:        &hooks.Runner{Dir: hooksDir, Timeout: cfg.HookTimeout, Log: log},
 		Firewall:     fw,
 		Zones:        srv.FirewallZones(),
+		Resolver:     srv.Resolver(),
 		DnsmasqUnits: dnsmasqUnits,
 		Log:          log,
 		Observer:     srv,

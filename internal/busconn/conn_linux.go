@@ -93,6 +93,13 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Name + ": " + e.Message }
 
+// IsNotRunning reports whether err says that the called name has no owner:
+// the service is not running (and was not activated).
+func IsNotRunning(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Name == "org.freedesktop.DBus.Error.ServiceUnknown" || e.Name == "org.freedesktop.DBus.Error.NameHasNoOwner")
+}
+
 // Handler receives every message that is not a reply to one of the
 // connection's own calls: method calls and signals. It runs on the
 // connection's reader, so it must not block; it owns the message's files.

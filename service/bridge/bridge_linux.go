@@ -312,3 +312,12 @@ func isNotFound(err error) bool {
 	var notFound netlink.LinkNotFoundError
 	return errors.As(err, &notFound)
 }
+
+// Index is the interface index of bridge name.
+func Index(name string) (int, error) {
+	link, err := bridgeByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return link.Attrs().Index, nil
+}

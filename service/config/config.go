@@ -35,6 +35,12 @@ type Config struct {
 	// IPv6 off makes every network IPv4 only, and host-wide IPv6
 	// forwarding is never switched on ([Networks] IPv6=).
 	IPv6 bool
+	// Domain is the DNS domain below which each network's guests are
+	// named: <hostname>.<network>.<Domain> ([Networks] Domain=).
+	Domain string
+	// HostServices are the host's ports guests may reach on their
+	// gateway ([Networks] HostServices=).
+	HostServices []Service
 	// TapsPerUser limits live taps per uid ([Limits] TapsPerUser=).
 	TapsPerUser int
 	// NetworksPerUser limits networks per uid ([Limits] NetworksPerUser=).
@@ -50,6 +56,14 @@ type Config struct {
 	FirewallBackend string
 }
 
+// Service is a port of the host's: Proto "tcp" or "udp".
+type Service struct {
+	Proto string
+	Port  uint16
+}
+
+func (s Service) String() string { return s.Proto + "/" + strconv.Itoa(int(s.Port)) }
+
 // maxHookTimeoutSec bounds TimeoutSec: a hook runs before a D-Bus reply, so
 // anything longer than a day is a mistake, not a setting.
 const maxHookTimeoutSec = 24 * 60 * 60
@@ -61,6 +75,7 @@ func Default() Config {
 		SubnetPools:     []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16")},
 		LargestPrefix:   22,
 		IPv6:            true,
+		Domain:          "netgrant.internal",
 		TapsPerUser:     32,
 		NetworksPerUser: 4,
 		HookTimeout:     10 * time.Second,
@@ -97,13 +112,18 @@ func Load(path string) (Config, error) {
 //     own /48 of fd00::/8.
 //   - IPv6: yes or no (also true/false, 1/0, on/off, as systemd reads
 //     booleans).
+//   - Domain: a DNS name of letters, digits and hyphens in dot-separated
+//     labels, at most 200 bytes; lower case is kept as given.
+//   - HostServices: space-separated PROTO/PORT, PROTO tcp or udp, PORT
+//     1..65535; empty means none.
 //   - TapsPerUser, NetworksPerUser: whole numbers >= 0.
 //   - TimeoutSec: whole seconds from 1 to 86400, optionally suffixed "s".
 //   - IdleExitSec: whole seconds from 0 (never) to 86400, optionally
 //     suffixed "s".
 //   - Backend: auto, nftables or iptables.
 //
-// An empty value is an error for every key except Allow and SubnetPool6.
+// An empty value is an error for every key except Allow, SubnetPool6 and
+// HostServices.
 func Parse(r io.Reader, filename string) (Config, error) {
 	c := Default()
 	p := parser{config: &c}
@@ -139,6 +159,8 @@ var sections = map[string]map[string]setter{
 			c.IPv6, err = parseBool(v)
 			return err
 		},
+		"Domain":       setDomain,
+		"HostServices": setHostServices,
 	},
 	"Limits": {
 		"TapsPerUser": func(c *Config, v string) (err error) {
@@ -203,7 +225,7 @@ func (p *parser) line(line string) error {
 	if !ok {
 		return fmt.Errorf("unknown key %q in section [%s]", key, p.section)
 	}
-	if key != "Allow" && key != "SubnetPool6" && value == "" {
+	if key != "Allow" && key != "SubnetPool6" && key != "HostServices" && value == "" {
 		return fmt.Errorf("empty value for %s", key)
 	}
 	if err := set(p.config, value); err != nil {
@@ -275,6 +297,38 @@ func setSubnetPools6(c *Config, value string) error {
 		pools = append(pools, pool)
 	}
 	c.SubnetPools6 = pools
+	return nil
+}
+
+// maxDomainLen leaves room, within DNS's 253 bytes, for a hostname of 63
+// and a network's name of 32, with their dots.
+const maxDomainLen = 200
+
+func setDomain(c *Config, value string) error {
+	if len(value) > maxDomainLen {
+		return fmt.Errorf("longer than %d bytes", maxDomainLen)
+	}
+	for _, label := range strings.Split(value, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' ||
+			strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return fmt.Errorf("label %q is not of letters, digits and inner hyphens, 1 to 63 of them", label)
+		}
+	}
+	c.Domain = value
+	return nil
+}
+
+func setHostServices(c *Config, value string) error {
+	var services []Service
+	for _, field := range strings.Fields(value) {
+		proto, port, ok := strings.Cut(field, "/")
+		n, err := parseCount(port)
+		if !ok || proto != "tcp" && proto != "udp" || err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s is not PROTO/PORT, tcp or udp and 1..65535", field)
+		}
+		services = append(services, Service{Proto: proto, Port: uint16(n)})
+	}
+	c.HostServices = services
 	return nil
 }
 

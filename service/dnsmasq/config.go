@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // Config describes the dnsmasq of one network.
@@ -21,6 +22,12 @@ type Config struct {
 	DHCP               bool
 	DHCPStart, DHCPEnd netip.Addr
 	DNS                bool
+	// Domain, with DNS, is the network's DNS domain: dnsmasq answers
+	// <hostname>.<Domain> for its guests. LocalDomain holds every
+	// network's domain: dnsmasq forwards no query for it, so guests learn
+	// nothing of other networks' guests, and nothing loops back to them
+	// through the host's resolver.
+	Domain, LocalDomain string
 	// Gateway6 is the bridge's IPv6 address in Prefix6, the network's
 	// /64; both invalid without IPv6.
 	Gateway6 netip.Addr
@@ -63,6 +70,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("state directory %s is not %s, where the netgrant-dnsmasq@ unit looks", c.Dir, UnitDir(c.Bridge))
 	case !c.DHCP && !c.DNS:
 		return errors.New("neither DHCP nor DNS requested")
+	case strings.ContainsAny(c.Domain, "/ \t\n#,") || c.Domain != "" && !strings.HasSuffix(c.Domain, "."+c.LocalDomain):
+		return fmt.Errorf("domain %q is not a DNS name below %q", c.Domain, c.LocalDomain)
 	case !c.Gateway.Is4() || !c.Prefix.Addr().Is4() || !c.Prefix.Contains(c.Gateway):
 		return fmt.Errorf("gateway %s is not an IPv4 address in %s", c.Gateway, c.Prefix)
 	case c.Prefix6.IsValid() && (c.Prefix6.Bits() != 64 || !c.Prefix6.Contains(c.Gateway6)):
@@ -104,6 +113,12 @@ func (c Config) args() []string {
 		// loopback address there); guests get upstream answers and the
 		// names of their DHCP peers only.
 		args = append(args, "--strict-order", "--no-hosts")
+		if c.Domain != "" {
+			// The guests' names, from the files netgrantd writes in
+			// NamesDir (see Names); every network's domain is answered
+			// here or nowhere, never upstream.
+			args = append(args, "--domain="+c.Domain, "--local=/"+c.LocalDomain+"/", "--hostsdir="+NamesDir(c.Dir))
+		}
 	} else {
 		args = append(args, "--port=0")
 	}

@@ -63,10 +63,8 @@ func Start(cfg Config, onLeases func([]Lease)) (*Instance, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if cfg.DHCP {
-		if err := makeHostsDir(cfg); err != nil {
-			return nil, fmt.Errorf("dnsmasq for network %s: %w", cfg.Network, err)
-		}
+	if err := makeDirs(cfg); err != nil {
+		return nil, fmt.Errorf("dnsmasq for network %s: %w", cfg.Network, err)
 	}
 	i := &Instance{
 		cfg:     cfg,

@@ -19,13 +19,22 @@ func (c Config) hostsDir() string { return HostsDir(c.Dir) }
 // HostsDir is where the reservations of the dnsmasq of dir live.
 func HostsDir(dir string) string { return filepath.Join(dir, "hosts") }
 
-// makeHostsDir makes the hosts directory, which dnsmasq reads after it
-// dropped to its own account: readable whatever umask netgrantd runs with.
-func makeHostsDir(c Config) error {
-	if err := os.MkdirAll(c.hostsDir(), 0o755); err != nil {
-		return err
+// makeDirs makes the directories dnsmasq reads netgrantd's files from,
+// readable by dnsmasq's identity whatever umask netgrantd runs with: the
+// DHCP reservations' (with DHCP) and the guests' IPv6 names' (with a DNS
+// domain).
+func makeDirs(c Config) error {
+	dirs := []string{c.Dir}
+	if c.DHCP {
+		dirs = append(dirs, c.hostsDir())
 	}
-	for _, dir := range []string{c.Dir, c.hostsDir()} {
+	if c.DNS && c.Domain != "" {
+		dirs = append(dirs, NamesDir(c.Dir))
+	}
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
 		if err := os.Chmod(dir, 0o755); err != nil {
 			return err
 		}

@@ -35,6 +35,16 @@ type Network struct {
 	// Forwards send host ports to guests (outbound networks only); like
 	// Guests, not part of what undoes the network.
 	Forwards []Forward `json:"-"`
+	// HostServices are the host's ports the guests may reach on their
+	// gateway, beyond DHCP and DNS ([Networks] HostServices=); nor are
+	// they part of what undoes the network.
+	HostServices []Service `json:"-"`
+}
+
+// Service is a port of the host's.
+type Service struct {
+	Proto string // "tcp" or "udp"
+	Port  uint16
 }
 
 // Forward sends a port of the host to a guest's.
@@ -82,6 +92,11 @@ func (n Network) validate() error {
 		}
 		if !n.GatewayLinkLocal6.IsLinkLocalUnicast() || !n.GatewayLinkLocal6.Is6() {
 			return fmt.Errorf("network %s: gateway link-local address %s is not an IPv6 link-local address", n.Bridge, n.GatewayLinkLocal6)
+		}
+	}
+	for _, svc := range n.HostServices {
+		if svc.Proto != "tcp" && svc.Proto != "udp" || svc.Port == 0 {
+			return fmt.Errorf("network %s: host service %s/%d is not tcp or udp and a port", n.Bridge, svc.Proto, svc.Port)
 		}
 	}
 	for _, f := range n.Forwards {

@@ -37,7 +37,13 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-var goldenNets = []Network{net0, hostOnly, withForwards(net1)}
+var goldenNets = []Network{withHostServices(net0), hostOnly, withForwards(net1)}
+
+// withHostServices gives n the administrator's ssh and tftp.
+func withHostServices(n Network) Network {
+	n.HostServices = []Service{{Proto: "tcp", Port: 22}, {Proto: "udp", Port: 69}}
+	return n
+}
 
 func withForwards(n Network) Network {
 	n.Forwards = []Forward{

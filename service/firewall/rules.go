@@ -123,11 +123,14 @@ func networkChains4(n Network) []netChain {
 		{src: subnet, dst: gateway, proto: "udp", dport: 53, verdict: accept},
 		{src: subnet, dst: gateway, proto: "tcp", dport: 53, verdict: accept},
 		{src: subnet, dst: gateway, proto: "icmp", verdict: accept},
-		// Refuse rather than drop, so a guest fails fast instead of hanging.
-		{proto: "udp", verdict: rejectPortUnreachable},
-		{proto: "tcp", verdict: rejectTCPReset},
-		{verdict: rejectHostProhibited},
 	}}
+	in.rules = append(in.rules, hostServices(subnet, gateway, n.HostServices)...)
+	in.rules = append(in.rules,
+		// Refuse rather than drop, so a guest fails fast instead of hanging.
+		rule{proto: "udp", verdict: rejectPortUnreachable},
+		rule{proto: "tcp", verdict: rejectTCPReset},
+		rule{verdict: rejectHostProhibited},
+	)
 	to := netChain{roleTo, []rule{
 		{dst: subnet, established: true, verdict: accept},
 		{iif: n.Bridge, verdict: accept},
@@ -172,6 +175,16 @@ func networkChains4(n Network) []netChain {
 	return chains
 }
 
+// hostServices admit the guests of subnet to the administrator's services
+// on their gateway, and on no other address of the host's.
+func hostServices(subnet, gateway netip.Prefix, services []Service) []rule {
+	var rules []rule
+	for _, svc := range services {
+		rules = append(rules, rule{src: subnet, dst: gateway, proto: svc.Proto, dport: svc.Port, verdict: accept})
+	}
+	return rules
+}
+
 // Addresses of IPv6 a guest's link needs (RFC 4291, RFC 8415).
 var (
 	linkLocal6     = netip.MustParsePrefix("fe80::/10")
@@ -198,10 +211,13 @@ func networkChains6(n Network) []netChain {
 		{src: linkLocal6, dst: dhcp6Servers, proto: "udp", dport: 547, verdict: accept},
 		{src: subnet, dst: gateway, proto: "udp", dport: 53, verdict: accept},
 		{src: subnet, dst: gateway, proto: "tcp", dport: 53, verdict: accept},
-		{proto: "udp", verdict: rejectPortUnreachable6},
-		{proto: "tcp", verdict: rejectTCPReset},
-		{verdict: rejectAdminProhibited6},
 	}}
+	in.rules = append(in.rules, hostServices(subnet, gateway, n.HostServices)...)
+	in.rules = append(in.rules,
+		rule{proto: "udp", verdict: rejectPortUnreachable6},
+		rule{proto: "tcp", verdict: rejectTCPReset},
+		rule{verdict: rejectAdminProhibited6},
+	)
 	to := netChain{roleTo, []rule{
 		{dst: subnet, established: true, verdict: accept},
 		{iif: n.Bridge, verdict: accept},
@@ -329,5 +345,5 @@ type networkRule struct {
 func sameNetwork(a, b Network) bool {
 	return a.Bridge == b.Bridge && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.Outbound == b.Outbound &&
 		a.Subnet6 == b.Subnet6 && a.Gateway6 == b.Gateway6 && a.GatewayLinkLocal6 == b.GatewayLinkLocal6 &&
-		slices.Equal(a.Forwards, b.Forwards)
+		slices.Equal(a.Forwards, b.Forwards) && slices.Equal(a.HostServices, b.HostServices)
 }

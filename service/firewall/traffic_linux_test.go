@@ -213,6 +213,51 @@ func testTraffic(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("guest reaches the administrator's host services on the gateway only", func(t *testing.T) {
+		listen(t, "0.0.0.0:22")
+		udp, err := net.ListenPacket("udp4", "0.0.0.0:69")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer udp.Close()
+		reaches := func(addr string) bool {
+			conn, err := dialFrom(t, "guest", "tcp4", "", addr)
+			if err == nil {
+				conn.Close()
+			}
+			return err == nil
+		}
+		tftp := func(addr string) bool {
+			conn, err := dialFrom(t, "guest", "udp4", "", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.Write([]byte(addr))
+			udp.SetReadDeadline(time.Now().Add(3 * time.Second))
+			buf := make([]byte, 64)
+			n, _, err := udp.ReadFrom(buf)
+			return err == nil && string(buf[:n]) == addr
+		}
+		if reaches("10.97.0.1:22") || tftp("10.97.0.1:69") {
+			t.Fatal("the guest reaches ssh or tftp on the gateway with no host services configured")
+		}
+		mustApply(t, fw, withHostServices(net0))
+		defer mustApply(t, fw, net0)
+		if !reaches("10.97.0.1:22") {
+			t.Error("the guest cannot reach tcp/22, a host service, on the gateway")
+		}
+		if !tftp("10.97.0.1:69") {
+			t.Error("the guest cannot reach udp/69, a host service, on the gateway")
+		}
+		if reaches("198.51.100.1:22") || tftp("198.51.100.1:69") {
+			t.Error("the guest reaches a host service on the host's other address")
+		}
+		if _, err := dialFrom(t, "guest", "tcp4", "", "10.97.0.1:9001"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("guest connecting to the gateway's port 9001, no host service: %v, want connection refused", err)
+		}
+	})
+
 	t.Run("guest reaches DNS and ICMP on the gateway", func(t *testing.T) {
 		dns := listen(t, "10.97.0.1:53")
 		conn, err := dialFrom(t, "guest", "tcp4", "", dns.Addr().String())

@@ -232,7 +232,12 @@ var (
 // ipv6Frame wraps an upper-layer message of protocol next, sent from src
 // to all nodes, whose checksum at sumAt it fills in.
 func ipv6Frame(srcMAC net.HardwareAddr, src netip.Addr, next byte, msg []byte, sumAt int) []byte {
-	s, d := src.As16(), allNodes.As16()
+	return ipv6FrameTo(srcMAC, allNodesMAC, src, allNodes, next, msg, sumAt)
+}
+
+// ipv6FrameTo is ipv6Frame to dst at dstMAC.
+func ipv6FrameTo(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, next byte, msg []byte, sumAt int) []byte {
+	s, d := src.As16(), dst.As16()
 	pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(msg)>>8), byte(len(msg)), 0, 0, 0, next)
 	var sum uint32
 	for _, b := range [][]byte{pseudo, msg} {
@@ -247,7 +252,7 @@ func ipv6Frame(srcMAC net.HardwareAddr, src netip.Addr, next byte, msg []byte, s
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(msg[sumAt:], ^uint16(sum))
-	f := ethernet(srcMAC, allNodesMAC, 0x86dd)
+	f := ethernet(srcMAC, dstMAC, 0x86dd)
 	f = append(f, 0x60, 0, 0, 0, byte(len(msg)>>8), byte(len(msg)), next, 255)
 	f = append(append(f, s[:]...), d[:]...)
 	return append(f, msg...)

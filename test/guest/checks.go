@@ -31,6 +31,9 @@ type Checks struct {
 	// advertisements ("ipv6"; detail: the address/prefix, then the
 	// router's address).
 	IPv6 bool
+	// Ping6, after IPv6, pings this IPv6 address ("ping6"; detail: the
+	// address).
+	Ping6 string
 	// Resolve6 ("name@server") looks name's AAAA records up at an IPv6
 	// server ("resolve6"; detail: the addresses, comma-separated).
 	Resolve6 string
@@ -53,6 +56,8 @@ type Checks struct {
 	// NICs, if above 1, asks DHCP on eth1… too ("lease:eth1", …; detail:
 	// the address).
 	NICs int
+	// Hostname, if set, is the name eth0's DHCP client asks for.
+	Hostname string
 }
 
 // Result is one check's outcome.
@@ -82,6 +87,9 @@ func (k Kit) KernelArgs(c Checks) string {
 	if c.IPv6 {
 		add("ipv6", "1")
 	}
+	if c.Ping6 != "" {
+		add("ping6", c.Ping6)
+	}
 	if c.Resolve6 != "" {
 		add("resolve6", c.Resolve6)
 	}
@@ -107,6 +115,9 @@ func (k Kit) KernelArgs(c Checks) string {
 	}
 	if c.NICs > 1 {
 		add("nics", strconv.Itoa(c.NICs))
+	}
+	if c.Hostname != "" {
+		add("hostname", c.Hostname)
 	}
 	return strings.Join(args, " ")
 }

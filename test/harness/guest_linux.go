@@ -13,8 +13,10 @@ import (
 // bridge by a veth: a guest without a tap, so without the per-tap filter,
 // for tests of what a network gives its guests.
 type NetnsGuest struct {
-	NS     string
-	script string
+	NS string
+	// Hostname, if set, is the name its DHCP client asks for.
+	Hostname string
+	script   string
 	// events is where the DHCP client's script writes "EVENT IP" lines.
 	events string
 }
@@ -57,9 +59,45 @@ func (g *NetnsGuest) In(args ...string) (string, error) {
 // Lease asks for a lease once, as a booting guest does, and configures it.
 func (g *NetnsGuest) Lease(t testing.TB) {
 	t.Helper()
-	if out, err := g.In("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", g.script); err != nil {
+	if out, err := g.In(append([]string{"busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", g.script}, g.hostnameArgs()...)...); err != nil {
 		t.Fatalf("guest got no lease: %v\n%s", err, out)
 	}
+}
+
+func (g *NetnsGuest) hostnameArgs() []string {
+	if g.Hostname == "" {
+		return nil
+	}
+	return []string{"-x", "hostname:" + g.Hostname}
+}
+
+// IPv4 is the guest's address on eth0, "" if none.
+func (g *NetnsGuest) IPv4(t testing.TB) string {
+	t.Helper()
+	out, err := g.In("ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	if err != nil {
+		t.Fatalf("harness: the guest's addresses: %v: %s", err, out)
+	}
+	if f := strings.Fields(out); len(f) >= 4 {
+		addr, _, _ := strings.Cut(f[3], "/")
+		return addr
+	}
+	return ""
+}
+
+// SLAAC waits for the guest's address from router advertisements (one
+// that passed duplicate address detection) and returns it.
+func (g *NetnsGuest) SLAAC(t testing.TB) string {
+	t.Helper()
+	var addr string
+	WaitFor(t, "the guest's SLAAC address", func() bool {
+		out, _ := g.In("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global", "-tentative")
+		if f := strings.Fields(out); len(f) >= 4 {
+			addr, _, _ = strings.Cut(f[3], "/")
+		}
+		return addr != ""
+	})
+	return addr
 }
 
 // DHCPClient is a DHCP client that keeps running in a guest, as a guest's
@@ -73,7 +111,7 @@ type DHCPClient struct {
 // it is stopped when t ends.
 func (g *NetnsGuest) RunDHCPClient(t testing.TB) *DHCPClient {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", g.NS, "busybox", "udhcpc", "-i", "eth0", "-f", "-t", "5", "-T", "1", "-A", "1", "-s", g.script)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", g.NS, "busybox", "udhcpc", "-i", "eth0", "-f", "-t", "5", "-T", "1", "-A", "1", "-s", g.script}, g.hostnameArgs()...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package network_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,9 @@ import (
 
 // With the real firewalld running (nftables backend, default zone
 // public), whose own chains reject what they do not know, a guest gets
-// its lease and DNS and reaches the upstream host, on either of
-// netgrant's backends, and again right after firewall-cmd --reload.
+// its lease and DNS, reaches the upstream host and the host service the
+// administrator opened to guests (HostServices=) but no other, on either
+// of netgrant's backends, and again right after firewall-cmd --reload.
 func TestGuestBesideFirewalld(t *testing.T) {
 	for _, backend := range []string{"iptables", "nftables"} {
 		t.Run(backend, func(t *testing.T) { testGuestBesideFirewalld(t, backend) })
@@ -25,7 +27,7 @@ func TestGuestBesideFirewalld(t *testing.T) {
 }
 
 func testGuestBesideFirewalld(t *testing.T, backend string) {
-	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Firewall]\nBackend=" + backend + "\n"})
+	env := harness.Start(t, harness.Options{Rules: rules, Config: "[Networks]\nHostServices=tcp/2222\n[Firewall]\nBackend=" + backend + "\n"})
 	addUpstreamWithDNS(t)
 	serveHello(t, nil)
 	startFirewalld(t)
@@ -36,9 +38,15 @@ func testGuestBesideFirewalld(t *testing.T, backend string) {
 	if zone := firewallCmd(t, "--get-zone-of-interface="+bridge); zone != "netgrant" {
 		t.Errorf("%s is in firewalld zone %q, want netgrant", bridge, zone)
 	}
+	for _, addr := range []string{gateway, gateway6} {
+		for _, port := range []string{"2222", "2223"} {
+			serveBanner(t, net.JoinHostPort(addr, port), "host-service-"+port)
+		}
+	}
 	g := addNetnsGuest(t, bridge)
 	g.check(t, gateway)
 	g.check6(t, gateway6)
+	g.checkHostServices(t, gateway, gateway6)
 
 	const restored = "netgrant's rules and zone restored"
 	restores := env.CountLogLines(restored)
@@ -51,9 +59,30 @@ func testGuestBesideFirewalld(t *testing.T, backend string) {
 	g.check(t, gateway)
 	t.Logf("%s: guest served again %v after firewall-cmd --reload returned", backend, time.Since(reloaded))
 	g.check6(t, gateway6)
+	g.checkHostServices(t, gateway, gateway6)
 	if zone := firewallCmd(t, "--get-zone-of-interface="+bridge); zone != "netgrant" {
 		t.Errorf("after the reload %s is in firewalld zone %q, want netgrant", bridge, zone)
 	}
+}
+
+// serveBanner answers TCP connections to addr, on the host, with banner.
+func serveBanner(t *testing.T, addr, banner string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Write([]byte(banner + "\n"))
+			conn.Close()
+		}
+	}()
 }
 
 // serveHello has the upstream host answer TCP port 8080 with a greeting,
@@ -162,6 +191,21 @@ func (g *netnsGuest) check(t *testing.T, gateway string) {
 	}
 	if out, err := g.In("busybox", "nc", "-w", "5", "198.51.100.2", "8080"); err != nil || !strings.Contains(out, "hello-from-upstream") {
 		t.Errorf("guest fetching from upstream: %v\n%s", err, out)
+	}
+}
+
+// checkHostServices connects to port 2222 of the host's gateway addresses,
+// a host service the administrator opened to guests, and to 2223, which
+// stays closed to them.
+func (g *netnsGuest) checkHostServices(t *testing.T, gateway, gateway6 string) {
+	t.Helper()
+	for _, addr := range []string{gateway, gateway6} {
+		if out, err := g.In("busybox", "nc", "-w", "5", addr, "2222"); err != nil || !strings.Contains(out, "host-service-2222") {
+			t.Errorf("guest reaching the host service on [%s]:2222: %v\n%s", addr, err, out)
+		}
+		if out, err := g.In("busybox", "nc", "-w", "5", addr, "2223"); err == nil || strings.Contains(out, "host-service") {
+			t.Errorf("guest reached [%s]:2223, a host port not in HostServices: %s", addr, out)
+		}
 	}
 }
 

@@ -2,8 +2,10 @@ package network_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,6 +56,7 @@ func TestGuestOnNATNetwork(t *testing.T) {
 		Connect:     []string{"198.51.100.2:8080@80", gateway + ":2222", upstreamAddr6 + ":8080", gateway6 + ":2222"},
 		ListenPort:  7000,
 		StayUp:      true,
+		Hostname:    "alpha",
 	})
 	tapFile.Close()
 	results, err := vm.Results(3 * time.Minute)
@@ -122,6 +125,19 @@ func TestGuestOnNATNetwork(t *testing.T) {
 	if r := results["connect:"+gateway6+":2222"]; r.OK {
 		t.Errorf("guest reached a TCP service on the host's IPv6 gateway address: %+v", r)
 	}
+
+	// The tap shows the IPv6 address the guest's console printed, and the
+	// gateway answers for the guest's name with both its addresses.
+	harness.WaitFor(t, "Tap.IPv6 to show the guest's address "+guest6, func() bool {
+		got, _ := env.Property(tapPath, tapIface, "IPv6").([]string)
+		return slices.Equal(got, []string{guest6})
+	})
+	const name = "alpha.e2e.netgrant.internal."
+	harness.WaitFor(t, name+" at the gateway to be the guest's "+lease+" and "+guest6, func() bool {
+		got4, err4 := lookupAt(gateway, name, "ip4")
+		got6, err6 := lookupAt(gateway6, name, "ip6")
+		return err4 == nil && err6 == nil && fmt.Sprint(got4) == "["+lease+"]" && fmt.Sprint(got6) == "["+guest6+"]"
+	})
 
 	// The host reaches the guest; the outside does not, even with a route.
 	if out, err := osexecOutput("busybox", "ping", "-c", "1", "-W", "3", lease); err != nil {

@@ -151,7 +151,10 @@ const (
 // addUpstreamWithDNS is the outside, 198.51.100.2 and 2001:db8:1::2 (the
 // host's default routes of both families), answering DNS for
 // upstream.test with both, with the host's resolver pointing at it as at a
-// LAN's.
+// LAN's. It answers leakedAnswer for every name below netgrant.internal:
+// a query for guests' names that netgrant let out gets that.
+const leakedAnswer = "198.51.100.99"
+
 func addUpstreamWithDNS(t *testing.T) *harness.Upstream {
 	up := harness.AddUpstream(t, harness.UpstreamOptions{Name: "up", HostAddr: "198.51.100.1/24", PeerAddr: "198.51.100.2/24", DefaultRoute: true})
 	run(t, "ip", "addr", "add", hostAddr6+"/64", "dev", up.Link, "nodad")
@@ -159,7 +162,7 @@ func addUpstreamWithDNS(t *testing.T) *harness.Upstream {
 	run(t, "ip", "-6", "route", "add", "default", "via", upstreamAddr6)
 	dns := up.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
 		"--bind-interfaces", "--listen-address=198.51.100.2", "--address=/upstream.test/198.51.100.2",
-		"--address=/upstream.test/"+upstreamAddr6, "--pid-file=")
+		"--address=/upstream.test/"+upstreamAddr6, "--address=/netgrant.internal/"+leakedAnswer, "--pid-file=")
 	if err := dns.Start(); err != nil {
 		t.Fatal(err)
 	}

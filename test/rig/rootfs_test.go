@@ -15,11 +15,12 @@ import (
 )
 
 // rootfsPackages is what the container runs besides what netgrant's own
-// package pulls in: systemd as PID 1 with logind (libpam-systemd), gdbus
-// to make raw calls as scripts do, and nft to look at the firewall.
+// package pulls in: systemd as PID 1 with logind (libpam-systemd) and
+// resolved, gdbus to make raw calls as scripts do, nft to look at the
+// firewall, and ping to reach guests by name.
 var rootfsPackages = []string{
-	"systemd", "systemd-sysv", "libpam-systemd", "dbus", "polkitd",
-	"iproute2", "iptables", "dnsmasq-base", "libglib2.0-bin", "nftables",
+	"systemd", "systemd-sysv", "libpam-systemd", "systemd-resolved", "dbus", "polkitd",
+	"iproute2", "iptables", "dnsmasq-base", "libglib2.0-bin", "nftables", "iputils-ping",
 }
 
 // cachedRootfs returns the rootfs tarball for rootfsPackages from the

@@ -2,6 +2,7 @@ package rig_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -361,13 +362,22 @@ func guestLifecycle(t *testing.T, c *container) {
 	}
 	t.Cleanup(func() { c.command("systemctl", "stop", "rig-guest").Run() })
 	tap, mac := tapHolder(t, c)
+	var lab struct {
+		Gateway6 string `json:"gateway6"`
+	}
+	if err := json.Unmarshal([]byte(output(c.asUser(alice, "netgrant", "network", "show", "lab", "--json"))), &lab); err != nil || lab.Gateway6 == "" {
+		t.Fatalf("netgrant network show lab --json: no gateway6 (%v)", err)
+	}
 	vm := guest.Boot(t, kit, tap, mac, guest.Checks{
 		PingGateway: true,
 		// Router advertisements come from dnsmasq in its unit's sandbox.
-		IPv6:       true,
+		IPv6: true,
+		// The host sees the guest use its SLAAC address.
+		Ping6:      lab.Gateway6,
 		Connect:    []string{net.JoinHostPort(upstreamAddr, upstreamPort)},
 		ListenPort: guestPort,
 		StayUp:     true,
+		Hostname:   "alpha",
 	})
 	results, err := vm.Results(3 * time.Minute)
 	if err != nil {
@@ -381,6 +391,8 @@ func guestLifecycle(t *testing.T, c *container) {
 	if seen := up.seen(); len(seen) == 0 || seen[0] != uplinkAddr {
 		t.Errorf("the upstream saw %v, want the host's address %s (NAT)", seen, uplinkAddr)
 	}
+	guest6, _, _ := strings.Cut(results["ipv6"].Detail, "/")
+	guestByName(t, c, lease, guest6)
 
 	// What ran inside netgrantd's sandbox: dnsmasq as a dynamic user of
 	// its own unit (systemd's range 61184-65519), the firewall, and the
@@ -438,6 +450,65 @@ func guestLifecycle(t *testing.T, c *container) {
 	t.Logf("ngalice$ netgrant list\n%s", output(c.asUser(alice, "netgrant", "list")))
 
 	idleExit(t, c, vm, tap)
+}
+
+// guestName is the guest's name on network lab.
+const guestName = "alpha.lab.netgrant.internal"
+
+// guestByName: the host resolves the guest by name through
+// systemd-resolved, to which netgrantd registered the network's domain,
+// and reaches it by that name over both families; again after resolved
+// restarts.
+func guestByName(t *testing.T, c *container, lease, guest6 string) {
+	t.Logf("# resolvectl status ng-lab\n%s", output(c.command("resolvectl", "status", "ng-lab")))
+	resolves := func(when string) {
+		t.Helper()
+		var hosts string
+		deadline := time.Now().Add(time.Minute)
+		for {
+			hosts = output(c.command("getent", "ahosts", guestName))
+			if strings.Contains(hosts, lease) && strings.Contains(hosts, guest6) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("%s: # getent ahosts %s\n%s", when, guestName, hosts)
+		if !strings.Contains(hosts, lease) || !strings.Contains(hosts, guest6) {
+			t.Errorf("%s: the host resolves %s to %q, want %s and %s\n%s", when, guestName, hosts, lease, guest6,
+				output(c.command("resolvectl", "status", "ng-lab")))
+		}
+		for _, family := range []string{"-4", "-6"} {
+			out, err := c.command("ping", family, "-c", "1", "-W", "3", guestName).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: ping %s %s: %v\n%s", when, family, guestName, err, out)
+			} else {
+				t.Logf("%s: # ping %s -c 1 %s\n%s", when, family, guestName, out)
+			}
+		}
+	}
+	resolves("registered")
+	// resolved keeps what links were given across its own restart (in
+	// /run); netgrantd registers again all the same, for a resolved that
+	// lost it.
+	const again = "systemd-resolved started: registering the networks' domains again"
+	registrations := func() int {
+		return strings.Count(output(c.command("journalctl", "-u", "netgrantd", "-o", "cat", "--no-pager")), again)
+	}
+	before := registrations()
+	c.run(t, "systemctl", "restart", "systemd-resolved")
+	deadline := time.Now().Add(time.Minute)
+	for registrations() == before && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if registrations() == before {
+		t.Errorf("netgrantd did not register lab's domain again after resolved restarted")
+	}
+	resolves("after systemctl restart systemd-resolved")
+	// Nothing but the network's domain goes to the guests' network.
+	if status := output(c.command("resolvectl", "status", "ng-lab")); !strings.Contains(status, "~lab.netgrant.internal") ||
+		!strings.Contains(status, "-DefaultRoute") || !strings.Contains(status, "-LLMNR") {
+		t.Errorf("resolvectl status ng-lab: want the routing domain ~lab.netgrant.internal only, no default route, no LLMNR:\n%s", status)
+	}
 }
 
 // otherDnsmasq: another network, created by its owner at her seat without
@@ -505,6 +576,12 @@ func idleExit(t *testing.T, c *container, vm *guest.VM, tap *os.File) {
 	}
 	if rules := c.run(t, "nft", "list", "ruleset"); strings.Contains(rules, "netgrant") {
 		t.Errorf("firewall rules left behind:\n%s", rules)
+	}
+	if status := c.run(t, "resolvectl", "status"); strings.Contains(status, "netgrant.internal") || strings.Contains(status, "ng-lab") {
+		t.Errorf("resolved still knows of network lab:\n%s", status)
+	}
+	if out, err := c.command("getent", "ahosts", guestName).CombinedOutput(); err == nil {
+		t.Errorf("the host still resolves %s: %s", guestName, out)
 	}
 
 	out := output(c.inSession(alice, "", gdbusCall("CreateTap", "{}")...))
