@@ -39,7 +39,6 @@ func (m *Manager) macLearned(ifindex int, mac net.HardwareAddr) {
 	if err := m.saveTap(t); err != nil {
 		m.log.Warn("recording a tap's learnt MAC", "tap", t.name, "err", err)
 	}
-	m.opts.Observer.TapChanged(m.tapInfo(t))
 	dir, ip, key := "", t.ipv4, reservationName(t.name, t.index)
 	if n.dhcp {
 		dir = m.dnsmasqDir(n)
@@ -70,6 +69,12 @@ func (m *Manager) macLearned(ifindex int, mac net.HardwareAddr) {
 	m.fwMu.Unlock()
 	if err := m.syncGuests(); err != nil {
 		m.log.Warn("filtering a guest by its learnt MAC", "tap", t.name, "err", err)
+	}
+	// Clients hear of the MAC once the guest's frames from it pass.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.taps[t.name] == t {
+		m.opts.Observer.TapChanged(m.tapInfo(t))
 	}
 }
 

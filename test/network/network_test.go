@@ -34,6 +34,7 @@ func TestCreateNetworkBuildsEverything(t *testing.T) {
 	want := map[string]any{
 		"name": "lab", "bridge": "ng-lab", "subnet": "10.97.0.0/24", "gateway": "10.97.0.1",
 		"dhcp_start": "10.97.0.2", "dhcp_end": "10.97.0.254", "dns": true, "outbound": true, "persistent": false,
+		"domain": "lab.netgrant.internal",
 	}
 	for k, w := range want {
 		if info[k].Value() != w {
