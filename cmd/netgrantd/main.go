@@ -31,7 +31,8 @@ import (
 var version = "0.1.0"
 
 func main() {
-	configPath := flag.String("config", "/etc/netgrant/netgrant.conf", "configuration `file`; a missing file means all defaults")
+	configPath := flag.String("config", "/etc/netgrant/netgrant.conf", "configuration `file`, read with the drop-ins of FILE.d; a missing file means the vendor's, or all defaults")
+	vendorDir := flag.String("vendor-config-dir", "/usr/lib/netgrant", "`directory` of the distribution's netgrant.conf and netgrant.conf.d, below the administrator's")
 	stateDir := flag.String("state-dir", "/run/netgrant", "`directory` for runtime state")
 	hooksDir := flag.String("hooks-dir", "/etc/netgrant/hooks.d", "`directory` of up/down hook executables")
 	debug := flag.Bool("debug", false, "log debug messages")
@@ -46,15 +47,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "netgrantd: --dnsmasq=%s: want child or systemd\n", *dnsmasqMode)
 		os.Exit(2)
 	}
-	if err := run(log, *configPath, *stateDir, *hooksDir, *dnsmasqMode == "systemd"); err != nil {
+	if err := run(log, *configPath, *vendorDir, *stateDir, *hooksDir, *dnsmasqMode == "systemd"); err != nil {
 		log.Error(err.Error())
 		daemon.SdNotify(false, "STATUS=Failed: "+err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, configPath, stateDir, hooksDir string, dnsmasqUnits bool) error {
-	cfg, err := config.Load(configPath)
+func run(log *slog.Logger, configPath, vendorDir, stateDir, hooksDir string, dnsmasqUnits bool) error {
+	cfg, err := config.Load(configPath, vendorDir)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,18 +86,64 @@ func Default() Config {
 	}
 }
 
-// Load reads the configuration file at path. A missing file means all
-// defaults.
-func Load(path string) (Config, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Default(), nil
+// Load reads the configuration as systemd reads its own: the main file
+// path (or, if that is missing, vendorDir/netgrant.conf: what a
+// distribution ships), then the drop-ins, every *.conf file in path.d and
+// in vendorDir/netgrant.conf.d, in the order of their names, a file in
+// path.d masking the one of the same name in vendorDir. A later setting
+// overrides an earlier one; nothing at all means all defaults.
+func Load(path, vendorDir string) (Config, error) {
+	c := Default()
+	main := path
+	if _, err := os.Stat(main); errors.Is(err, fs.ErrNotExist) {
+		main = filepath.Join(vendorDir, "netgrant.conf")
 	}
+	files := []string{main}
+	dropIns, err := dropInFiles(path+".d", filepath.Join(vendorDir, "netgrant.conf.d"))
 	if err != nil {
 		return Config{}, err
 	}
-	defer f.Close()
-	return Parse(f, path)
+	for _, file := range append(files, dropIns...) {
+		f, err := os.Open(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return Config{}, err
+		}
+		err = parseInto(&c, f, file)
+		f.Close()
+		if err != nil {
+			return Config{}, err
+		}
+	}
+	return c, nil
+}
+
+// dropInFiles lists the *.conf files of dirs by name, the first
+// directory's file winning where several have one name.
+func dropInFiles(dirs ...string) ([]string, error) {
+	byName := map[string]string{}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		entries, err := os.ReadDir(dirs[i])
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".conf") && !e.IsDir() {
+				byName[e.Name()] = filepath.Join(dirs[i], e.Name())
+			}
+		}
+	}
+	names := slices.Sorted(maps.Keys(byName))
+	files := make([]string, len(names))
+	for i, name := range names {
+		files[i] = byName[name]
+	}
+	return files, nil
 }
 
 // Parse reads a configuration from r, starting from Default(). Errors read
@@ -126,18 +174,26 @@ func Load(path string) (Config, error) {
 // HostServices.
 func Parse(r io.Reader, filename string) (Config, error) {
 	c := Default()
-	p := parser{config: &c}
+	if err := parseInto(&c, r, filename); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// parseInto reads r over what c holds already.
+func parseInto(c *Config, r io.Reader, filename string) error {
+	p := parser{config: c}
 	sc := bufio.NewScanner(r)
 	lineNo := 1
 	for ; sc.Scan(); lineNo++ {
 		if err := p.line(sc.Text()); err != nil {
-			return Config{}, fmt.Errorf("%s:%d: %w", filename, lineNo, err)
+			return fmt.Errorf("%s:%d: %w", filename, lineNo, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return Config{}, fmt.Errorf("%s:%d: %w", filename, lineNo, err)
+		return fmt.Errorf("%s:%d: %w", filename, lineNo, err)
 	}
-	return c, nil
+	return nil
 }
 
 // BridgeAllowed reports whether taps may join the host bridge name.

@@ -185,7 +185,7 @@ func TestDefault(t *testing.T) {
 }
 
 func TestLoadMissingFileIsDefault(t *testing.T) {
-	got, err := Load(filepath.Join(t.TempDir(), "netgrant.conf"))
+	got, err := Load(filepath.Join(t.TempDir(), "netgrant.conf"), t.TempDir())
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -199,7 +199,7 @@ func TestLoadErrorNamesFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("[Limits]\nTapsPerUser=x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load(path)
+	_, err := Load(path, t.TempDir())
 	if want := path + ":2: bad TapsPerUser=x: not a whole number"; err == nil || err.Error() != want {
 		t.Errorf("Load error = %v, want %s", err, want)
 	}
@@ -207,7 +207,7 @@ func TestLoadErrorNamesFile(t *testing.T) {
 
 func TestLoadUnreadableIsError(t *testing.T) {
 	// A directory opens but cannot be read: not "missing", so not defaults.
-	if _, err := Load(t.TempDir()); err == nil {
+	if _, err := Load(t.TempDir(), t.TempDir()); err == nil {
 		t.Error("Load of a directory succeeded")
 	}
 }
@@ -217,11 +217,67 @@ func TestExampleConfigIsDefaults(t *testing.T) {
 	if _, err := os.Stat("../../data/netgrant.conf"); err != nil {
 		t.Fatalf("example config missing: %v", err)
 	}
-	got, err := Load("../../data/netgrant.conf")
+	got, err := Load("../../data/netgrant.conf", t.TempDir())
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if !reflect.DeepEqual(got, Default()) {
 		t.Errorf("data/netgrant.conf = %+v, want defaults %+v", got, Default())
+	}
+}
+
+// writeFiles writes each name (relative to dir) with its contents.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The main file, then the drop-ins by name, /etc's masking the vendor's
+// of the same name, later settings winning; the vendor's main file only
+// where /etc has none.
+func TestDropIns(t *testing.T) {
+	etc, vendor := t.TempDir(), t.TempDir()
+	main := filepath.Join(etc, "netgrant.conf")
+	writeFiles(t, vendor, map[string]string{
+		"netgrant.conf":               "[Limits]\nTapsPerUser=1\nNetworksPerUser=1\n",
+		"netgrant.conf.d/10-a.conf":   "[Limits]\nTapsPerUser=10\n",
+		"netgrant.conf.d/20-b.conf":   "[Limits]\nNetworksPerUser=20\n",
+		"netgrant.conf.d/30-c.conf":   "[Daemon]\nIdleExitSec=30\n",
+		"netgrant.conf.d/40-d.ignore": "[Daemon]\nIdleExitSec=x\n",
+	})
+	got, err := Load(main, vendor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TapsPerUser != 10 || got.NetworksPerUser != 20 || got.IdleExit != 30*time.Second {
+		t.Errorf("vendor main and drop-ins: %+v", got)
+	}
+	writeFiles(t, etc, map[string]string{
+		"netgrant.conf":             "[Limits]\nTapsPerUser=2\n",
+		"netgrant.conf.d/20-b.conf": "[Limits]\nNetworksPerUser=3\n",
+		"netgrant.conf.d/25-e.conf": "[Limits]\nTapsPerUser=25\n",
+	})
+	got, err = Load(main, vendor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The vendor's main file is not read (NetworksPerUser would be 1 from
+	// it, were 20-b not masked); 25-e comes after 10-a.
+	if got.TapsPerUser != 25 || got.NetworksPerUser != 3 || got.IdleExit != 30*time.Second {
+		t.Errorf("with /etc's main file and drop-ins: TapsPerUser %d NetworksPerUser %d IdleExit %v, want 25, 3, 30s",
+			got.TapsPerUser, got.NetworksPerUser, got.IdleExit)
+	}
+	writeFiles(t, etc, map[string]string{"netgrant.conf.d/50-bad.conf": "\n[Limits]\nTapsPerUser=x\n"})
+	_, err = Load(main, vendor)
+	if want := filepath.Join(etc, "netgrant.conf.d/50-bad.conf") + ":3: bad TapsPerUser=x: not a whole number"; err == nil || err.Error() != want {
+		t.Errorf("a bad drop-in: %v, want %s", err, want)
 	}
 }
