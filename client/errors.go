@@ -43,14 +43,14 @@ func Explain(err error) string {
 	switch {
 	case e.Name == ErrAccessDenied && strings.Contains(e.Message, "(polkit"):
 		return "not allowed: polkit refused " + actions +
-			"; ask your administrator to allow it (see README: Polkit rules)"
+			"; ask your administrator to allow it (see POLKIT in netgrantd(8))"
 	case e.Name == ErrAccessDenied:
 		return "not allowed by the system bus: " + e.Message +
 			"; is netgrant's D-Bus policy (org.netgrant.NetGrant1.conf) installed?"
 	case e.Name == ErrInteractiveRequired:
 		return "authentication needed for " + actions + " but no polkit agent is running: " +
 			"run the command on a terminal (it then asks for the password there) or in your desktop session, " +
-			"or ask your administrator to allow it without a password (see README: Polkit rules)"
+			"or ask your administrator to allow it without a password (see POLKIT in netgrantd(8))"
 	case e.Name == ErrServiceUnknown || e.Name == ErrNoReply || e.Name == ErrNameHasNoOwner:
 		return "netgrantd is not running or not installed (" + e.Message + "): " +
 			"install netgrant (D-Bus starts netgrantd on the first call), or see `journalctl -u netgrantd` for why it stopped"

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -103,13 +104,36 @@ func (c *Conn) DeleteTap(tap dbus.ObjectPath, interactive bool) error {
 }
 
 // GetManagedObjects is every network and tap with its properties.
-func (c *Conn) GetManagedObjects() (Objects, error) {
-	body, _, err := c.Call(names.BusName, names.ManagerPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", 0)
+func (c *Conn) GetManagedObjects() (Objects, error) { return c.getManagedObjects(0) }
+
+func (c *Conn) getManagedObjects(flags dbus.Flags) (Objects, error) {
+	body, _, err := c.Call(names.BusName, names.ManagerPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", flags)
 	if err != nil {
 		return nil, err
 	}
 	var objects Objects
 	return objects, dbus.Store(body, &objects)
+}
+
+// RunningObjects is GetManagedObjects of a netgrantd that runs, and
+// nothing (no error) when none does: it never starts one, as shell
+// completion, which runs on every TAB, must not.
+func (c *Conn) RunningObjects() (Objects, error) {
+	body, _, err := c.Call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", 0, names.BusName)
+	if err != nil {
+		return nil, err
+	}
+	var running bool
+	if err := dbus.Store(body, &running); err != nil || !running {
+		return nil, err
+	}
+	objects, err := c.getManagedObjects(dbus.FlagNoAutoStart)
+	var e *Error
+	if errors.As(err, &e) && (e.Name == ErrServiceUnknown || e.Name == ErrNameHasNoOwner) {
+		// It exited between the two calls.
+		return nil, nil
+	}
+	return objects, err
 }
 
 // AddPortForward forwards proto hostPort of the host to guest:guestPort on

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/godbus/dbus/v5"
+	"github.com/spf13/cobra"
 )
 
 const usageForwardAdd = `Usage: netgrant network forward add NAME PROTO HOST_PORT GUEST GUEST_PORT [OPTIONS]
@@ -34,12 +34,12 @@ Options:
   --no-ask-password  ` + noAskPasswordHelp + `
 `
 
-const usageForwardList = `Usage: netgrant network forward list NAME [--json]
+const usageForwardList = `Usage: netgrant network forward list [NAME] [OPTIONS]
 
-Lists network NAME's port forwards.
+Lists network NAME's port forwards, or every network's.
 
 Options:
-  --json   print them as a JSON array
+` + outputHelp + `
 `
 
 type forwardJSON struct {
@@ -50,121 +50,149 @@ type forwardJSON struct {
 	Address   string `json:"address"`
 }
 
-// forwardKey parses PROTO and HOST_PORT, the second and third arguments,
-// which name a forward.
-func forwardKey(command string, rest []string) (string, uint16, error) {
-	if rest[1] != "tcp" && rest[1] != "udp" {
-		return "", 0, usageError(command, "PROTO %q is neither tcp nor udp", rest[1])
-	}
-	port, err := parsePort(command, "HOST_PORT", rest[2])
-	return rest[1], port, err
+// networkForward is a forward with its network, as forward list without
+// NAME shows it.
+type networkForward struct {
+	Network string `json:"network"`
+	forwardJSON
 }
 
-func parsePort(command, what, s string) (uint16, error) {
+// forwardKey parses PROTO and HOST_PORT, the second and third arguments,
+// which name a forward.
+func forwardKey(cmd *cobra.Command, args []string) (string, uint16, error) {
+	if args[1] != "tcp" && args[1] != "udp" {
+		return "", 0, usageError(cmd, "PROTO %q is neither tcp nor udp", args[1])
+	}
+	port, err := parsePort(cmd, "HOST_PORT", args[2])
+	return args[1], port, err
+}
+
+func parsePort(cmd *cobra.Command, what, s string) (uint16, error) {
 	port, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || port == 0 {
-		return 0, usageError(command, "%s %q is not a port (1-65535)", what, s)
+		return 0, usageError(cmd, "%s %q is not a port (1-65535)", what, s)
 	}
 	return uint16(port), nil
 }
 
-// connectToNetwork connects and finds the network called name.
-func connectToNetwork(name string, askPassword bool) (*session, dbus.ObjectPath, error) {
-	s, err := connect(askPassword)
-	if err != nil {
-		return nil, "", err
+func forwardAddCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "add NAME PROTO HOST_PORT GUEST GUEST_PORT",
+		Long:              usageForwardAdd,
+		Args:              exactArgs("NAME", "PROTO", "HOST_PORT", "GUEST", "GUEST_PORT"),
+		ValidArgsFunction: completeForwardArgs,
 	}
-	path, err := s.conn.GetNetwork(name)
-	if err != nil {
-		s.close()
-		return nil, "", err
-	}
-	return s, path, nil
-}
-
-func forwardAddCommand(args []string, stdout io.Writer) error {
-	const name = "network forward add"
-	fs := flagSet(name, usageForwardAdd, stdout)
-	address := fs.String("address", "", "")
-	noAsk := fs.Bool("no-ask-password", false, "")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionalArgs(name, rest, "NAME", "PROTO", "HOST_PORT", "GUEST", "GUEST_PORT"); err != nil {
-		return err
-	}
-	proto, hostPort, err := forwardKey(name, rest)
-	if err != nil {
-		return err
-	}
-	if ip, err := netip.ParseAddr(rest[3]); err != nil || !ip.Is4() {
-		return usageError(name, "GUEST %q is not an IPv4 address", rest[3])
-	}
-	guestPort, err := parsePort(name, "GUEST_PORT", rest[4])
-	if err != nil {
-		return err
-	}
-	s, path, err := connectToNetwork(rest[0], !*noAsk)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	if err := s.conn.AddPortForward(path, proto, hostPort, rest[3], guestPort, *address, s.interactive); err != nil {
-		return err
-	}
-	on := "every address of this host"
-	if *address != "" {
-		on = *address
-	}
-	fmt.Fprintf(stdout, "Forwarding %s port %d (%s) to %s port %d on network %s.\n", proto, hostPort, on, rest[3], guestPort, rest[0])
-	return nil
-}
-
-func forwardRemoveCommand(args []string, stdout io.Writer) error {
-	const name = "network forward remove"
-	fs := flagSet(name, usageForwardRemove, stdout)
-	noAsk := fs.Bool("no-ask-password", false, "")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionalArgs(name, rest, "NAME", "PROTO", "HOST_PORT"); err != nil {
-		return err
-	}
-	proto, hostPort, err := forwardKey(name, rest)
-	if err != nil {
-		return err
-	}
-	s, path, err := connectToNetwork(rest[0], !*noAsk)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	if err := s.conn.RemovePortForward(path, proto, hostPort, s.interactive); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "Removed the forward of %s port %d from network %s.\n", proto, hostPort, rest[0])
-	return nil
-}
-
-func forwardListCommand(args []string, stdout io.Writer) error {
-	n, asJSON, err := readNetwork("network forward list", usageForwardList, args, stdout)
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return writeJSON(stdout, n.PortForwards)
-	}
-	if len(n.PortForwards) == 0 {
-		fmt.Fprintf(stdout, "Network %s forwards no ports.\n", n.Name)
+	address := cmd.Flags().String("address", "", "forward only this address of the host")
+	askPassword := addNoAskPassword(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		proto, hostPort, err := forwardKey(cmd, args)
+		if err != nil {
+			return err
+		}
+		if ip, err := netip.ParseAddr(args[3]); err != nil || !ip.Is4() {
+			return usageError(cmd, "GUEST %q is not an IPv4 address", args[3])
+		}
+		guestPort, err := parsePort(cmd, "GUEST_PORT", args[4])
+		if err != nil {
+			return err
+		}
+		s, err := connect(askPassword())
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		path, err := s.conn.GetNetwork(args[0])
+		if err != nil {
+			return err
+		}
+		if err := s.conn.AddPortForward(path, proto, hostPort, args[3], guestPort, *address, s.interactive); err != nil {
+			return err
+		}
+		on := "every address of this host"
+		if *address != "" {
+			on = *address
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Forwarding %s port %d (%s) to %s port %d on network %s.\n", proto, hostPort, on, args[3], guestPort, args[0])
 		return nil
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	defer tw.Flush()
-	fmt.Fprintln(tw, "PROTO\tHOST PORT\tADDRESS\tGUEST\tGUEST PORT")
-	for _, f := range n.PortForwards {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", f.Protocol, f.HostPort, orDash(f.Address), f.Guest, f.GuestPort)
+	return cmd
+}
+
+func forwardRemoveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "remove NAME PROTO HOST_PORT",
+		Long:              usageForwardRemove,
+		Args:              exactArgs("NAME", "PROTO", "HOST_PORT"),
+		ValidArgsFunction: completeForwardArgs,
 	}
-	return nil
+	askPassword := addNoAskPassword(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		proto, hostPort, err := forwardKey(cmd, args)
+		if err != nil {
+			return err
+		}
+		s, err := connect(askPassword())
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		path, err := s.conn.GetNetwork(args[0])
+		if err != nil {
+			return err
+		}
+		if err := s.conn.RemovePortForward(path, proto, hostPort, s.interactive); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Removed the forward of %s port %d from network %s.\n", proto, hostPort, args[0])
+		return nil
+	}
+	return cmd
+}
+
+func forwardListCommand() *cobra.Command {
+	cmd := readCommand("list [NAME]", usageForwardList, optionalArgs("NAME"), func(cmd *cobra.Command, args []string, o *outputFlags) error {
+		tmpl, err := o.check(cmd)
+		if err != nil {
+			return err
+		}
+		if len(args) == 0 {
+			list, err := readObjects()
+			if err != nil {
+				return err
+			}
+			var forwards []networkForward
+			for _, n := range list.Networks {
+				for _, f := range n.PortForwards {
+					forwards = append(forwards, networkForward{n.Name, f})
+				}
+			}
+			return o.writeEach(cmd.OutOrStdout(), tmpl, anys(forwards), func(tw *tabwriter.Writer) {
+				writeForwards(tw, forwards, o)
+			})
+		}
+		n, err := readNetwork(args[0])
+		if err != nil {
+			return err
+		}
+		if len(n.PortForwards) == 0 && !o.json && tmpl == nil {
+			o.none(cmd.OutOrStdout(), fmt.Sprintf("Network %s forwards no ports.", n.Name))
+			return nil
+		}
+		return o.writeEach(cmd.OutOrStdout(), tmpl, anys(n.PortForwards), func(tw *tabwriter.Writer) {
+			o.heading(tw, "PROTO", "HOST PORT", "ADDRESS", "GUEST", "GUEST PORT")
+			for _, f := range n.PortForwards {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", f.Protocol, f.HostPort, orDash(f.Address), f.Guest, f.GuestPort)
+			}
+		})
+	})
+	cmd.ValidArgsFunction = completeNetworkArg
+	return cmd
+}
+
+// writeForwards is the table of forwards of every network.
+func writeForwards(tw io.Writer, forwards []networkForward, o *outputFlags) {
+	o.heading(tw, "FORWARD", "PROTO", "HOST", "GUEST")
+	for _, f := range forwards {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Network, f.Protocol, forwardFrom(f.forwardJSON), fmt.Sprintf("%s:%d", f.Guest, f.GuestPort))
+	}
 }

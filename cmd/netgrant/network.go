@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/spf13/cobra"
 
 	"github.com/netgrant/netgrant/internal/names"
 )
@@ -54,140 +54,162 @@ Options:
   --no-ask-password  ` + noAskPasswordHelp + `
 `
 
-func networkCreateCommand(args []string, stdout io.Writer) error {
-	const name = "network create"
-	fs := flagSet(name, usageNetworkCreate, stdout)
-	subnet := fs.String("subnet", "", "")
-	isolated := fs.Bool("isolated", false, "")
-	noDHCP := fs.Bool("no-dhcp", false, "")
-	noDNS := fs.Bool("no-dns", false, "")
-	subnet6 := fs.String("subnet6", "", "")
-	noIPv6 := fs.Bool("no-ipv6", false, "")
-	mtu := fs.Uint("mtu", 0, "")
-	holdOnly := fs.Bool("hold", false, "")
-	noAsk := fs.Bool("no-ask-password", false, "")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionalArgs(name, rest, "NAME"); err != nil {
-		return err
-	}
+// networkOptions are the options that make a network, as network create
+// and run take them.
+type networkOptions struct {
+	subnet, subnet6  string
+	isolated, noIPv6 bool
+}
+
+func (n *networkOptions) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&n.subnet, "subnet", "", "IPv4 subnet")
+	cmd.Flags().StringVar(&n.subnet6, "subnet6", "", "IPv6 /64")
+	cmd.Flags().BoolVar(&n.isolated, "isolated", false, "no outbound traffic")
+	cmd.Flags().BoolVar(&n.noIPv6, "no-ipv6", false, "IPv4 only")
+}
+
+// given tells whether any was given.
+func (n *networkOptions) given() bool {
+	return n.subnet != "" || n.subnet6 != "" || n.isolated || n.noIPv6
+}
+
+// options are the CreateNATNetwork options they make.
+func (n *networkOptions) options(cmd *cobra.Command) (map[string]dbus.Variant, error) {
 	opts := map[string]dbus.Variant{}
-	if *subnet != "" {
-		if _, _, err := net.ParseCIDR(*subnet); err != nil {
-			return usageError(name, "--subnet %q is no CIDR (like 10.97.5.0/24)", *subnet)
+	if n.subnet != "" {
+		if _, _, err := net.ParseCIDR(n.subnet); err != nil {
+			return nil, usageError(cmd, "--subnet %q is no CIDR (like 10.97.5.0/24)", n.subnet)
 		}
-		opts["subnet"] = dbus.MakeVariant(*subnet)
+		opts["subnet"] = dbus.MakeVariant(n.subnet)
 	}
-	if *isolated {
+	if n.isolated {
 		opts["outbound"] = dbus.MakeVariant(false)
 	}
-	if err := addIPv6Options(name, opts, *subnet6, *noIPv6); err != nil {
-		return err
+	switch {
+	case n.subnet6 != "" && n.noIPv6:
+		return nil, usageError(cmd, "--subnet6 and --no-ipv6 exclude each other")
+	case n.subnet6 != "":
+		if ip, _, err := net.ParseCIDR(n.subnet6); err != nil || ip.To4() != nil {
+			return nil, usageError(cmd, "--subnet6 %q is no IPv6 CIDR (like fd12:3456:789a:1::/64)", n.subnet6)
+		}
+		opts["subnet6"] = dbus.MakeVariant(n.subnet6)
+	case n.noIPv6:
+		opts["ipv6"] = dbus.MakeVariant(false)
 	}
-	if *noDHCP {
-		opts["dhcp"] = dbus.MakeVariant(false)
-	}
-	if *noDNS {
-		opts["dns"] = dbus.MakeVariant(false)
-	}
-	if *mtu != 0 {
-		opts["mtu"] = dbus.MakeVariant(uint32(*mtu))
-	}
-	if !*holdOnly {
-		opts["persistent"] = dbus.MakeVariant(true)
-	}
+	return opts, nil
+}
 
-	s, err := connect(!*noAsk)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	path, info, err := s.conn.CreateNATNetwork(rest[0], opts, s.interactive)
-	if err != nil {
-		return err
-	}
-	s.stopAgent()
-	str := func(key string) string { v, _ := info[key].Value().(string); return v }
-	fmt.Fprintf(stdout, "Network %s: bridge %s, subnet %s, gateway %s", str("name"), str("bridge"), str("subnet"), str("gateway"))
-	if str("dhcp_start") != "" {
-		fmt.Fprintf(stdout, ", DHCP %s-%s", str("dhcp_start"), str("dhcp_end"))
-	}
-	if str("subnet6") != "" {
-		fmt.Fprintf(stdout, "; IPv6 %s, gateway %s", str("subnet6"), str("gateway6"))
-	}
-	fmt.Fprintln(stdout, ".")
-	if !*holdOnly {
-		fmt.Fprintf(stdout, "It is persistent: delete it with \"netgrant network delete %s\".\n", rest[0])
+func networkCreateCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "create NAME", Long: usageNetworkCreate, Args: exactArgs("NAME")}
+	var network networkOptions
+	network.add(cmd)
+	noDHCP := cmd.Flags().Bool("no-dhcp", false, "no DHCP server")
+	noDNS := cmd.Flags().Bool("no-dns", false, "no DNS forwarder")
+	mtu := cmd.Flags().Uint("mtu", 0, "the bridge's MTU")
+	holdOnly := cmd.Flags().Bool("hold", false, "hold it until interrupted")
+	askPassword := addNoAskPassword(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts, err := network.options(cmd)
+		if err != nil {
+			return err
+		}
+		if *noDHCP {
+			opts["dhcp"] = dbus.MakeVariant(false)
+		}
+		if *noDNS {
+			opts["dns"] = dbus.MakeVariant(false)
+		}
+		if *mtu != 0 {
+			opts["mtu"] = dbus.MakeVariant(uint32(*mtu))
+		}
+		if !*holdOnly {
+			opts["persistent"] = dbus.MakeVariant(true)
+		}
+		s, err := connect(askPassword())
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		path, info, err := s.conn.CreateNATNetwork(args[0], opts, s.interactive)
+		if err != nil {
+			return err
+		}
+		s.stopAgent()
+		stdout := cmd.OutOrStdout()
+		str := func(key string) string { v, _ := info[key].Value().(string); return v }
+		fmt.Fprintf(stdout, "Network %s: bridge %s, subnet %s, gateway %s", str("name"), str("bridge"), str("subnet"), str("gateway"))
+		if str("dhcp_start") != "" {
+			fmt.Fprintf(stdout, ", DHCP %s-%s", str("dhcp_start"), str("dhcp_end"))
+		}
+		if str("subnet6") != "" {
+			fmt.Fprintf(stdout, "; IPv6 %s, gateway %s", str("subnet6"), str("gateway6"))
+		}
+		if str("domain") != "" {
+			fmt.Fprintf(stdout, "; guests are HOSTNAME.%s", str("domain"))
+		}
+		fmt.Fprintln(stdout, ".")
+		if !*holdOnly {
+			fmt.Fprintf(stdout, "It is persistent: delete it with \"netgrant network delete %s\".\n", args[0])
+			return nil
+		}
+		fmt.Fprintf(stdout, "Holding it until interrupted (Ctrl-C).\n")
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		<-signals
+		if err := s.conn.Release(path); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Released network %s.\n", args[0])
 		return nil
 	}
-	fmt.Fprintf(stdout, "Holding it until interrupted (Ctrl-C).\n")
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	<-signals
-	if err := s.conn.Release(path); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "Released network %s.\n", rest[0])
-	return nil
+	return cmd
 }
 
-// deleteCommand parses the arguments of a command that acts on one named
-// object, allowing a password prompt unless --no-ask-password, and
-// connects.
-func deleteCommand(name, usage, argName string, args []string, stdout io.Writer) (string, *session, error) {
-	fs := flagSet(name, usage, stdout)
-	noAsk := fs.Bool("no-ask-password", false, "")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return "", nil, err
+func networkDeleteCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "delete NAME", Long: usageNetworkDelete, Args: exactArgs("NAME"), ValidArgsFunction: completeNetworkArg}
+	askPassword := addNoAskPassword(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		s, err := connect(askPassword())
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		path, err := s.conn.GetNetwork(args[0])
+		if err != nil {
+			return err
+		}
+		if err := s.conn.DeleteNetwork(path, s.interactive); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Deleted network %s.\n", args[0])
+		return nil
 	}
-	if err := positionalArgs(name, rest, argName); err != nil {
-		return "", nil, err
-	}
-	s, err := connect(!*noAsk)
-	if err != nil {
-		return "", nil, err
-	}
-	return rest[0], s, nil
+	return cmd
 }
 
-func networkDeleteCommand(args []string, stdout io.Writer) error {
-	network, s, err := deleteCommand("network delete", usageNetworkDelete, "NAME", args, stdout)
-	if err != nil {
-		return err
+func tapDeleteCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "delete IFNAME", Long: usageTapDelete, Args: exactArgs("IFNAME"), ValidArgsFunction: completeTapArg}
+	askPassword := addNoAskPassword(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		s, err := connect(askPassword())
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		// Deleting an unknown object answers a generic bus error; say it plainly.
+		objects, err := s.conn.GetManagedObjects()
+		if err != nil {
+			return err
+		}
+		path := names.TapPath(args[0])
+		if _, ok := objects[path][names.TapInterface]; !ok {
+			return notFoundf("there is no tap called %s (see \"netgrant tap list\")", args[0])
+		}
+		if err := s.conn.DeleteTap(path, s.interactive); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Deleted tap %s.\n", args[0])
+		return nil
 	}
-	defer s.close()
-	path, err := s.conn.GetNetwork(network)
-	if err != nil {
-		return err
-	}
-	if err := s.conn.DeleteNetwork(path, s.interactive); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "Deleted network %s.\n", network)
-	return nil
-}
-
-func tapDeleteCommand(args []string, stdout io.Writer) error {
-	ifname, s, err := deleteCommand("tap delete", usageTapDelete, "IFNAME", args, stdout)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	// Deleting an unknown object answers a generic bus error; say it plainly.
-	objects, err := s.conn.GetManagedObjects()
-	if err != nil {
-		return err
-	}
-	path := names.TapPath(ifname)
-	if _, ok := objects[path][names.TapInterface]; !ok {
-		return fmt.Errorf("there is no tap called %s (see \"netgrant list\")", ifname)
-	}
-	if err := s.conn.DeleteTap(path, s.interactive); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "Deleted tap %s.\n", ifname)
-	return nil
+	return cmd
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/spf13/cobra"
 )
 
 const usageRun = `Usage: netgrant run [OPTIONS] [--] COMMAND [ARGS...]
@@ -76,73 +75,64 @@ Examples:
 // treat a second SIGINT like the first.
 var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
 
-func runCommand(args []string, stdout io.Writer) error {
-	const name = "run"
-	fs := flagSet(name, usageRun, stdout)
-	network := fs.String("network", "", "")
-	subnet := fs.String("subnet", "", "")
-	isolated := fs.Bool("isolated", false, "")
-	subnet6 := fs.String("subnet6", "", "")
-	noIPv6 := fs.Bool("no-ipv6", false, "")
-	bridge := fs.String("bridge", "", "")
-	queues := fs.Uint("queues", 0, "")
-	mac := fs.String("mac", "", "")
+func runCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "run [OPTIONS] [--] COMMAND [ARGS...]", Long: usageRun}
+	// Options end at COMMAND: what follows is COMMAND's.
+	cmd.Flags().SetInterspersed(false)
+	var network networkOptions
+	networkName := cmd.Flags().String("network", "", "create or join this network")
+	cmd.RegisterFlagCompletionFunc("network", completeNetworkFlag)
+	network.add(cmd)
+	bridge := cmd.Flags().String("bridge", "", "the tap joins this bridge")
+	cmd.RegisterFlagCompletionFunc("bridge", completeBridgeFlag)
+	queues := cmd.Flags().Uint("queues", 0, "queues of the tap")
+	mac := cmd.Flags().String("mac", "", "the guest's MAC")
 	var taps tapList
-	fs.Var(&taps, "tap", "")
+	cmd.Flags().Var(&taps, "tap", "a tap: KEY=VALUE,...")
 	var forwards forwardList
-	fs.Var(&forwards, "forward", "")
-	noAsk := fs.Bool("no-ask-password", false, "")
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	argv := fs.Args()
-	if len(argv) == 0 {
-		return usageError(name, "no command to run")
-	}
-	if *network == "" && (*subnet != "" || *isolated || *subnet6 != "" || *noIPv6) {
-		return usageError(name, "--subnet, --subnet6, --no-ipv6 and --isolated need --network")
-	}
-	if *subnet != "" {
-		if _, _, err := net.ParseCIDR(*subnet); err != nil {
-			return usageError(name, "--subnet %q is no CIDR (like 10.97.5.0/24)", *subnet)
+	cmd.Flags().Var(&forwards, "forward", "forward [PROTO:]HOST_PORT:GUEST_PORT")
+	askPassword := addNoAskPassword(cmd)
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return usageError(cmd, "no command to run")
 		}
+		return nil
 	}
-	if len(taps) > 0 && (*bridge != "" || *queues != 0 || *mac != "") {
-		return usageError(name, "with --tap, give bridge, queues and mac as --tap keys")
-	}
-	if len(taps) == 0 && *network == "" && *bridge == "" {
-		*network = defaultNetwork()
-	}
-	if len(taps) == 0 {
-		spec := tapSpec{network: *network, opts: map[string]dbus.Variant{}}
-		switch {
-		case *network != "" && *bridge != "":
-			return usageError(name, "--network and --bridge exclude each other without --tap")
-		case *network != "":
-			spec.opts["network"] = dbus.MakeVariant(*network)
-		case *bridge != "":
-			spec.opts["bridge"] = dbus.MakeVariant(*bridge)
+	cmd.RunE = func(cmd *cobra.Command, argv []string) error {
+		if *networkName == "" && network.given() {
+			return usageError(cmd, "--subnet, --subnet6, --no-ipv6 and --isolated need --network")
 		}
-		if *queues != 0 {
-			spec.opts["queues"] = dbus.MakeVariant(uint32(*queues))
+		netOpts, err := network.options(cmd)
+		if err != nil {
+			return err
 		}
-		if *mac != "" {
-			spec.opts["mac"] = dbus.MakeVariant(*mac)
+		if len(taps) > 0 && (*bridge != "" || *queues != 0 || *mac != "") {
+			return usageError(cmd, "with --tap, give bridge, queues and mac as --tap keys")
 		}
-		taps = tapList{spec}
+		if len(taps) == 0 && *networkName == "" && *bridge == "" {
+			*networkName = defaultNetwork()
+		}
+		if len(taps) == 0 {
+			spec := tapSpec{network: *networkName, opts: map[string]dbus.Variant{}}
+			switch {
+			case *networkName != "" && *bridge != "":
+				return usageError(cmd, "--network and --bridge exclude each other without --tap")
+			case *networkName != "":
+				spec.opts["network"] = dbus.MakeVariant(*networkName)
+			case *bridge != "":
+				spec.opts["bridge"] = dbus.MakeVariant(*bridge)
+			}
+			if *queues != 0 {
+				spec.opts["queues"] = dbus.MakeVariant(uint32(*queues))
+			}
+			if *mac != "" {
+				spec.opts["mac"] = dbus.MakeVariant(*mac)
+			}
+			taps = tapList{spec}
+		}
+		return runWithTaps(cmd, *networkName, netOpts, taps, forwards, argv, askPassword())
 	}
-
-	netOpts := map[string]dbus.Variant{}
-	if *subnet != "" {
-		netOpts["subnet"] = dbus.MakeVariant(*subnet)
-	}
-	if *isolated {
-		netOpts["outbound"] = dbus.MakeVariant(false)
-	}
-	if err := addIPv6Options(name, netOpts, *subnet6, *noIPv6); err != nil {
-		return err
-	}
-	return runWithTaps(*network, netOpts, taps, forwards, argv, !*noAsk)
+	return cmd
 }
 
 // runForward is a --forward of netgrant run.
@@ -155,6 +145,8 @@ type runForward struct {
 type forwardList []runForward
 
 func (l *forwardList) String() string { return "" }
+
+func (l *forwardList) Type() string { return "[PROTO:]HOST_PORT:GUEST_PORT" }
 
 func (l *forwardList) Set(value string) error {
 	f := runForward{proto: "tcp"}
@@ -176,26 +168,10 @@ func (l *forwardList) Set(value string) error {
 	return nil
 }
 
-// addIPv6Options puts --subnet6 and --no-ipv6 into a network's options.
-func addIPv6Options(command string, opts map[string]dbus.Variant, subnet6 string, noIPv6 bool) error {
-	switch {
-	case subnet6 != "" && noIPv6:
-		return usageError(command, "--subnet6 and --no-ipv6 exclude each other")
-	case subnet6 != "":
-		if ip, _, err := net.ParseCIDR(subnet6); err != nil || ip.To4() != nil {
-			return usageError(command, "--subnet6 %q is no IPv6 CIDR (like fd12:3456:789a:1::/64)", subnet6)
-		}
-		opts["subnet6"] = dbus.MakeVariant(subnet6)
-	case noIPv6:
-		opts["ipv6"] = dbus.MakeVariant(false)
-	}
-	return nil
-}
-
 // defaultNetwork is the caller's own network, API.md's user-<uid>.
 func defaultNetwork() string { return "user-" + strconv.Itoa(os.Getuid()) }
 
-func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, forwards forwardList, argv []string, askPassword bool) error {
+func runWithTaps(cmd *cobra.Command, network string, netOpts map[string]dbus.Variant, taps tapList, forwards forwardList, argv []string, askPassword bool) error {
 	s, err := connect(askPassword)
 	if err != nil {
 		return err
@@ -253,7 +229,7 @@ func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, 
 		}
 	}
 	if len(forwards) > 0 && guest == "" {
-		return usageError("run", "--forward needs a tap on a network (--network, or --tap network=...), not only on a bridge")
+		return usageError(cmd, "--forward needs a tap on a network (--network, or --tap network=...), not only on a bridge")
 	}
 	removeForwards, err := addForwards(s, guestNetwork, guest, forwards)
 	if err != nil {
@@ -267,14 +243,14 @@ func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, 
 	if err != nil {
 		return &exitError{code: 2, msg: "netgrant run: " + err.Error()}
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = files
-	cmd.Env = append(os.Environ(), tapEnv(results)...)
+	child := exec.Command(argv[0], argv[1:]...)
+	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
+	child.ExtraFiles = files
+	child.Env = append(os.Environ(), tapEnv(results)...)
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, forwardedSignals...)
 	defer signal.Stop(signals)
-	if err := cmd.Start(); err != nil {
+	if err := child.Start(); err != nil {
 		return &exitError{code: 127, msg: "netgrant run: cannot start " + argv[0] + ": " + unwrapExec(err)}
 	}
 	// From now on the taps live exactly as long as the child keeps them.
@@ -287,13 +263,13 @@ func runWithTaps(network string, netOpts map[string]dbus.Variant, taps tapList, 
 		for {
 			select {
 			case sig := <-signals:
-				cmd.Process.Signal(sig)
+				child.Process.Signal(sig)
 			case <-done:
 				return
 			}
 		}
 	}()
-	err = cmd.Wait()
+	err = child.Wait()
 	close(done)
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -20,6 +20,8 @@ type tapList []tapSpec
 
 func (l *tapList) String() string { return "" }
 
+func (l *tapList) Type() string { return "KEY=VALUE,..." }
+
 func (l *tapList) Set(value string) error {
 	spec, err := parseTapSpec(value)
 	if err != nil {

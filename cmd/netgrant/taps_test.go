@@ -1,7 +1,11 @@
 package main
 
 import (
+	"regexp"
+
 	"bytes"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"slices"
 	"strings"
 	"testing"
@@ -75,9 +79,19 @@ func TestCommandLine(t *testing.T) {
 		inStdout string
 		inStderr string
 	}{
-		{[]string{"--help"}, 0, "  run [OPTIONS] -- COMMAND [ARGS...]", ""},
+		{[]string{"--help"}, 0, "  run [OPTIONS] [--] COMMAND [ARGS...]", ""},
 		{[]string{"help", "network", "create"}, 0, "Usage: netgrant network create NAME", ""},
-		{[]string{"network", "--help"}, 0, "network create NAME [OPTIONS]\n                           create a persistent NAT network", ""},
+		{[]string{"network", "--help"}, 0, "network create NAME [OPTIONS]\n                           create a NAT network that stays until deleted", ""},
+		{[]string{"network"}, 2, "", "Usage: netgrant network COMMAND"},
+		{[]string{"lst"}, 2, "", `netgrant: unknown command "lst"; did you mean "list"?`},
+		{[]string{"network", "crate", "lab"}, 2, "", `netgrant network: unknown command "crate"; did you mean "create"?`},
+		{[]string{"version"}, 0, "netgrant devel", ""},
+		{[]string{"--version"}, 0, "netgrant devel", ""},
+		{[]string{"help", "nope"}, 2, "", `netgrant help: no command "nope"`},
+		{[]string{"list", "--json", "--format", "{{.Name}}"}, 2, "", "--json and --format exclude each other"},
+		{[]string{"network", "list", "--format", "{{.Name"}, 2, "", "netgrant network list: --format: template: format:1: unclosed action"},
+		{[]string{"completion", "--help"}, 0, "Usage: netgrant completion bash|zsh|fish", ""},
+		{[]string{"completion", "fish"}, 0, "complete -c netgrant", ""},
 		{[]string{"run", "-h"}, 0, "{fds}", ""},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"network", "create"}, 2, "", "netgrant network create: missing NAME"},
@@ -92,8 +106,12 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"network", "forward", "--help"}, 0, "network forward add NAME PROTO HOST_PORT GUEST GUEST_PORT", ""},
 		{[]string{"run", "--tap", "network=a", "--mac", "52:54:00:00:00:01", "--", "true"}, 2, "", "with --tap, give bridge, queues and mac as --tap keys"},
 		{[]string{"run", "--network", "a"}, 2, "", "no command to run"},
-		{[]string{"list", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
-		{[]string{"run", "--tap", "color=red", "--", "true"}, 2, "", "netgrant run: invalid value \"color=red\" for flag -tap: unknown key"},
+		{[]string{"list", "--bogus"}, 2, "", "netgrant list: unknown flag: --bogus\nRun \"netgrant list --help\" for usage."},
+		{[]string{"list", "--jsn"}, 2, "", "netgrant list: unknown flag: --jsn (did you mean --json?)"},
+		{[]string{"list", "-jsn"}, 2, "", "netgrant list: unknown flag: -jsn (did you mean --json?)"},
+		{[]string{"network", "create", "lab", "--no-dchp"}, 2, "", "unknown flag: --no-dchp (did you mean --no-dhcp?)"},
+		{[]string{"run", "--tap", "color=red", "--", "true"}, 2, "", `netgrant run: invalid argument "color=red" for "--tap" flag: unknown key`},
+		{[]string{"run", "--forward", "sctp:1:2", "--", "true"}, 2, "", `invalid argument "sctp:1:2" for "--forward" flag`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
@@ -106,15 +124,46 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-func TestParseArgsTakesOptionsAnywhere(t *testing.T) {
-	fs := flagSet("x", "", &bytes.Buffer{})
-	subnet := fs.String("subnet", "", "")
-	hold := fs.Bool("hold", false, "")
-	rest, err := parseArgs(fs, []string{"lab", "--subnet", "10.0.0.0/24", "--hold", "--", "--not-an-option"})
-	if err != nil {
-		t.Fatal(err)
+// Scripts written for netgrant's earlier, single-dash options keep
+// working; the options of the command netgrant run runs are its own.
+func TestSingleDashOptionsStillWork(t *testing.T) {
+	root := newRoot(&bytes.Buffer{}, &bytes.Buffer{})
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"list", "-json"}, []string{"list", "--json"}},
+		{[]string{"network", "create", "lab", "-subnet", "10.97.5.0/24", "-hold"}, []string{"network", "create", "lab", "--subnet", "10.97.5.0/24", "--hold"}},
+		{[]string{"network", "create", "lab", "-subnet=10.97.5.0/24"}, []string{"network", "create", "lab", "--subnet=10.97.5.0/24"}},
+		{[]string{"run", "-network", "demo", "qemu", "-network", "x", "-m", "1G"}, []string{"run", "--network", "demo", "qemu", "-network", "x", "-m", "1G"}},
+		{[]string{"run", "-tap", "network=a", "--", "qemu", "-mac", "x"}, []string{"run", "--tap", "network=a", "--", "qemu", "-mac", "x"}},
+		{[]string{"network", "forward", "list", "-h"}, []string{"network", "forward", "list", "-h"}},
+	} {
+		if got := singleDashCompat(root, tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
 	}
-	if *subnet != "10.0.0.0/24" || !*hold || !slices.Equal(rest, []string{"lab", "--not-an-option"}) {
-		t.Errorf("subnet %q hold %v rest %q", *subnet, *hold, rest)
+}
+
+// Every option a command takes is in its help text, and every option its
+// help text names is one it takes: the text is hand-written.
+func TestHelpNamesEveryOption(t *testing.T) {
+	root := newRoot(&bytes.Buffer{}, &bytes.Buffer{})
+	var visit func(*cobra.Command)
+	visit = func(cmd *cobra.Command) {
+		for _, c := range cmd.Commands() {
+			visit(c)
+		}
+		if cmd.Long == "" || cmd.Name() == "completion" || cmd.Parent() != nil && cmd.Parent().Name() == "completion" {
+			return
+		}
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.Name != "help" && !strings.Contains(cmd.Long, "--"+f.Name) {
+				t.Errorf("%s --help does not name --%s", cmd.CommandPath(), f.Name)
+			}
+		})
+		for _, m := range regexp.MustCompile(`(?m)^  (--[a-z0-9-]+)`).FindAllStringSubmatch(cmd.Long, -1) {
+			if cmd.Flags().Lookup(strings.TrimPrefix(m[1], "--")) == nil {
+				t.Errorf("%s --help names %s, which it does not take", cmd.CommandPath(), m[1])
+			}
+		}
 	}
+	visit(root)
 }

@@ -81,7 +81,7 @@ func TestNetworkCreateListShowDelete(t *testing.T) {
 	}
 	mustSucceed(t, netgrant(t, harness.UserAlice, "network", "delete", "v4"))
 	// Deleting another user's network needs org.netgrant.manage.
-	wantFailure(t, netgrant(t, harness.UserMallory, "network", "delete", "lab"),
+	wantFailure(t, netgrant(t, harness.UserMallory, "network", "delete", "lab"), exitNoPerm,
 		"netgrant: /org/netgrant/NetGrant1/network/lab belongs to another user: acting on it needs polkit org.netgrant.manage")
 	if !networkExists(t, env, "lab") {
 		t.Fatal("mallory's refused delete removed the network")
@@ -95,7 +95,7 @@ func TestNetworkCreateListShowDelete(t *testing.T) {
 	if networkExists(t, env, "lab") {
 		t.Error("the network still exists after network delete")
 	}
-	wantFailure(t, netgrant(t, harness.UserAlice, "network", "show", "lab"), `there is no network "lab"`)
+	wantFailure(t, netgrant(t, harness.UserAlice, "network", "show", "lab"), exitNotFound, `there is no network "lab"`)
 }
 
 func TestNetworkCreateHoldLastsUntilInterrupted(t *testing.T) {
@@ -136,16 +136,16 @@ func TestNetworkCreateHoldLastsUntilInterrupted(t *testing.T) {
 
 func TestRefusalsInPlainWords(t *testing.T) {
 	harness.Start(t, harness.Options{Rules: rules})
-	wantFailure(t, netgrant(t, harness.UserMallory, "network", "create", "m1", "--hold"),
-		"netgrant: not allowed: polkit refused org.netgrant.create-nat-network; ask your administrator to allow it (see README: Polkit rules)")
-	wantFailure(t, netgrant(t, harness.UserMallory, "network", "create", "m1"), "not allowed: polkit refused org.netgrant.")
+	wantFailure(t, netgrant(t, harness.UserMallory, "network", "create", "m1", "--hold"), exitNoPerm,
+		"netgrant: not allowed: polkit refused org.netgrant.create-nat-network; ask your administrator to allow it (see POLKIT in netgrantd(8))")
+	wantFailure(t, netgrant(t, harness.UserMallory, "network", "create", "m1"), exitNoPerm, "not allowed: polkit refused org.netgrant.")
 	// No rule for bob: polkit wants a password, and without a terminal
 	// there is nobody to ask.
-	wantFailure(t, netgrant(t, harness.UserBob, "run", "--tap", "vnet_hdr=on", "--", "true"),
+	wantFailure(t, netgrant(t, harness.UserBob, "run", "--tap", "vnet_hdr=on", "--", "true"), exitNoPerm,
 		"authentication needed for org.netgrant.create-tap but no polkit agent is running", "run the command on a terminal")
-	wantFailure(t, netgrant(t, harness.UserAlice, "run", "--bridge", "br0", "--", "true"),
+	wantFailure(t, netgrant(t, harness.UserAlice, "run", "--bridge", "br0", "--", "true"), exitNoPerm,
 		`bridge "br0" is not listed in [Bridges] Allow= of the netgrant configuration; an administrator must add it`)
-	wantFailure(t, netgrant(t, harness.UserAlice, "tap", "delete", "ngtap99"), "there is no tap called ngtap99")
+	wantFailure(t, netgrant(t, harness.UserAlice, "tap", "delete", "ngtap99"), exitNotFound, "there is no tap called ngtap99")
 
 	r := netgrant(t, harness.UserAlice, "run", "--tap", "network=a,bridge=b", "--", "true")
 	if r.code != 2 || !strings.Contains(r.stderr, "network and bridge exclude each other") || !strings.Contains(r.stderr, "netgrant run --help") {
@@ -155,7 +155,7 @@ func TestRefusalsInPlainWords(t *testing.T) {
 
 func TestServiceNotRunning(t *testing.T) {
 	harness.Start(t, harness.Options{NoDaemon: true})
-	wantFailure(t, netgrant(t, harness.UserAlice, "list"), "netgrantd is not running or not installed")
+	wantFailure(t, netgrant(t, harness.UserAlice, "list"), exitUnavailable, "netgrantd is not running or not installed")
 }
 
 // network forward add, list and remove, and forwards in list and show.
@@ -167,13 +167,13 @@ func TestNetworkForwardCommands(t *testing.T) {
 	if r.stdout != "Forwarding tcp port 2222 (every address of this host) to 10.97.6.10 port 22 on network fw.\n" {
 		t.Errorf("forward add printed %q", r.stdout)
 	}
-	wantFailure(t, netgrant(t, harness.UserAlice, "network", "forward", "add", "fw", "tcp", "2222", "10.97.6.11", "22"),
+	wantFailure(t, netgrant(t, harness.UserAlice, "network", "forward", "add", "fw", "tcp", "2222", "10.97.6.11", "22"), exitFailure,
 		"tcp port 2222 is already forwarded")
 	if r := netgrant(t, harness.UserAlice, "network", "forward", "add", "fw", "icmp", "1", "10.97.6.11", "22"); r.code != 2 ||
 		!strings.Contains(r.stderr, `PROTO "icmp" is neither tcp nor udp`) {
 		t.Errorf("forward add icmp: exit %d, stderr %q, want a usage error", r.code, r.stderr)
 	}
-	wantFailure(t, netgrant(t, harness.UserMallory, "network", "forward", "add", "fw", "udp", "5000", "10.97.6.11", "53"), "belongs to another user")
+	wantFailure(t, netgrant(t, harness.UserMallory, "network", "forward", "add", "fw", "udp", "5000", "10.97.6.11", "53"), exitNoPerm, "belongs to another user")
 
 	r = netgrant(t, harness.UserAlice, "network", "forward", "list", "fw")
 	mustSucceed(t, r)
@@ -209,7 +209,7 @@ func TestNetworkForwardCommands(t *testing.T) {
 	if r = netgrant(t, harness.UserAlice, "network", "forward", "list", "fw", "--json"); strings.TrimSpace(r.stdout) != "[]" {
 		t.Errorf("forward list --json after the removal: %q", r.stdout)
 	}
-	wantFailure(t, netgrant(t, harness.UserAlice, "network", "forward", "remove", "fw", "tcp", "2222"), "forwards no tcp port 2222")
+	wantFailure(t, netgrant(t, harness.UserAlice, "network", "forward", "remove", "fw", "tcp", "2222"), exitNotFound, "forwards no tcp port 2222")
 	mustSucceed(t, netgrant(t, harness.UserAlice, "network", "delete", "fw"))
 }
 
@@ -382,7 +382,7 @@ func TestBridgeHelperSendsTapFD(t *testing.T) {
 	}
 
 	r := runAs(t, harness.UserAlice, bin(t, "netgrant-bridge-helper"), "--use-vnet", "--br=br-nope", "--fd=3")
-	wantFailure(t, r, "netgrant-bridge-helper: cannot get a tap on bridge br-nope:", "an administrator must add it")
+	wantFailure(t, r, exitFailure, "netgrant-bridge-helper: cannot get a tap on bridge br-nope:", "an administrator must add it")
 	r = runAs(t, harness.UserAlice, bin(t, "netgrant-bridge-helper"), "--bridge=x")
 	if r.code == 0 || !strings.Contains(r.stderr, `unknown argument "--bridge=x"`) {
 		t.Errorf("bad argument: exit %d, stderr %q", r.code, r.stderr)

@@ -79,12 +79,20 @@ func mustSucceed(t *testing.T, r result) {
 	}
 }
 
-// wantFailure checks a refusal: exit status 1 and a message in plain words
-// that contains every one of want, and no bare D-Bus error name.
-func wantFailure(t *testing.T, r result, want ...string) {
+// Exit statuses netgrant(1) documents.
+const (
+	exitFailure     = 1
+	exitNotFound    = 4
+	exitUnavailable = 69
+	exitNoPerm      = 77
+)
+
+// wantFailure checks a refusal: exit status code and a message in plain
+// words that contains every one of want, and no bare D-Bus error name.
+func wantFailure(t *testing.T, r result, code int, want ...string) {
 	t.Helper()
-	if r.code != 1 {
-		t.Errorf("exit status %d, want 1", r.code)
+	if r.code != code {
+		t.Errorf("exit status %d, want %d", r.code, code)
 	}
 	for _, w := range want {
 		if !strings.Contains(r.stderr, w) {

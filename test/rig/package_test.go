@@ -116,6 +116,9 @@ func TestPackageHoldsWhatMesonInstalls(t *testing.T) {
 		"./lib/systemd/system/netgrantd.service",
 		"./lib/systemd/system/netgrant-dnsmasq@.service",
 		"./etc/netgrant/hooks.d/",
+		"./usr/share/bash-completion/completions/netgrant",
+		"./usr/share/zsh/vendor-completions/_netgrant",
+		"./usr/share/fish/vendor_completions.d/netgrant.fish",
 	} {
 		if !strings.Contains(string(out), " "+path+"\n") {
 			t.Errorf("the package lacks %s", path)

@@ -1,38 +1,17 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"os/user"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/godbus/dbus/v5"
 
 	"github.com/netgrant/netgrant/client"
 	"github.com/netgrant/netgrant/internal/names"
 )
-
-const usageList = `Usage: netgrant list [--json]
-
-Lists every network (with its IPv6 /64 and port forwards) and tap (with
-their DHCP leases), whoever owns them.
-
-Options:
-  --json   print one JSON object: {"networks": [...], "taps": [...]}
-`
-
-const usageNetworkShow = `Usage: netgrant network show NAME [--json]
-
-Shows a network's settings (IPv6 included), its holders, taps, DHCP
-leases and port forwards.
-
-Options:
-  --json   print the network as a JSON object
-`
 
 type leaseJSON struct {
 	MAC      string `json:"mac"`
@@ -170,103 +149,6 @@ func collect(objects client.Objects) listJSON {
 	return out
 }
 
-func listCommand(args []string, stdout io.Writer) error {
-	fs := flagSet("list", usageList, stdout)
-	asJSON := fs.Bool("json", false, "")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionalArgs("list", rest); err != nil {
-		return err
-	}
-	s, err := connect(false)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	objects, err := s.conn.GetManagedObjects()
-	if err != nil {
-		return err
-	}
-	list := collect(objects)
-	if *asJSON {
-		return writeJSON(stdout, list)
-	}
-	writeList(stdout, list)
-	return nil
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func writeList(w io.Writer, list listJSON) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	defer tw.Flush()
-	if len(list.Networks) == 0 {
-		fmt.Fprintln(tw, "No networks.")
-	} else {
-		fmt.Fprintln(tw, "NETWORK\tOWNER\tSUBNET\tGATEWAY\tSUBNET6\tBRIDGE\tDOMAIN\tHOLDERS\tSETTINGS")
-		for _, n := range list.Networks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.OwnerName, n.Subnet, n.Gateway, orDash(n.Subnet6), n.Bridge, orDash(n.Domain), n.Holders, settings(n))
-		}
-	}
-	fmt.Fprintln(tw)
-	if len(list.Taps) == 0 {
-		fmt.Fprintln(tw, "No taps.")
-	} else {
-		fmt.Fprintln(tw, "TAP\tOWNER\tNETWORK\tBRIDGE\tMAC\tIPV4\tIPV6\tQUEUES")
-		for _, t := range list.Taps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", t.Name, t.OwnerName, orDash(t.Network), orDash(t.Bridge), orDash(t.MAC), orDash(t.IPv4), orDash(strings.Join(t.IPv6, ",")), t.Queues)
-		}
-	}
-	var forwards [][]string
-	for _, n := range list.Networks {
-		for _, f := range n.PortForwards {
-			forwards = append(forwards, []string{n.Name, f.Protocol, forwardFrom(f), fmt.Sprintf("%s:%d", f.Guest, f.GuestPort)})
-		}
-	}
-	if len(forwards) > 0 {
-		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "FORWARD\tPROTO\tHOST\tGUEST")
-		for _, f := range forwards {
-			fmt.Fprintln(tw, strings.Join(f, "\t"))
-		}
-	}
-	var leases [][]string
-	for _, n := range list.Networks {
-		for _, l := range n.Leases {
-			leases = append(leases, []string{n.Name, l.MAC, l.IPv4, orDash(guestName(n, l))})
-		}
-	}
-	fmt.Fprintln(tw)
-	if len(leases) == 0 {
-		fmt.Fprintln(tw, "No DHCP leases.")
-		return
-	}
-	fmt.Fprintln(tw, "LEASE\tMAC\tIPV4\tHOSTNAME")
-	for _, l := range leases {
-		fmt.Fprintln(tw, strings.Join(l, "\t"))
-	}
-}
-
 // guestName is the name the host reaches a guest by: <hostname>.<domain>.
 func guestName(n networkJSON, l leaseJSON) string {
 	if l.Hostname == "" || n.Domain == "" {
@@ -302,83 +184,4 @@ func settings(n networkJSON) string {
 		s = append(s, "persistent")
 	}
 	return strings.Join(s, ",")
-}
-
-// readNetwork is what "network show NAME [--json]" and commands like it
-// read: the network called NAME, and whether to print it as JSON.
-func readNetwork(command, usage string, args []string, stdout io.Writer) (networkJSON, bool, error) {
-	fs := flagSet(command, usage, stdout)
-	asJSON := fs.Bool("json", false, "")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return networkJSON{}, false, err
-	}
-	if err := positionalArgs(command, rest, "NAME"); err != nil {
-		return networkJSON{}, false, err
-	}
-	s, path, err := connectToNetwork(rest[0], false)
-	if err != nil {
-		return networkJSON{}, false, err
-	}
-	defer s.close()
-	objects, err := s.conn.GetManagedObjects()
-	if err != nil {
-		return networkJSON{}, false, err
-	}
-	props, ok := objects[path][names.NetworkInterface]
-	if !ok {
-		return networkJSON{}, false, fmt.Errorf("network %s went away", rest[0])
-	}
-	return networkFromProps(props, objects), *asJSON, nil
-}
-
-func networkShowCommand(args []string, stdout io.Writer) error {
-	n, asJSON, err := readNetwork("network show", usageNetworkShow, args, stdout)
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return writeJSON(stdout, n)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 1, ' ', 0)
-	defer tw.Flush()
-	for _, row := range [][2]string{
-		{"Name:", n.Name},
-		{"Owner:", fmt.Sprintf("%s (%d)", n.OwnerName, n.Owner)},
-		{"Bridge:", n.Bridge},
-		{"Subnet:", n.Subnet},
-		{"Gateway:", n.Gateway},
-		{"Subnet6:", orDash(n.Subnet6)},
-		{"Gateway6:", orDash(n.Gateway6)},
-		{"Domain:", orDash(n.Domain)},
-		{"DHCP:", yesNo(n.DHCP)},
-		{"DNS:", yesNo(n.DNS)},
-		{"Outbound:", yesNo(n.Outbound)},
-		{"Persistent:", yesNo(n.Persistent)},
-		{"Holders:", strconv.Itoa(int(n.Holders))},
-		{"Taps:", orDash(strings.Join(n.Taps, " "))},
-	} {
-		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
-	}
-	var leases, forwards []string
-	for _, l := range n.Leases {
-		leases = append(leases, fmt.Sprintf("%s %s %s", l.IPv4, l.MAC, guestName(n, l)))
-	}
-	for _, f := range n.PortForwards {
-		forwards = append(forwards, fmt.Sprintf("%s %s -> %s:%d", f.Protocol, forwardFrom(f), f.Guest, f.GuestPort))
-	}
-	writeLabelled(tw, "Leases:", leases)
-	writeLabelled(tw, "Forwards:", forwards)
-	return nil
-}
-
-// writeLabelled writes one row per line, the first labelled; "-" for none.
-func writeLabelled(w io.Writer, label string, lines []string) {
-	if len(lines) == 0 {
-		lines = []string{"-"}
-	}
-	for _, line := range lines {
-		fmt.Fprintf(w, "%s\t%s\n", label, line)
-		label = ""
-	}
 }
