@@ -279,10 +279,7 @@ func (m *Manager) joinable(uid uint32, r NetworkRequest) (*netRes, error) {
 func (m *Manager) planNetwork(given netip.Prefix, hostUses []subnet.Use) (subnet.Plan, error) {
 	// Networks first: a network's bridge carries its subnet, and its
 	// name says more than the bridge's address.
-	var uses []subnet.Use
-	for _, n := range m.networks {
-		uses = append(uses, subnet.Use{Prefix: n.plan.Prefix, What: "network \"" + n.name + "\""})
-	}
+	uses := m.networkUses(func(n *netRes) netip.Prefix { return n.plan.Prefix })
 	uses = append(uses, hostUses...)
 	if given.IsValid() {
 		if use, clash := subnet.Conflict(given, uses); clash {
@@ -305,12 +302,7 @@ func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefi
 	if !r.ipv6(m.opts.Config) {
 		return plan.WithIPv6(netip.Prefix{}), nil
 	}
-	var uses []subnet.Use
-	for _, n := range m.networks {
-		if n.plan.Prefix6.IsValid() {
-			uses = append(uses, subnet.Use{Prefix: n.plan.Prefix6, What: "network \"" + n.name + "\""})
-		}
-	}
+	uses := m.networkUses(func(n *netRes) netip.Prefix { return n.plan.Prefix6 })
 	uses = append(uses, hostUses...)
 	if given.IsValid() {
 		if use, clash := subnet.Conflict(given, uses); clash {
@@ -327,6 +319,19 @@ func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefi
 		return plan.WithIPv6(netip.Prefix{}), nil
 	}
 	return plan.WithIPv6(p), nil
+}
+
+// networkUses are the networks' subnets (IPv4 or IPv6, as prefix picks)
+// in address order, so that a conflict names the same network every time.
+func (m *Manager) networkUses(prefix func(*netRes) netip.Prefix) []subnet.Use {
+	var uses []subnet.Use
+	for _, n := range m.networks {
+		if p := prefix(n); p.IsValid() {
+			uses = append(uses, subnet.Use{Prefix: p, What: "network \"" + n.name + "\""})
+		}
+	}
+	slices.SortFunc(uses, func(a, b subnet.Use) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	return uses
 }
 
 func (m *Manager) networksOf(uid uint32) int {

@@ -11,8 +11,9 @@ import (
 )
 
 // attempts bounds the retries: a list that changes this often in a row is
-// an error worth reporting.
-const attempts = 5
+// an error worth reporting. Twenty users creating and deleting taps at
+// full speed (test/soak) interrupted five dumps in a row once.
+const attempts = 50
 
 // Retry calls dump until the kernel answers without interrupting it.
 func Retry[T any](dump func() ([]T, error)) ([]T, error) {
