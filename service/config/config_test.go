@@ -1,10 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +281,41 @@ func TestDropIns(t *testing.T) {
 	_, err = Load(main, vendor)
 	if want := filepath.Join(etc, "netgrant.conf.d/50-bad.conf") + ":3: bad TapsPerUser=x: not a whole number"; err == nil || err.Error() != want {
 		t.Errorf("a bad drop-in: %v, want %s", err, want)
+	}
+}
+
+// netgrant.conf(5) names every key netgrantd takes, and only those, each
+// with its default: the page's "*Key=*value" entries, under their
+// sections, are a configuration that parses to the defaults.
+func TestManualNamesEveryKeyWithItsDefault(t *testing.T) {
+	data, err := os.ReadFile("../../data/man/netgrant.conf.5.scd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf strings.Builder
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if section, ok := strings.CutPrefix(line, "# ["); ok && strings.HasSuffix(section, "]") {
+			fmt.Fprintf(&conf, "[%s\n", section)
+			continue
+		}
+		if m := regexp.MustCompile(`^\*([A-Za-z0-9]+)=\*(\S*)$`).FindStringSubmatch(line); m != nil {
+			fmt.Fprintf(&conf, "%s=%s\n", m[1], m[2])
+			documented[m[1]] = true
+		}
+	}
+	got, err := Parse(strings.NewReader(conf.String()), "netgrant.conf.5")
+	if err != nil {
+		t.Fatalf("the manual's keys and defaults do not parse: %v\n%s", err, conf.String())
+	}
+	if !reflect.DeepEqual(got, Default()) {
+		t.Errorf("the manual's defaults %+v differ from Default() %+v", got, Default())
+	}
+	for section, keys := range sections {
+		for key := range keys {
+			if !documented[key] {
+				t.Errorf("netgrant.conf(5) does not document [%s] %s=", section, key)
+			}
+		}
 	}
 }
