@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/polkit"
 	"github.com/netgrant/netgrant/service"
 )
@@ -114,15 +115,6 @@ type authorizer struct {
 	uid  uint32
 }
 
-var actionVerbs = map[string]string{
-	service.ActionCreateTap:        "create a tap device",
-	service.ActionUseNetwork:       "attach a tap to this network",
-	service.ActionAttachBridge:     "attach a tap to this host bridge",
-	service.ActionCreateNATNetwork: "create a NAT network",
-	service.ActionPersist:          "make a network persistent",
-	service.ActionManage:           "manage another user's objects",
-}
-
 // Authorize asks polkit as the caller's bus name.
 func (a *authorizer) Authorize(ctx context.Context, check service.AuthCheck) error {
 	if err := a.srv.checks.acquire(ctx, a.uid); err != nil {
@@ -135,7 +127,7 @@ func (a *authorizer) Authorize(ctx context.Context, check service.AuthCheck) err
 		// Abandoned, not refused: the manager says why.
 		return ctx.Err()
 	}
-	what := actionVerbs[check.Action]
+	what := names.ActionDoes(check.Action)
 	switch {
 	case result == polkit.Authorized:
 		return nil
@@ -145,8 +137,8 @@ func (a *authorizer) Authorize(ctx context.Context, check service.AuthCheck) err
 	case err != nil:
 		a.srv.log.Warn("polkit check failed: treating it as a denial", "caller", a.call.sender, "action", check.Action, "err", err)
 		return service.Errorf(service.AccessDenied, "not authorized to %s: polkit could not be asked (%v)", what, err)
-	case check.Action == service.ActionManage:
-		return service.Errorf(service.NotOwner, "%s belongs to another user: acting on it needs polkit %s", check.Details["object"], service.ActionManage)
+	case check.Action == names.ActionManage:
+		return service.Errorf(service.NotOwner, "%s belongs to another user: acting on it needs polkit %s", check.Details["object"], names.ActionManage)
 	}
 	return service.Errorf(service.AccessDenied, "not authorized to %s (polkit %s)", what, check.Action)
 }

@@ -6,20 +6,19 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/netgrant/netgrant/internal/names"
 )
 
 const policyFile = "../data/org.netgrant.policy"
 
 // apiDefaults is the table in API.md, "Authorization": any, inactive, active.
-var apiDefaults = map[string][3]string{
-	"org.netgrant.create-tap":              {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.use-network":             {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.attach-bridge":           {"auth_admin", "auth_admin_keep", "auth_admin_keep"},
-	"org.netgrant.create-nat-network":      {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.persist":                 {"auth_admin", "auth_admin_keep", "yes"},
-	"org.netgrant.manage":                  {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
-	"org.netgrant.forward-port":            {"auth_admin", "auth_admin", "yes"},
-	"org.netgrant.forward-privileged-port": {"auth_admin_keep", "auth_admin_keep", "auth_admin_keep"},
+func apiDefaults() map[string][3]string {
+	defaults := map[string][3]string{}
+	for _, a := range names.Actions {
+		defaults[a.ID] = a.Defaults
+	}
+	return defaults
 }
 
 type policyConfig struct {
@@ -50,7 +49,7 @@ func TestPolicyMatchesTheAPI(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, action := range policy.Actions {
-		want, ok := apiDefaults[action.ID]
+		want, ok := apiDefaults()[action.ID]
 		if !ok {
 			t.Errorf("action %s is not in the API", action.ID)
 			continue
@@ -68,7 +67,7 @@ func TestPolicyMatchesTheAPI(t *testing.T) {
 			t.Errorf("%s: description %q, message %q: the dialog would not tell the user what is asked", action.ID, action.Description, action.Message)
 		}
 	}
-	for id := range apiDefaults {
+	for id := range apiDefaults() {
 		if !seen[id] {
 			t.Errorf("action %s of the API is missing", id)
 		}
@@ -87,5 +86,29 @@ func TestPolicyIsValidForPolkit(t *testing.T) {
 	out, err := exec.Command("xmllint", "--noout", "--dtdvalid", dtd, policyFile).CombinedOutput()
 	if err != nil {
 		t.Fatalf("xmllint: %v\n%s", err, out)
+	}
+}
+
+// netgrantd(8) lists every action with its defaults.
+func TestManualListsEveryAction(t *testing.T) {
+	data, err := os.ReadFile("../data/man/netgrantd.8.scd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(data)
+	for _, a := range names.Actions {
+		i := strings.Index(page, "|  "+a.ID+"\n")
+		if i < 0 {
+			t.Errorf("netgrantd(8) does not list %s", a.ID)
+			continue
+		}
+		row := strings.SplitN(page[i:], "\n", 4)
+		defaults := strings.Join(a.Defaults[:], ", ")
+		if a.Defaults[0] == a.Defaults[1] && a.Defaults[1] == a.Defaults[2] {
+			defaults = a.Defaults[0] + " (all three)"
+		}
+		if len(row) < 3 || row[2] != ":- "+defaults {
+			t.Errorf("netgrantd(8) gives %s the defaults %q, want %q", a.ID, row[2], ":- "+defaults)
+		}
 	}
 }

@@ -8,15 +8,10 @@ import (
 	"os"
 	"slices"
 
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hostports"
 	"github.com/netgrant/netgrant/service/nldump"
-)
-
-// Polkit actions of port forwards: ports below 1024 are the system's.
-const (
-	ActionForwardPort           = "org.netgrant.forward-port"
-	ActionForwardPrivilegedPort = "org.netgrant.forward-privileged-port"
 )
 
 // PortForward sends a host port to a guest's, for connections from other
@@ -154,9 +149,9 @@ func (m *Manager) checkForwardTarget(n *netRes, f PortForward) error {
 }
 
 func (m *Manager) forwardCheck(n *netRes, f PortForward) *AuthCheck {
-	action := ActionForwardPort
+	action := names.ActionForwardPort
 	if f.HostPort < 1024 {
-		action = ActionForwardPrivilegedPort
+		action = names.ActionForwardPrivilegedPort
 	}
 	return &AuthCheck{Action: action, Details: map[string]string{
 		"network": n.name, "protocol": f.Protocol, "host_port": fmt.Sprint(f.HostPort),

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/config"
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
@@ -21,16 +22,6 @@ import (
 	"github.com/netgrant/netgrant/service/neigh"
 	"github.com/netgrant/netgrant/service/subnet"
 	"github.com/netgrant/netgrant/service/tap"
-)
-
-// Polkit action ids, as the API names them.
-const (
-	ActionCreateTap        = "org.netgrant.create-tap"
-	ActionUseNetwork       = "org.netgrant.use-network"
-	ActionAttachBridge     = "org.netgrant.attach-bridge"
-	ActionCreateNATNetwork = "org.netgrant.create-nat-network"
-	ActionPersist          = "org.netgrant.persist"
-	ActionManage           = "org.netgrant.manage"
 )
 
 // AuthCheck is one polkit action to check, with its details.
@@ -41,7 +32,7 @@ type AuthCheck struct {
 
 // Authorizer decides one call's check for its caller. It returns nil when
 // polkit allows it, else an *Error of kind AccessDenied, NotOwner (for
-// ActionManage), QuotaExceeded (too many checks pending) or
+// names.ActionManage), QuotaExceeded (too many checks pending) or
 // InteractiveAuthorizationRequired. Each call is authorized by exactly one
 // action, so its caller sees at most one password prompt.
 type Authorizer interface {
@@ -272,7 +263,7 @@ func (m *Manager) startWork() bool {
 }
 
 func (m *Manager) manageCheck(kind, name string) *AuthCheck {
-	return &AuthCheck{Action: ActionManage, Details: map[string]string{"object": m.opts.ObjectID(kind, name)}}
+	return &AuthCheck{Action: names.ActionManage, Details: map[string]string{"object": m.opts.ObjectID(kind, name)}}
 }
 
 func uidString(uid uint32) string { return strconv.FormatUint(uint64(uid), 10) }

@@ -439,7 +439,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 		if err != nil {
 			return networkPlan{}, nil, err
 		}
-		check := &AuthCheck{Action: ActionCreateNATNetwork, Details: map[string]string{"network": r.Name}}
+		check := &AuthCheck{Action: names.ActionCreateNATNetwork, Details: map[string]string{"network": r.Name}}
 		if existing != nil {
 			check.Details["subnet"] = existing.plan.Prefix.String()
 			return networkPlan{join: existing, plan: existing.plan}, check, nil
@@ -473,7 +473,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 		planned = plan.Prefix
 		check.Details["subnet"] = plan.Prefix.String()
 		if boolOr(r.Persistent, false) {
-			check.Action = ActionPersist
+			check.Action = names.ActionPersist
 		}
 		return networkPlan{plan: plan, ids: ids}, check, nil
 	}

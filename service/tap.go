@@ -206,7 +206,7 @@ func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, *Aut
 		if n.owner != uid {
 			return tapTarget{network: n}, m.manageCheck("network", n.name), nil
 		}
-		return tapTarget{network: n}, &AuthCheck{Action: ActionUseNetwork, Details: map[string]string{"network": n.name, "owner": uidString(n.owner)}}, nil
+		return tapTarget{network: n}, &AuthCheck{Action: names.ActionUseNetwork, Details: map[string]string{"network": n.name, "owner": uidString(n.owner)}}, nil
 	case br != "":
 		switch {
 		case !m.opts.Config.BridgeAllowed(br) && strings.HasPrefix(br, names.BridgePrefix):
@@ -221,9 +221,9 @@ func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, *Aut
 		if !isBridge {
 			return tapTarget{}, nil, Errorf(NotFound, "there is no bridge %q on this host", br)
 		}
-		return tapTarget{bridge: br}, &AuthCheck{Action: ActionAttachBridge, Details: map[string]string{"bridge": br}}, nil
+		return tapTarget{bridge: br}, &AuthCheck{Action: names.ActionAttachBridge, Details: map[string]string{"bridge": br}}, nil
 	}
-	return tapTarget{}, &AuthCheck{Action: ActionCreateTap}, nil
+	return tapTarget{}, &AuthCheck{Action: names.ActionCreateTap}, nil
 }
 
 func (t tapTarget) bridgeName() string {
@@ -306,7 +306,7 @@ type usingCreated struct {
 }
 
 func (u usingCreated) Authorize(ctx context.Context, check AuthCheck) error {
-	if check.Action == ActionUseNetwork && check.Details["network"] == u.network {
+	if check.Action == names.ActionUseNetwork && check.Details["network"] == u.network {
 		return nil
 	}
 	return u.Authorizer.Authorize(ctx, check)

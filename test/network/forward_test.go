@@ -210,7 +210,8 @@ func TestPortForwards(t *testing.T) {
 		bob := env.Client(t, harness.UserBob)
 		bobNet, bobInfo := mustCreateNetwork(t, bob, "bobfwd", nil)
 		bobGuest := bobInfo["dhcp_start"].Value().(string)
-		if err := addForward(bob, bobNet, "tcp", 80, bobGuest, 80, nil); harness.ErrorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
+		if err := addForward(bob, bobNet, "tcp", 80, bobGuest, 80, nil); harness.ErrorName(err) != "org.freedesktop.DBus.Error.AccessDenied" ||
+			!strings.Contains(err.Error(), "not authorized to forward a host port below 1024 to a guest (polkit org.netgrant.forward-privileged-port)") {
 			t.Errorf("ngbob forwarding port 80 without forward-privileged-port: %v", err)
 		}
 		if err := addForward(bob, bobNet, "tcp", 8083, bobGuest, 80, nil); err != nil {
@@ -218,7 +219,8 @@ func TestPortForwards(t *testing.T) {
 		}
 		carol := env.Client(t, harness.UserCarol)
 		carolNet, carolInfo := mustCreateNetwork(t, carol, "carolfwd", nil)
-		if err := addForward(carol, carolNet, "tcp", 8084, carolInfo["dhcp_start"].Value().(string), 80, nil); harness.ErrorName(err) != "org.freedesktop.DBus.Error.AccessDenied" {
+		if err := addForward(carol, carolNet, "tcp", 8084, carolInfo["dhcp_start"].Value().(string), 80, nil); harness.ErrorName(err) != "org.freedesktop.DBus.Error.AccessDenied" ||
+			!strings.Contains(err.Error(), "not authorized to forward a host port to a guest (polkit org.netgrant.forward-port)") {
 			t.Errorf("ngcarol forwarding without forward-port: %v", err)
 		}
 		dave := env.Client(t, harness.UserDave)
