@@ -1,3 +1,13 @@
+// Package dbus is netgrantd's D-Bus surface, and only that: it exports
+// the manager, network and tap objects of org.netgrant.NetGrant1 with their
+// properties and signals, decodes and checks every call's arguments before
+// anything else, knows who calls (uid, and the unique name whose leaving
+// drops its holds), asks polkit through package polkit with a bounded
+// queue per uid, maps the core's errors to the API's names, and watches
+// the bus for holders leaving, firewalld reloading and systemd-resolved
+// starting. What the calls do is package service's; the other services on
+// the bus are spoken to by packages polkit, firewalld and resolved; the
+// connection itself is internal/busconn.
 package dbus
 
 import (

@@ -9,14 +9,15 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 
+	"github.com/netgrant/netgrant/firewalld"
 	"github.com/netgrant/netgrant/internal/busconn"
 	"github.com/netgrant/netgrant/resolved"
 )
 
 const (
 	busName           = "org.freedesktop.DBus"
-	firewalldName     = "org.fedoraproject.FirewallD1"
-	firewalldReloaded = firewalldName + ".Reloaded"
+	firewalldName     = firewalld.BusName
+	firewalldReloaded = firewalld.BusName + ".Reloaded"
 )
 
 // signalWatch acts on the signals netgrant follows, trusting each only from

@@ -19,9 +19,11 @@ import (
 )
 
 const (
-	busName       = "org.fedoraproject.FirewallD1"
+	// BusName is firewalld's name on the system bus; it signals Reloaded
+	// on the interface of the same name.
+	BusName       = "org.fedoraproject.FirewallD1"
 	path          = dbus.ObjectPath("/org/fedoraproject/FirewallD1")
-	zoneInterface = busName + ".zone"
+	zoneInterface = BusName + ".zone"
 
 	// callTimeout bounds a call to a firewalld that hangs.
 	callTimeout = 10 * time.Second
@@ -61,7 +63,7 @@ func (z *Zone) Remove(iface string) error {
 func (z *Zone) call(method string, args ...any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	_, err := z.conn.Call(ctx, busName, path, zoneInterface, method, dbus.FlagNoAutoStart, args...)
+	_, err := z.conn.Call(ctx, BusName, path, zoneInterface, method, dbus.FlagNoAutoStart, args...)
 	if busconn.IsNotRunning(err) {
 		return nil
 	}
