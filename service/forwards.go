@@ -206,11 +206,11 @@ func (m *Manager) AddPortForward(ctx context.Context, c Caller, r ForwardRequest
 		return err
 	}
 	defer m.working.Done()
-	if err := m.applyFirewall(); err != nil {
+	if err := m.fw.apply(); err != nil {
 		m.mu.Lock()
 		released := m.dropForwardLocked(n, f.Protocol, f.HostPort)
 		m.mu.Unlock()
-		if retryErr := m.applyFirewall(); retryErr != nil {
+		if retryErr := m.fw.apply(); retryErr != nil {
 			m.log.Warn("taking back a port forward that failed", "network", n.name, "err", retryErr)
 		}
 		closeAll(released)
@@ -248,7 +248,7 @@ func (m *Manager) RemovePortForward(ctx context.Context, c Caller, network, prot
 	}
 	defer m.working.Done()
 	// The port is given back once no rule forwards it.
-	err = m.applyFirewall()
+	err = m.fw.apply()
 	closeAll(released)
 	if err != nil {
 		return Wrap(Failed, err, "removing the port forward's firewall rules (netgrantd puts them right at the next change)")
@@ -289,12 +289,7 @@ func (m *Manager) forwardsChanged(n *netRes) error {
 	if err := m.saveNetwork(n); err != nil {
 		return err
 	}
-	m.fwMu.Lock()
-	if fw, ok := m.fwNetworks[n.bridge]; ok && fw.gen == n.fwGen {
-		fw.net = n.firewall()
-		m.fwNetworks[n.bridge] = fw
-	}
-	m.fwMu.Unlock()
+	m.fw.update(n.fwGen, n.firewall())
 	m.opts.Observer.NetworkChanged(m.networkInfo(n))
 	return nil
 }

@@ -2,9 +2,7 @@ package service
 
 import (
 	"net/netip"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
@@ -15,14 +13,6 @@ import (
 // DHCP), and the firewall's filter on the bridge lets through only frames
 // from that MAC and that address. Reserving rather than waiting for a lease
 // means the filter is complete before the guest sends its first frame.
-
-// fwGuest is a guest the firewall filters, by tap name.
-type fwGuest struct {
-	index  int // the tap device's, telling it from a later one of that name
-	bridge string
-	gen    uint64 // the network's fwGen: a later network on the bridge is not its
-	guest  firewall.Guest
-}
 
 // guestRef is what undoing a guest's admission needs.
 type guestRef struct {
@@ -68,39 +58,13 @@ func (m *Manager) admitGuest(t *tapRes, n *netRes, requested netip.Addr) error {
 	m.mu.Lock()
 	t.ipv4 = ref.IPv4
 	m.mu.Unlock()
-	m.fwMu.Lock()
-	if m.fwNetworks[n.bridge].gen != n.fwGen {
-		m.fwMu.Unlock()
+	if !m.fw.admit(t.name, fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: ref.IPv4}}) {
 		return Errorf(NotFound, "network %s was removed meanwhile", n.name)
 	}
-	m.fwGuests[t.name] = fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: ref.IPv4}}
-	m.guestsVersion++
-	m.fwMu.Unlock()
-	if err := m.syncGuests(); err != nil {
+	if err := m.fw.syncGuests(); err != nil {
 		m.dropGuestFilter(t.name, t.index)
 		return Wrap(Failed, err, "filtering the guest's traffic")
 	}
-	return nil
-}
-
-// syncGuests returns once the firewall filters the guests as fwGuests
-// says now: a change under way that already carries this state is waited
-// for, else one change carries it along with every other guest's made
-// meanwhile.
-func (m *Manager) syncGuests() error {
-	m.fwMu.Lock()
-	want := m.guestsVersion
-	m.fwMu.Unlock()
-	m.fwApplyMu.Lock()
-	defer m.fwApplyMu.Unlock()
-	if m.guestsApplied >= want {
-		return nil
-	}
-	nets, version := m.firewallState()
-	if err := m.opts.Firewall.UpdateGuests(nets); err != nil {
-		return err
-	}
-	m.guestsApplied = version
 	return nil
 }
 
@@ -170,30 +134,10 @@ func (m *Manager) forgetGuest(g guestRef) error {
 
 // dropGuestFilter removes the filter of a tap that left its network.
 func (m *Manager) dropGuestFilter(name string, index int) {
-	m.fwMu.Lock()
-	g, ok := m.fwGuests[name]
-	if ok && g.index == index {
-		delete(m.fwGuests, name)
-		m.guestsVersion++
-	}
-	m.fwMu.Unlock()
-	if !ok || g.index != index {
+	if !m.fw.drop(name, index) {
 		return
 	}
-	if err := m.syncGuests(); err != nil {
+	if err := m.fw.syncGuests(); err != nil {
 		m.log.Warn("removing a guest's filter", "tap", name, "err", err)
 	}
-}
-
-// guestsOn lists the guests of the network of generation gen on bridge,
-// in the order of their taps.
-func (m *Manager) guestsOn(bridge string, gen uint64) []firewall.Guest {
-	var guests []firewall.Guest
-	for _, g := range m.fwGuests {
-		if g.bridge == bridge && g.gen == gen {
-			guests = append(guests, g.guest)
-		}
-	}
-	slices.SortFunc(guests, func(a, b firewall.Guest) int { return strings.Compare(a.Tap, b.Tap) })
-	return guests
 }

@@ -59,15 +59,8 @@ func (m *Manager) macLearned(ifindex int, mac net.HardwareAddr) {
 			dnsmasq.Unreserve(dir, key)
 		}
 	}
-	m.fwMu.Lock()
-	g, filtered := m.fwGuests[t.name]
-	if filtered && g.index == t.index {
-		g.guest.MAC = mac
-		m.fwGuests[t.name] = g
-		m.guestsVersion++
-	}
-	m.fwMu.Unlock()
-	if err := m.syncGuests(); err != nil {
+	m.fw.learnt(t.name, t.index, mac)
+	if err := m.fw.syncGuests(); err != nil {
 		m.log.Warn("filtering a guest by its learnt MAC", "tap", t.name, "err", err)
 	}
 	// Clients hear of the MAC once the guest's frames from it pass.

@@ -6,10 +6,8 @@ package service
 import (
 	"context"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,8 +103,13 @@ type Resolver interface {
 // Its lock guards the maps and the resources' fields, never slow work: a
 // call looks and claims under it (see decide), then builds or tears down
 // the resource it claimed without it — hooks, dnsmasq, netlink — so one
-// caller's slow hook holds up nobody else. The firewall, which every
-// network shares, has a lock of its own.
+// caller's slow hook holds up nobody else; a function named …Locked wants
+// it held. The firewall, which every network shares, has locks of its own
+// (fwState).
+//
+// Lock order: a tap's attachMu or a network's guests.writeMu, then
+// Manager.mu, then the firewall's applyMu and mu, then a network's
+// guests.mu.
 type Manager struct {
 	opts Options
 	log  *slog.Logger
@@ -132,24 +135,9 @@ type Manager struct {
 	working  sync.WaitGroup
 	stopping bool
 
-	// fwApplyMu is held through every change of the firewall, so changes
-	// reach it in the order of the states they carry. Guests' changes
-	// made while one is under way go together in the next.
-	fwApplyMu sync.Mutex
-	// guestsApplied is the guestsVersion the firewall holds (fwApplyMu).
-	guestsApplied uint64
-
-	// fwMu guards what the firewall is to hold, never held for long.
-	fwMu sync.Mutex
-	// fwNetworks are the networks whose rules the firewall holds, by
-	// bridge: what RestoreFirewall restores.
-	fwNetworks map[string]fwNetwork
-	// fwGen tells a network from an earlier one that had its bridge name.
-	fwGen uint64
-	// fwGuests are the guests filtered on those networks' bridges, by tap.
-	fwGuests map[string]fwGuest
-	// guestsVersion counts the changes of fwGuests.
-	guestsVersion uint64
+	// fw is what the firewall holds, with locks of its own, taken after
+	// mu (see fwState).
+	fw *fwState
 }
 
 // New returns a Manager with nothing in it.
@@ -169,8 +157,7 @@ func New(opts Options) *Manager {
 		networks:    map[string]*netRes{},
 		pendingTaps: map[uint32]int{},
 		dnsmasqs:    map[string]*dnsmasq.Instance{},
-		fwNetworks:  map[string]fwNetwork{},
-		fwGuests:    map[string]fwGuest{},
+		fw:          newFWState(opts.Firewall),
 	}
 }
 
@@ -305,41 +292,13 @@ func (m *Manager) Shutdown() {
 
 // addFirewall installs n's rules beside the other networks'.
 func (m *Manager) addFirewall(n *netRes) error {
-	fw := n.firewall()
-	m.fwApplyMu.Lock()
-	defer m.fwApplyMu.Unlock()
-	nets, version := m.firewallState()
-	if err := m.opts.Firewall.Apply(append(nets, fw)); err != nil {
+	gen, err := m.fw.add(n.firewall())
+	if err != nil {
 		return err
 	}
-	m.guestsApplied = version
-	m.fwMu.Lock()
-	m.trackFirewallLocked(n)
-	m.fwMu.Unlock()
-	m.addToZone(fw.Bridge)
+	n.fwGen = gen
+	m.addToZone(n.bridge)
 	return nil
-}
-
-// firewallState is what the firewall is to hold now, and the version of
-// its guests.
-func (m *Manager) firewallState() ([]firewall.Network, uint64) {
-	m.fwMu.Lock()
-	defer m.fwMu.Unlock()
-	return m.firewallNetworksLocked(), m.guestsVersion
-}
-
-// fwNetwork is a network whose rules the firewall holds.
-type fwNetwork struct {
-	net firewall.Network
-	gen uint64
-}
-
-// trackFirewallLocked records that the firewall holds n's rules, under
-// fwMu.
-func (m *Manager) trackFirewallLocked(n *netRes) {
-	m.fwGen++
-	n.fwGen = m.fwGen
-	m.fwNetworks[n.bridge] = fwNetwork{n.firewall(), m.fwGen}
 }
 
 func (m *Manager) addToZone(bridge string) {
@@ -352,40 +311,12 @@ func (m *Manager) addToZone(bridge string) {
 }
 
 func (m *Manager) removeFirewall(n firewall.Network) error {
-	m.fwApplyMu.Lock()
-	defer m.fwApplyMu.Unlock()
-	m.fwMu.Lock()
-	delete(m.fwNetworks, n.Bridge)
-	for name, g := range m.fwGuests {
-		if g.bridge == n.Bridge {
-			delete(m.fwGuests, name)
-		}
-	}
-	m.guestsVersion++
-	m.fwMu.Unlock()
 	if m.opts.Zones != nil {
 		if err := m.opts.Zones.Remove(n.Bridge); err != nil {
 			m.log.Warn("taking the bridge out of the firewall zone", "bridge", n.Bridge, "err", err)
 		}
 	}
-	return m.applyFirewallLocked()
-}
-
-// applyFirewall makes the firewall hold what fwNetworks says now.
-func (m *Manager) applyFirewall() error {
-	m.fwApplyMu.Lock()
-	defer m.fwApplyMu.Unlock()
-	return m.applyFirewallLocked()
-}
-
-// applyFirewallLocked is applyFirewall with fwApplyMu held.
-func (m *Manager) applyFirewallLocked() error {
-	nets, version := m.firewallState()
-	if err := m.opts.Firewall.Apply(nets); err != nil {
-		return err
-	}
-	m.guestsApplied = version
-	return nil
+	return m.fw.remove(n.Bridge)
 }
 
 // RestoreFirewall puts back netgrant's rules, as after a firewalld reload
@@ -396,30 +327,13 @@ func (m *Manager) RestoreFirewall() {
 	if m.opts.Firewall == nil {
 		return
 	}
-	m.fwApplyMu.Lock()
-	defer m.fwApplyMu.Unlock()
-	nets, version := m.firewallState()
-	if err := m.opts.Firewall.Restore(nets); err != nil {
+	nets, err := m.fw.restore()
+	if err != nil {
 		m.log.Warn("restoring firewall rules", "err", err)
-	} else {
-		m.guestsApplied = version
 	}
 	for _, n := range nets {
 		m.addToZone(n.Bridge)
 	}
-}
-
-// firewallNetworksLocked lists the networks that have rules, with their
-// guests, in the order of their bridges, so each Apply writes them in the
-// same order.
-func (m *Manager) firewallNetworksLocked() []firewall.Network {
-	nets := make([]firewall.Network, 0, len(m.fwNetworks)+1)
-	for _, bridge := range slices.Sorted(maps.Keys(m.fwNetworks)) {
-		n := m.fwNetworks[bridge]
-		n.net.Guests = m.guestsOn(bridge, n.gen)
-		nets = append(nets, n.net)
-	}
-	return nets
 }
 
 func (m *Manager) hookEnvForNetwork(n *netRes) hooks.Env {

@@ -95,7 +95,8 @@ type netRes struct {
 	// other network's dnsmasq has it. Zero under systemd, which gives
 	// each dnsmasq unit one of its own.
 	dnsmasqID dnsmasq.Identity
-	// fwGen is the firewall's generation of the network's rules (fwMu).
+	// fwGen is the firewall's generation of the network's rules (see
+	// fwState); set once, before the network is published.
 	fwGen uint64
 	rec   *record
 	// state moves from creating to ready to removing; the name, subnet and

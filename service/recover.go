@@ -114,9 +114,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	if err := m.saveNetwork(n); err != nil {
 		m.log.Warn("recording an adopted network", "network", n.name, "err", err)
 	}
-	m.fwMu.Lock()
-	m.trackFirewallLocked(n)
-	m.fwMu.Unlock()
+	n.fwGen = m.fw.track(n.firewall())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.networks[n.name] = n
@@ -211,10 +209,7 @@ func (m *Manager) adoptTap(r *record) {
 			n.reserved[t.ipv4] = reservationName(t.name, t.index)
 		}
 		// RestoreFirewall, once every tap is back, puts its filter in.
-		m.fwMu.Lock()
-		m.fwGuests[t.name] = fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: t.ipv4}}
-		m.guestsVersion++
-		m.fwMu.Unlock()
+		m.fw.admit(t.name, fwGuest{t.index, n.bridge, n.fwGen, firewall.Guest{Tap: t.name, MAC: t.mac, IPv4: t.ipv4}})
 	} else if t.network != "" {
 		t.network, t.bridge, t.ipv4, t.holds = "", "", netip.Addr{}, false
 	}
