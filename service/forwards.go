@@ -187,7 +187,7 @@ func (m *Manager) AddPortForward(ctx context.Context, c Caller, r ForwardRequest
 	// The port is taken once polkit has answered, under the lock: a
 	// program that bound it meanwhile, or a forward another call took,
 	// makes the bind fail.
-	n, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", r.Network),
+	n, done, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", r.Network),
 		func(n *netRes) error {
 			sock, err := holdPort(f)
 			if err != nil {
@@ -205,7 +205,7 @@ func (m *Manager) AddPortForward(ctx context.Context, c Caller, r ForwardRequest
 	if err != nil {
 		return err
 	}
-	defer m.working.Done()
+	defer done()
 	if err := m.fw.apply(); err != nil {
 		m.mu.Lock()
 		released := m.dropForwardLocked(n, f.Protocol, f.HostPort)
@@ -238,7 +238,7 @@ func (m *Manager) RemovePortForward(ctx context.Context, c Caller, network, prot
 		return n, nil, nil
 	}
 	var released []*os.File
-	_, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", network),
+	_, done, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", network),
 		func(n *netRes) error {
 			released = m.dropForwardLocked(n, proto, port)
 			return nil
@@ -246,7 +246,7 @@ func (m *Manager) RemovePortForward(ctx context.Context, c Caller, network, prot
 	if err != nil {
 		return err
 	}
-	defer m.working.Done()
+	defer done()
 	// The port is given back once no rule forwards it.
 	err = m.fw.apply()
 	closeAll(released)

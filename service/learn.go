@@ -30,13 +30,18 @@ func (m *Manager) macLearned(ifindex int, mac net.HardwareAddr) {
 	defer t.attachMu.Unlock()
 	m.mu.Lock()
 	n, ok := m.networks[t.network]
-	if m.taps[t.name] != t || !t.learning || !ok || n.state != ready || !m.guestMACFree(n, mac) || !m.startWork() {
+	if m.taps[t.name] != t || !t.learning || !ok || n.state != ready || !m.guestMACFree(n, mac) {
 		m.mu.Unlock()
 		return
 	}
-	defer m.working.Done()
+	done, working := m.startWorkLocked()
+	if !working {
+		m.mu.Unlock()
+		return
+	}
+	defer done()
 	t.mac, t.learning = mac, false
-	if err := m.saveTap(t); err != nil {
+	if err := m.saveTapLocked(t); err != nil {
 		m.log.Warn("recording a tap's learnt MAC", "tap", t.name, "err", err)
 	}
 	dir, ip, key := "", t.ipv4, reservationName(t.name, t.index)

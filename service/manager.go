@@ -204,49 +204,50 @@ func (m *Manager) authorize(ctx context.Context, c Caller, check *AuthCheck) err
 // check the call needs; once polkit allows it, look runs again under the
 // lock and, if it sees the same (else changed is the answer), claim takes
 // what the call will work on, still under the lock. No lock is held while
-// polkit is asked. When decide succeeds the call counts as working until
-// it calls m.working.Done.
-func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func() (T, *AuthCheck, error), changed error, claim func(T) error) (T, error) {
+// polkit is asked. When decide succeeds the call counts as working, which
+// Shutdown waits for, until it calls done.
+func decide[T comparable](ctx context.Context, m *Manager, c Caller, look func() (T, *AuthCheck, error), changed error, claim func(T) error) (claimed T, done func(), err error) {
 	m.mu.Lock()
 	seen, check, err := look()
 	m.mu.Unlock()
 	if err != nil {
-		return seen, err
+		return seen, nil, err
 	}
 	if err := m.authorize(ctx, c, check); err != nil {
-		return seen, err
+		return seen, nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.stopping {
-		return seen, ErrStopping
-	}
 	now, _, err := look()
-	if err != nil {
-		return now, err
+	switch {
+	case err != nil:
+		return now, nil, err
+	case now != seen:
+		return now, nil, changed
 	}
-	if now != seen {
-		return now, changed
+	done, ok := m.startWorkLocked()
+	if !ok {
+		return seen, nil, ErrStopping
 	}
 	if err := claim(now); err != nil {
-		return now, err
+		done()
+		return now, nil, err
 	}
-	m.working.Add(1)
-	return now, nil
+	return now, done, nil
 }
 
 // ErrStopping answers a call that meets netgrantd stopping.
 var ErrStopping = Errorf(Failed, "netgrantd is stopping: call again once it is back (the next call starts it)")
 
-// startWork counts an event's work (a holder leaving, a tap going), under
-// the lock; false means netgrantd is stopping and the next one will see
-// to it.
-func (m *Manager) startWork() bool {
+// startWorkLocked counts a call's or an event's work (a holder leaving, a
+// tap going) until done is called, which Shutdown waits for; false means
+// netgrantd is stopping and the next one will see to it.
+func (m *Manager) startWorkLocked() (done func(), ok bool) {
 	if m.stopping {
-		return false
+		return nil, false
 	}
 	m.working.Add(1)
-	return true
+	return m.working.Done, true
 }
 
 func (m *Manager) manageCheck(kind, name string) *AuthCheck {

@@ -480,7 +480,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 	}
 	var n *netRes
 	var info NetworkInfo
-	_, err = decide(ctx, m, c, look, Errorf(SubnetConflict, "another network took the subnet or name of %q while polkit was asked: call again", r.Name),
+	_, done, err := decide(ctx, m, c, look, Errorf(SubnetConflict, "another network took the subnet or name of %q while polkit was asked: call again", r.Name),
 		func(p networkPlan) error {
 			if p.join != nil {
 				info, err = m.join(p.join, c.Holder)
@@ -492,7 +492,7 @@ func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, 
 	if err != nil {
 		return info, err
 	}
-	defer m.working.Done()
+	defer done()
 	if n == nil {
 		return info, nil
 	}
@@ -570,13 +570,8 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 		cfg.Address6 = netip.PrefixFrom(n.plan.Gateway6, n.plan.Prefix6.Bits())
 	}
 	if err := bridge.Create(cfg); errors.Is(err, os.ErrExist) {
-		// Someone else's link took the name after it was checked: the
-		// step recorded to delete the bridge, which was never made, must
-		// not delete that link.
-		n.rec.Steps = n.rec.Steps[:len(n.rec.Steps)-1]
-		if err := n.rec.save(); err != nil {
-			return Wrap(Failed, err, "recording the network")
-		}
+		// Someone else's link took the name after it was checked; the
+		// recorded step deletes only a bridge with the network's MAC.
 		return Errorf(Exists, "network %q would have the bridge %s, and an interface of that name appeared meanwhile: choose another name", n.name, n.bridge)
 	} else if err != nil {
 		return Wrap(Failed, err, "creating bridge %s", n.bridge)
@@ -707,7 +702,7 @@ func (m *Manager) beginTeardown(n *netRes) {
 	for name := range n.taps {
 		if t, ok := m.taps[name]; ok && t.network == n.name {
 			t.network, t.bridge, t.ipv4, t.holds = "", "", netip.Addr{}, false
-			if err := m.saveTap(t); err != nil {
+			if err := m.saveTapLocked(t); err != nil {
 				m.log.Warn("recording a detached tap", "tap", t.name, "err", err)
 			}
 			m.opts.Observer.TapChanged(m.tapInfo(t))
@@ -751,11 +746,12 @@ func (m *Manager) dropHold(n *netRes, holder string) (last bool) {
 func (m *Manager) HolderGone(holder string) {
 	var last []*netRes
 	m.mu.Lock()
-	if !m.startWork() {
+	done, ok := m.startWorkLocked()
+	if !ok {
 		m.mu.Unlock()
 		return
 	}
-	defer m.working.Done()
+	defer done()
 	for _, n := range m.networks {
 		if n.state == ready && n.holders[holder] && m.dropHold(n, holder) {
 			last = append(last, n)
@@ -779,11 +775,12 @@ func (m *Manager) ReleaseNetwork(c Caller, name string) error {
 		m.mu.Unlock()
 		return Errorf(NotFound, "this connection does not hold network %q", name)
 	}
-	if !m.startWork() {
+	done, ok := m.startWorkLocked()
+	if !ok {
 		m.mu.Unlock()
 		return ErrStopping
 	}
-	defer m.working.Done()
+	defer done()
 	last := m.dropHold(n, c.Holder)
 	m.mu.Unlock()
 	if last {
@@ -804,7 +801,7 @@ func (m *Manager) DeleteNetwork(ctx context.Context, c Caller, name string) erro
 		}
 		return n, nil, nil
 	}
-	n, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", name),
+	n, done, err := decide(ctx, m, c, look, Errorf(NotFound, "network %q was replaced while polkit was asked", name),
 		func(n *netRes) error {
 			m.beginTeardown(n)
 			return nil
@@ -812,7 +809,7 @@ func (m *Manager) DeleteNetwork(ctx context.Context, c Caller, name string) erro
 	if err != nil {
 		return err
 	}
-	defer m.working.Done()
+	defer done()
 	m.finishTeardown(n)
 	return nil
 }

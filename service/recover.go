@@ -214,7 +214,7 @@ func (m *Manager) adoptTap(r *record) {
 		t.network, t.bridge, t.ipv4, t.holds = "", "", netip.Addr{}, false
 	}
 	m.taps[t.name] = t
-	if err := m.saveTap(t); err != nil {
+	if err := m.saveTapLocked(t); err != nil {
 		m.log.Warn("recording an adopted tap", "tap", t.name, "err", err)
 	}
 	m.log.Info("adopted tap", "tap", t.name)

@@ -326,7 +326,7 @@ func (m *Manager) createTap(ctx context.Context, c Caller, req TapRequest) (TapI
 		}
 		return target, check, err
 	}
-	target, err := decide(ctx, m, c, look, Errorf(NotFound, "the network was replaced while polkit was asked: call again"),
+	target, done, err := decide(ctx, m, c, look, Errorf(NotFound, "the network was replaced while polkit was asked: call again"),
 		func(tapTarget) error {
 			m.pendingTaps[c.UID]++
 			return nil
@@ -334,7 +334,7 @@ func (m *Manager) createTap(ctx context.Context, c Caller, req TapRequest) (TapI
 	if err != nil {
 		return TapInfo{}, nil, err
 	}
-	defer m.working.Done()
+	defer done()
 	t, files, err := m.setupTap(c, req, target)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -354,25 +354,27 @@ func (m *Manager) createTap(ctx context.Context, c Caller, req TapRequest) (TapI
 func (m *Manager) registerTap(t *tapRes, on *netRes) {
 	// The kernel hands a name out again as soon as the last fd of its tap
 	// closes, maybe before its removal was reported: that tap is gone.
-	if stale, ok := m.taps[t.name]; ok && m.startWork() {
-		released := m.forgetTap(stale)
-		go func() {
-			defer m.working.Done()
-			m.unwind(stale.rec)
-			if released != nil {
-				m.finishTeardown(released)
-			}
-		}()
+	if stale, ok := m.taps[t.name]; ok {
+		if done, working := m.startWorkLocked(); working {
+			released := m.forgetTap(stale)
+			go func() {
+				defer done()
+				m.unwind(stale.rec)
+				if released != nil {
+					m.finishTeardown(released)
+				}
+			}()
+		}
 	}
 	if on != nil && (m.networks[on.name] != on || on.state != ready) {
 		t.network, t.bridge, t.ipv4, t.holds = "", "", netip.Addr{}, false
-		if m.startWork() {
+		if done, ok := m.startWorkLocked(); ok {
 			go func() {
-				defer m.working.Done()
+				defer done()
 				m.dropGuestFilter(t.name, t.index)
 			}()
 		}
-		if err := m.saveTap(t); err != nil {
+		if err := m.saveTapLocked(t); err != nil {
 			m.log.Warn("recording a detached tap", "tap", t.name, "err", err)
 		}
 		on = nil
@@ -465,38 +467,54 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 			}
 		}
 	}
+	// The down hooks' step reads the tap from the record: it is there
+	// before the step.
+	t.rec.Tap = tapSavedOf(t, target.network)
 	if err := m.runUp(t.rec, hooks.TapUp, hooks.TapDown, m.hookEnvForTap(t, target.network)); err != nil {
 		return nil, nil, err
 	}
 	t.rec.Complete = true
-	if err := m.saveTap(t); err != nil {
+	if err := m.recordTap(t, target.network); err != nil {
 		return nil, nil, err
 	}
 	return t, dev.Files, nil
 }
 
-// saveTap records what adopting t after a restart needs.
-func (m *Manager) saveTap(t *tapRes) error {
-	t.rec.Tap = &tapSaved{
-		Index: t.index, Owner: t.owner, MAC: macString(t.mac), MTU: t.mtu, Queues: t.queues,
-		VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network, IPv4: t.ipv4, Learning: t.learning, Holds: t.holds,
-	}
-	// Down hooks see the tap as it is now, not as it was created.
-	for i, s := range t.rec.Steps {
-		if s.Op == opRunDownHooks {
-			t.rec.Steps[i] = downHooksStep(hooks.TapDown, m.hookEnvForTap(t, m.networks[t.network]))
-		}
-	}
+// saveTapLocked records what adopting t after a restart needs, with
+// Manager.mu held.
+func (m *Manager) saveTapLocked(t *tapRes) error { return m.recordTap(t, m.networks[t.network]) }
+
+// recordTap records t, on network n (nil for none). The steps recorded
+// are never rewritten: the down hooks, which see the tap where it is when
+// they run, take it from this record (see tapHookEnv).
+func (m *Manager) recordTap(t *tapRes, n *netRes) error {
+	t.rec.Tap = tapSavedOf(t, n)
 	if err := t.rec.save(); err != nil {
 		return Wrap(Failed, err, "recording tap %s", t.name)
 	}
 	return nil
 }
 
+func tapSavedOf(t *tapRes, n *netRes) *tapSaved {
+	s := &tapSaved{
+		Index: t.index, Owner: t.owner, MAC: macString(t.mac), MTU: t.mtu, Queues: t.queues,
+		VnetHdr: t.vnetHdr, Bridge: t.bridge, Network: t.network, IPv4: t.ipv4, Learning: t.learning, Holds: t.holds,
+	}
+	if n != nil {
+		s.Subnet = n.plan.Prefix.String()
+	}
+	return s
+}
+
 // runUp records the down hooks first, so that a half-failed up still gets
-// its downscripts, then runs the up hooks.
+// its downscripts, then runs the up hooks. A tap's down hooks see it as
+// its record says when they run, not as it was when it came up.
 func (m *Manager) runUp(r *record, up, down hooks.Event, env hooks.Env) error {
-	if err := r.push(downHooksStep(down, env)); err != nil {
+	step := downHooksStep(down, env)
+	if r.Kind == "tap" {
+		step = tapDownHooksStep()
+	}
+	if err := r.push(step); err != nil {
 		return Wrap(Failed, err, "recording hooks")
 	}
 	if err := m.opts.Hooks.Up(context.Background(), up, env); err != nil {
@@ -545,18 +563,21 @@ func (m *Manager) tapGone(name string, index int) {
 // included, unless another event or call got to it first.
 func (m *Manager) removeTap(t *tapRes) {
 	m.mu.Lock()
-	mine := m.taps[t.name] == t && m.startWork()
-	var released *netRes
-	if mine {
-		released = m.forgetTap(t)
+	if m.taps[t.name] != t {
+		m.mu.Unlock()
+		return
 	}
+	done, working := m.startWorkLocked()
+	if !working {
+		m.mu.Unlock()
+		return
+	}
+	defer done()
+	released := m.forgetTap(t)
 	m.mu.Unlock()
-	if mine {
-		defer m.working.Done()
-		m.unwind(t.rec)
-		if released != nil {
-			m.finishTeardown(released)
-		}
+	m.unwind(t.rec)
+	if released != nil {
+		m.finishTeardown(released)
 	}
 }
 
@@ -620,14 +641,14 @@ func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 	// A new tap may have taken the name meanwhile; the check was not about
 	// it.
 	var released *netRes
-	t, err := decide(ctx, m, c, look, Errorf(NotFound, "tap %q is already gone", name), func(t *tapRes) error {
+	t, done, err := decide(ctx, m, c, look, Errorf(NotFound, "tap %q is already gone", name), func(t *tapRes) error {
 		released = m.forgetTap(t)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	defer m.working.Done()
+	defer done()
 	m.unwind(t.rec)
 	if released != nil {
 		m.finishTeardown(released)
@@ -666,12 +687,12 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		}
 		return attachment{t, target}, check, nil
 	}
-	a, err := decide(ctx, m, c, look, Errorf(NotFound, "tap %q or bridge %s was replaced while polkit was asked: call again", ifname, br),
+	a, done, err := decide(ctx, m, c, look, Errorf(NotFound, "tap %q or bridge %s was replaced while polkit was asked: call again", ifname, br),
 		func(attachment) error { return nil })
 	if err != nil {
 		return err
 	}
-	defer m.working.Done()
+	defer done()
 	// One attach of a tap at a time, so the kernel and the records end in
 	// the same order.
 	a.tap.attachMu.Lock()
@@ -730,7 +751,7 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		m.opts.Observer.NetworkChanged(m.networkInfo(n))
 	}
 	m.opts.Observer.TapChanged(m.tapInfo(t))
-	err = m.saveTap(t)
+	err = m.saveTapLocked(t)
 	m.mu.Unlock()
 	if released != nil {
 		m.finishTeardown(released)

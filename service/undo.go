@@ -66,10 +66,13 @@ type linkRef struct {
 	Index int    `json:"index"`
 }
 
-// hookRun is a run of the down hooks, with the environment they see.
+// hookRun is a run of the down hooks, with the environment they see, or,
+// for a tap, FromRecord: the environment the record's tap has when they
+// run (the tap may have moved since the step was recorded).
 type hookRun struct {
-	Event hooks.Event `json:"event"`
-	Env   hooks.Env   `json:"env"`
+	Event      hooks.Event `json:"event"`
+	Env        hooks.Env   `json:"env"`
+	FromRecord bool        `json:"from_record,omitempty"`
 }
 
 func deleteTapStep(name string, index int) step {
@@ -77,6 +80,9 @@ func deleteTapStep(name string, index int) step {
 }
 func downHooksStep(event hooks.Event, env hooks.Env) step {
 	return step{Op: opRunDownHooks, Hooks: &hookRun{Event: event, Env: env}}
+}
+func tapDownHooksStep() step {
+	return step{Op: opRunDownHooks, Hooks: &hookRun{Event: hooks.TapDown, FromRecord: true}}
 }
 func deleteBridgeStep(name string) step { return step{Op: opDeleteBridge, Bridge: name} }
 func removeFirewallStep(n firewall.Network) step {
@@ -143,6 +149,17 @@ type tapSaved struct {
 	Learning bool `json:"learning,omitempty"`
 	// Holds says the tap holds Network.
 	Holds bool `json:"holds,omitempty"`
+	// Subnet is Network's, for the hooks.
+	Subnet string `json:"subnet,omitempty"`
+}
+
+// tapHookEnv is what the hooks of a tap record's tap see now.
+func (r *record) tapHookEnv() hooks.Env {
+	env := hooks.Env{IfName: r.Name}
+	if t := r.Tap; t != nil {
+		env.Bridge, env.Network, env.MAC, env.UID, env.Subnet = t.Bridge, t.Network, t.MAC, t.Owner, t.Subnet
+	}
+	return env
 }
 
 type netSaved struct {
@@ -208,7 +225,7 @@ func (r *record) push(s step) error {
 func (m *Manager) unwind(r *record) {
 	for len(r.Steps) > 0 {
 		s := r.Steps[len(r.Steps)-1]
-		if err := m.runStep(s); err != nil {
+		if err := m.runStep(r, s); err != nil {
 			m.log.Warn("teardown step failed", "resource", r.Kind+" "+r.Name, "step", s.Op, "err", err)
 		}
 		r.Steps = r.Steps[:len(r.Steps)-1]
@@ -223,15 +240,21 @@ func (m *Manager) unwind(r *record) {
 	}
 }
 
-func (m *Manager) runStep(s step) error {
+func (m *Manager) runStep(r *record, s step) error {
 	switch s.Op {
 	case opDeleteTap:
 		return tap.Delete(s.Tap.Name, s.Tap.Index)
 	case opRunDownHooks:
-		m.opts.Hooks.Down(context.Background(), s.Hooks.Event, s.Hooks.Env)
+		env := s.Hooks.Env
+		if s.Hooks.FromRecord {
+			env = r.tapHookEnv()
+		}
+		m.opts.Hooks.Down(context.Background(), s.Hooks.Event, env)
 		return nil
 	case opDeleteBridge:
-		return bridge.Delete(s.Bridge)
+		// Only the network's own: a link someone else made with that
+		// name after the step was recorded has another MAC.
+		return bridge.DeleteOwn(s.Bridge, bridge.MACFor(r.Name))
 	case opRemoveFirewall:
 		if m.opts.Firewall == nil {
 			return errors.New("no firewall backend: cannot remove the network's rules")

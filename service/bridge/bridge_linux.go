@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -320,4 +321,21 @@ func Index(name string) (int, error) {
 		return 0, err
 	}
 	return link.Attrs().Index, nil
+}
+
+// DeleteOwn deletes bridge name if it has mac, the address its creator
+// gave it; a link of that name with another address is someone else's,
+// and is left alone, as is a name no link has.
+func DeleteOwn(name string, mac net.HardwareAddr) error {
+	link, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("finding bridge %s: %w", name, err)
+	}
+	if !bytes.Equal(link.Attrs().HardwareAddr, mac) {
+		return nil
+	}
+	return Delete(name)
 }

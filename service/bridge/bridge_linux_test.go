@@ -377,3 +377,29 @@ func linkExists(name string) (bool, error) {
 	}
 	return true, nil
 }
+
+// DeleteOwn deletes a bridge only if it has the MAC its creator gave it:
+// a link that took the name meanwhile is someone else's.
+func TestDeleteOwnLeavesOthersLinks(t *testing.T) {
+	nstest.Require(t)
+	mine, theirs := MACFor("mine"), MACFor("theirs")
+	if err := add("ng-own", 1500, theirs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Delete("ng-own") })
+	if err := DeleteOwn("ng-own", mine); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName("ng-own"); err != nil {
+		t.Fatalf("a bridge with another MAC was deleted: %v", err)
+	}
+	if err := DeleteOwn("ng-own", theirs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName("ng-own"); err == nil {
+		t.Fatal("the bridge with its creator's MAC is still there")
+	}
+	if err := DeleteOwn("ng-own", theirs); err != nil {
+		t.Errorf("a name no link has: %v", err)
+	}
+}

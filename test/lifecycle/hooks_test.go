@@ -7,6 +7,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/godbus/dbus/v5"
+
+	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/test/harness"
 )
 
@@ -189,5 +192,45 @@ func TestDownHooksRunOnceAcrossACrash(t *testing.T) {
 	})
 	if runs := log.runs(t, "network-down"); len(runs) != 1 {
 		t.Errorf("the down hooks ran %d times: %v", len(runs), runs)
+	}
+}
+
+// A tap moved onto a network after it came up is seen there by its down
+// hooks, also by a netgrantd started after a crash: they read the tap's
+// record as it is when they run, whose recorded steps are never
+// rewritten.
+func TestDownHooksSeeWhereTheTapIsNow(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Delete", true: "after a crash"}[crash], func(t *testing.T) {
+			log := newHookLog(t)
+			env := harness.Start(t, harness.Options{Rules: rules, Hooks: map[string]string{"10-log": log.script("10-log")}})
+			alice := env.Client(t, harness.UserAlice)
+			mustCreateNetwork(t, alice, "moved", map[string]dbus.Variant{"subnet": dbus.MakeVariant("10.97.9.0/24")})
+			tapPath, fds, info := mustCreateTap(t, alice, nil)
+			ifname := info["ifname"].Value().(string)
+			if r := alice.Call("AttachBridge", ifname, names.BridgeName("moved"), map[string]dbus.Variant{}); r.Err() != nil {
+				t.Fatalf("AttachBridge: %v", r.Err())
+			}
+			if crash {
+				env.KillDaemon()
+				for _, fd := range fds {
+					alice.CloseFD(fd)
+				}
+				harness.WaitFor(t, "the tap to go with its fds", func() bool { return len(harness.Links(t, ifname)) == 0 })
+				env.StartDaemon()
+			} else if r := alice.Do(harness.Call{Path: tapPath, Interface: tapIface, Method: "Delete"}); r.Err() != nil {
+				t.Fatal(r.Err())
+			}
+			log.waitRuns(t, "tap-down", "10-log tap-down")
+			var down string
+			for _, line := range log.lines(t) {
+				if strings.HasPrefix(line, "10-log tap-down ") {
+					down = line
+				}
+			}
+			if want := "bridge=" + names.BridgeName("moved") + " network=moved subnet=10.97.9.0/24"; !strings.Contains(down, want) {
+				t.Errorf("tap-down saw %q, want %q", down, want)
+			}
+		})
 	}
 }
