@@ -204,11 +204,6 @@ func (c *container) inSession(user, unit string, args ...string) *exec.Cmd {
 	return c.command(append(append(run, "--"), args...)...)
 }
 
-// inNetns calls f on a thread in the container's network namespace.
-func (c *container) inNetns(f func() error) error {
-	return inNetnsOf(c.leader, f)
-}
-
 func inNetnsOf(pid int, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {

@@ -25,13 +25,13 @@ const stageEnv = "NETGRANT_RIG_INSIDE"
 
 // rootfsTar is the cached rootfs tarball, or why there is none; both are
 // found before the tests leave the host's network.
-var rootfsTar, rootfsErr = "", errors.New("not prepared")
+var rootfsTar, errRootfs = "", errors.New("not prepared")
 
 func TestMain(m *testing.M) {
 	if os.Getenv(stageEnv) != "" {
-		rootfsTar, rootfsErr = os.Getenv(stageEnv), nil
+		rootfsTar, errRootfs = os.Getenv(stageEnv), nil
 		if rootfsTar == "-" {
-			rootfsTar, rootfsErr = "", errors.New(os.Getenv(stageEnv+"_ERR"))
+			rootfsTar, errRootfs = "", errors.New(os.Getenv(stageEnv+"_ERR"))
 		}
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 			fmt.Fprintln(os.Stderr, "rig: making mounts private:", err)

@@ -44,8 +44,8 @@ var (
 func system(t *testing.T) *container {
 	t.Helper()
 	requireRoot(t)
-	if rootfsErr != nil {
-		t.Fatalf("no rootfs for the container: %v", rootfsErr)
+	if errRootfs != nil {
+		t.Fatalf("no rootfs for the container: %v", errRootfs)
 	}
 	deb := debianPackage(t)
 	systemOnce.Do(func() {
