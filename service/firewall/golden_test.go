@@ -61,21 +61,7 @@ func TestIPTablesRulesGolden(t *testing.T) {
 	golden(t, "iptables.golden", script.String())
 }
 
-func TestNFTablesRulesGolden(t *testing.T) {
-	golden(t, "nftables.golden", nftText(goldenNets))
-}
-
-func TestBridgeRulesGolden(t *testing.T) {
-	withGuests := []Network{net0, hostOnly, net1}
-	withGuests[0].Guests = []Guest{{Tap: "ngtap0", MAC: mustMAC("52:54:00:12:34:56"), IPv4: netip.MustParseAddr("10.97.0.23")}}
-	withGuests[1].Guests = []Guest{{Tap: "ngtap1", MAC: mustMAC("52:54:00:ab:cd:ef")}}
-	// A network without IPv6.
-	withGuests[2].Guests = []Guest{{Tap: "ngtap2", MAC: mustMAC("52:54:00:00:00:02"), IPv4: netip.MustParseAddr("10.97.1.2")}}
-	golden(t, "nftables-bridge.golden", nftBridgeText(withGuests))
-	if text := nftBridgeText(goldenNets); text != "" {
-		t.Errorf("networks without guests still have a bridge table:\n%s", text)
-	}
-}
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestGuestsAreValidated(t *testing.T) {
 	for _, g := range []Guest{

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 )
 
 // Guests are kept honest on the bridge, before a frame is switched to
@@ -186,84 +185,6 @@ func sameGuest(a, b networkGuest) bool {
 	return a.guest.IPv4 == b.guest.IPv4 && a.guest.MAC.String() == b.guest.MAC.String() &&
 		a.net.Subnet == b.net.Subnet && a.net.Gateway == b.net.Gateway &&
 		a.net.Subnet6 == b.net.Subnet6 && a.net.Gateway6 == b.net.Gateway6 && a.net.GatewayLinkLocal6 == b.net.GatewayLinkLocal6
-}
-
-// nftBridgeText renders the bridge table nets need as nft(8) lists it.
-func nftBridgeText(nets []Network) string {
-	guests := allGuests(nets)
-	if len(guests) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "table bridge %s {\n\tmap %s {\n\t\ttype ifname : verdict\n\t\telements = { ", bridgeTable, guestMapName)
-	for i, ng := range guests {
-		if i > 0 {
-			b.WriteString(",\n\t\t\t     ")
-		}
-		fmt.Fprintf(&b, "%q : jump %s", ng.guest.Tap, guestChain(ng.guest.Tap))
-	}
-	b.WriteString(" }\n\t}\n")
-	for _, hook := range []string{"prerouting", "input"} {
-		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy accept;\n\t\tiifname vmap @%s\n\t}\n", hook, hook, guestMapName)
-	}
-	for _, ng := range guests {
-		fmt.Fprintf(&b, "\tchain %s {\n", guestChain(ng.guest.Tap))
-		for _, r := range guestRules(ng.net, ng.guest) {
-			fmt.Fprintf(&b, "\t\t%s\n", frameRuleText(r))
-		}
-		b.WriteString("\t}\n")
-	}
-	b.WriteString("}\n")
-	return b.String()
-}
-
-var etherTypeNames = map[uint16]string{etherIPv4: "ip", etherARP: "arp", etherIPv6: "ip6"}
-
-func frameRuleText(r frameRule) string {
-	var b []string
-	if r.notSrcMAC != nil {
-		b = append(b, "ether saddr != "+r.notSrcMAC.String())
-	}
-	if r.etherType != 0 {
-		b = append(b, "ether type "+etherTypeNames[r.etherType])
-	}
-	if r.arpFrom {
-		b = append(b, "arp htype 1 arp ptype ip arp hlen 6 arp plen 4")
-		if r.arpMAC != nil {
-			b = append(b, "arp saddr ether "+r.arpMAC.String())
-		}
-		b = append(b, "arp saddr ip "+nftPrefix(r.arpIP))
-	}
-	if r.ipSrc.IsValid() {
-		b = append(b, nftAddrKeyword(r.ipSrc)+" saddr "+nftPrefix(r.ipSrc))
-	}
-	if r.proto != "" {
-		b = append(b, "meta l4proto "+r.proto)
-	}
-	if r.proto == "icmpv6" {
-		b = append(b, fmt.Sprintf("icmpv6 type %d", r.icmp6Type))
-	}
-	if r.ndTarget.IsValid() {
-		b = append(b, "@th,64,128 "+fmt.Sprintf("0x%x", r.ndTarget.AsSlice()))
-	}
-	if r.sport != 0 {
-		b = append(b, fmt.Sprintf("th sport %d", r.sport))
-	}
-	if r.dport != 0 {
-		b = append(b, fmt.Sprintf("th dport %d", r.dport))
-	}
-	if r.notChaddr != nil {
-		b = append(b, "@th,288,48 != 0x"+strings.ReplaceAll(r.notChaddr.String(), ":", ""))
-	}
-	switch {
-	case r.pass:
-		b = append(b, "return")
-	case r.learn:
-		b = append(b, fmt.Sprintf("limit rate %d/second log group %d drop", learnRate, LearnGroup))
-	default:
-		b = append(b, "drop")
-	}
-	return strings.Join(b, " ")
 }
 
 func (g Guest) validate(n Network) error {

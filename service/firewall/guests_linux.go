@@ -205,8 +205,8 @@ func ifnameKey(name string) []byte {
 	return key
 }
 
-// frameExprs renders r as nftables expressions, as frameRuleText
-// describes them.
+// frameExprs renders r as nftables expressions, as frameRuleText (in
+// the tests) describes them.
 func frameExprs(r frameRule) []expr.Any {
 	var e []expr.Any
 	if r.notSrcMAC != nil {

@@ -238,9 +238,11 @@ func buildTable(conn *nftables.Conn, table *nftables.Table, fam family, nets []N
 	for _, n := range nets {
 		queueNetworkChains(conn, table, fam, n)
 	}
-	for h, rules := range hookRules(fam, nets) {
-		chain := chains[h]
-		for _, nr := range rules {
+	// In the order of the hooks: the same batch for the same networks.
+	hooked := hookRules(fam, nets)
+	for h := range nftBaseChains {
+		chain := chains[hook(h)]
+		for _, nr := range hooked[hook(h)] {
 			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: nftExprs(nr.owner, nr.rule), UserData: jumpUserData(nr.owner)})
 		}
 	}
@@ -270,7 +272,8 @@ var nftHooks = [...]struct {
 	hookTapForward:  {nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 10)},
 }
 
-// nftExprs renders r as nftables expressions, as nftText describes them.
+// nftExprs renders r as nftables expressions; nftRuleText (in the
+// tests) says the same in nft's words.
 // Each table is one family's, so its rules see that family's packets only.
 func nftExprs(bridge string, r rule) []expr.Any {
 	var e []expr.Any
