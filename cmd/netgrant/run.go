@@ -58,12 +58,15 @@ In COMMAND and its arguments:
   {mac}     the MAC the guest must use on the first tap
   {ifname}  the first tap's device name
   {fd1} {fds1} {mac1} {ifname1}  the second tap's, and so on
+  {vhost}   on where you may open /dev/vhost-net, else off: for QEMU's
+            -netdev tap,vhost={vhost} (the kernel moves the packets)
 The environment has NETGRANT_TAP_FDS, NETGRANT_MAC and NETGRANT_IFNAME for
-the first tap, and NETGRANT_TAP_FDS1, NETGRANT_MAC1, ... for the others.
+the first tap, NETGRANT_TAP_FDS1, NETGRANT_MAC1, ... for the others, and
+NETGRANT_VHOST.
 
 Examples:
   netgrant run --network demo -- qemu-system-x86_64 -m 1G disk.qcow2 \
-      -netdev tap,id=n0,fd={fd} -device virtio-net-pci,netdev=n0,mac={mac}
+      -netdev tap,id=n0,fd={fd},vhost={vhost} -device virtio-net-pci,netdev=n0,mac={mac}
   netgrant run --tap network=demo,queues=4 --tap bridge=br0 -- \
       qemu-system-x86_64 ... \
       -netdev tap,id=n0,fds={fds},vhost=off -device virtio-net-pci,netdev=n0,mq=on,mac={mac} \
@@ -239,14 +242,15 @@ func runWithTaps(cmd *cobra.Command, network string, netOpts map[string]dbus.Var
 	// The child gets the terminal to itself.
 	s.stopAgent()
 
-	argv, err = substitute(argv, results)
+	vhost := vhostNet()
+	argv, err = substitute(argv, results, vhost)
 	if err != nil {
 		return &exitError{code: 2, msg: "netgrant run: " + err.Error()}
 	}
 	child := exec.Command(argv[0], argv[1:]...)
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
 	child.ExtraFiles = files
-	child.Env = append(os.Environ(), tapEnv(results)...)
+	child.Env = append(os.Environ(), tapEnv(results, vhost)...)
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, forwardedSignals...)
 	defer signal.Stop(signals)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -96,16 +97,19 @@ func (t tapResult) fdList() string {
 	return strings.Join(s, ":")
 }
 
-var placeholder = regexp.MustCompile(`\{(fd|fds|mac|ifname)([0-9]*)\}`)
+var placeholder = regexp.MustCompile(`\{(fd|fds|mac|ifname)([0-9]*)\}|\{vhost\}`)
 
-// substitute replaces {fd}, {fds}, {mac} and {ifname} (the first tap) and
-// {fdN}, {fdsN}, {macN}, {ifnameN} (tap N, counting from 0) in args; other
-// braces are left alone.
-func substitute(args []string, taps []tapResult) ([]string, error) {
+// substitute replaces {fd}, {fds}, {mac} and {ifname} (the first tap),
+// {fdN}, {fdsN}, {macN}, {ifnameN} (tap N, counting from 0), and {vhost}
+// (vhost, "on" or "off") in args; other braces are left alone.
+func substitute(args []string, taps []tapResult, vhost string) ([]string, error) {
 	out := make([]string, len(args))
 	var err error
 	for i, arg := range args {
 		out[i] = placeholder.ReplaceAllStringFunc(arg, func(m string) string {
+			if m == "{vhost}" {
+				return vhost
+			}
 			parts := placeholder.FindStringSubmatch(m)
 			index := 0
 			if parts[2] != "" {
@@ -132,10 +136,23 @@ func substitute(args []string, taps []tapResult) ([]string, error) {
 	return out, err
 }
 
+// vhostNet is "on" where the caller may open /dev/vhost-net, for QEMU's
+// -netdev tap,vhost=: the kernel then moves the guest's packets, much
+// faster than QEMU itself. "off" elsewhere.
+func vhostNet() string {
+	f, err := os.OpenFile("/dev/vhost-net", os.O_RDWR, 0)
+	if err != nil {
+		return "off"
+	}
+	f.Close()
+	return "on"
+}
+
 // tapEnv describes the taps to the child: NETGRANT_TAP_FDS, NETGRANT_MAC and
-// NETGRANT_IFNAME for the first, with suffix N for tap N after it.
-func tapEnv(taps []tapResult) []string {
-	var env []string
+// NETGRANT_IFNAME for the first, with suffix N for tap N after it, and
+// NETGRANT_VHOST, vhost (on or off).
+func tapEnv(taps []tapResult, vhost string) []string {
+	env := []string{"NETGRANT_VHOST=" + vhost}
 	for i, t := range taps {
 		suffix := ""
 		if i > 0 {

@@ -53,19 +53,19 @@ func TestSubstitute(t *testing.T) {
 		{fds: []int{3, 4}, mac: "52:54:00:00:00:01", ifname: "ngtap0"},
 		{fds: []int{5}, mac: "52:54:00:00:00:02", ifname: "ngtap1"},
 	}
-	got, err := substitute([]string{"-netdev", "tap,id=n0,fds={fds}", "mac={mac}", "{fd}/{fd0}", "fd={fd1},mac={mac1},{ifname1}", "{}", "{fdx}"}, taps)
+	got, err := substitute([]string{"-netdev", "tap,id=n0,fds={fds},vhost={vhost}", "mac={mac}", "{fd}/{fd0}", "fd={fd1},mac={mac1},{ifname1}", "{}", "{fdx}", "{vhost1}"}, taps, "off")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"-netdev", "tap,id=n0,fds=3:4", "mac=52:54:00:00:00:01", "3/3", "fd=5,mac=52:54:00:00:00:02,ngtap1", "{}", "{fdx}"}
+	want := []string{"-netdev", "tap,id=n0,fds=3:4,vhost=off", "mac=52:54:00:00:00:01", "3/3", "fd=5,mac=52:54:00:00:00:02,ngtap1", "{}", "{fdx}", "{vhost1}"}
 	if !slices.Equal(got, want) {
 		t.Errorf("substitute = %q, want %q", got, want)
 	}
-	if _, err := substitute([]string{"{fd2}"}, taps); err == nil || !strings.Contains(err.Error(), "{fd2} names tap 2, but there are only 2") {
+	if _, err := substitute([]string{"{fd2}"}, taps, "off"); err == nil || !strings.Contains(err.Error(), "{fd2} names tap 2, but there are only 2") {
 		t.Errorf("a placeholder for a missing tap: %v", err)
 	}
-	env := tapEnv(taps)
-	wantEnv := []string{"NETGRANT_TAP_FDS=3:4", "NETGRANT_MAC=52:54:00:00:00:01", "NETGRANT_IFNAME=ngtap0",
+	env := tapEnv(taps, "off")
+	wantEnv := []string{"NETGRANT_VHOST=off", "NETGRANT_TAP_FDS=3:4", "NETGRANT_MAC=52:54:00:00:00:01", "NETGRANT_IFNAME=ngtap0",
 		"NETGRANT_TAP_FDS1=5", "NETGRANT_MAC1=52:54:00:00:00:02", "NETGRANT_IFNAME1=ngtap1"}
 	if !slices.Equal(env, wantEnv) {
 		t.Errorf("tapEnv = %q, want %q", env, wantEnv)

@@ -469,3 +469,18 @@ func TestRunUsesTheCallersOwnNetwork(t *testing.T) {
 	first.Wait()
 	eventually(t, "user-4001 to go with its last VM", func() bool { return !networkExists(t, env, "user-4001") })
 }
+
+// netgrant run tells the command whether the user may use vhost-net
+// ({vhost}, NETGRANT_VHOST), so QEMU gets vhost=on exactly where it works.
+func TestRunSaysWhetherVhostNetWorks(t *testing.T) {
+	harness.Start(t, harness.Options{Rules: rules})
+	want := "off"
+	if runAs(t, harness.UserAlice, "/bin/sh", "-c", "[ -r /dev/vhost-net ] && [ -w /dev/vhost-net ]").code == 0 {
+		want = "on"
+	}
+	r := netgrant(t, harness.UserAlice, "run", "--", "sh", "-c", `echo "$NETGRANT_VHOST $1"`, "sh", "vhost={vhost}")
+	mustSucceed(t, r)
+	if got := strings.TrimSpace(r.stdout); got != want+" vhost="+want {
+		t.Errorf("netgrant run gave %q, want %q: /dev/vhost-net is %s to ngalice", got, want+" vhost="+want, map[string]string{"on": "usable", "off": "not usable"}[want])
+	}
+}
