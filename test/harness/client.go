@@ -76,6 +76,7 @@ type response struct {
 	Flags      uint16         `json:"flags,omitempty"`
 	Fuzz       *FuzzReport    `json:"fuzz,omitempty"`
 	Tally      map[string]int `json:"tally,omitempty"`
+	TookNS     int64          `json:"took_ns,omitempty"`
 }
 
 // Client is a D-Bus client process running as a test user.
@@ -352,6 +353,32 @@ func (c *Client) decodeReply(call Call, resp response) *Reply {
 		}
 	}
 	return r
+}
+
+// FreshCall makes call on a connection the client opens for it alone, as
+// a program that connects per call does (busctl, a script), and returns
+// the reply and how long the call took from sending to its reply. The
+// connection, and what it holds, stays until the client exits or is
+// killed. Calls that pass fds back have them closed.
+func (c *Client) FreshCall(call Call) (*Reply, time.Duration) {
+	c.t.Helper()
+	if call.Dest == "" {
+		call.Dest = BusName
+	}
+	if call.Path == "" {
+		call.Path = ManagerPath
+	}
+	if call.Interface == "" {
+		call.Interface = ManagerIface
+	}
+	msg := busconn.NewCall(call.Dest, call.Path, call.Interface, call.Method, 0, call.Args...)
+	var buf bytes.Buffer
+	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
+		c.t.Fatalf("harness: encoding call %s: %v", call.Method, err)
+	}
+	c.send(request{Op: "fresh", Msg: hex.EncodeToString(buf.Bytes())})
+	resp := c.receiveOK("fresh")
+	return c.decodeReply(call, resp), time.Duration(resp.TookNS)
 }
 
 // Emit makes the client send count copies of the signal name

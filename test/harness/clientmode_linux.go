@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
@@ -28,6 +29,10 @@ type clientState struct {
 
 	mu    sync.Mutex
 	tally map[string]int // replies to floods by error name
+
+	// fresh are the connections of "fresh" calls, each held (and what it
+	// holds with it) until the client exits or is killed.
+	fresh []*busconn.Conn
 }
 
 func runClient() int {
@@ -72,6 +77,8 @@ func (s *clientState) handle(req request) (response, error) {
 	switch req.Op {
 	case "call":
 		return s.call(req.Msg, req.AttachFDs)
+	case "fresh":
+		return s.freshCall(req.Msg)
 	case "signal":
 		raw, err := hex.DecodeString(req.Msg)
 		if err != nil {
@@ -189,6 +196,31 @@ func (s *clientState) flood(encoded string, count int) error {
 		}()
 	}
 	return nil
+}
+
+// freshCall makes a call on a connection of its own, opened for it, as a
+// client that connects per call does, and says how long the call took
+// from sending to the reply, the connection's opening aside.
+func (s *clientState) freshCall(encoded string) (response, error) {
+	raw, err := hex.DecodeString(encoded)
+	if err != nil {
+		return response{}, err
+	}
+	bus, err := busconn.Connect(nil)
+	if err != nil {
+		return response{}, err
+	}
+	s.fresh = append(s.fresh, bus)
+	start := time.Now()
+	reply, err := bus.CallRaw(context.Background(), raw, nil)
+	took := time.Since(start)
+	if reply == nil {
+		return response{}, err
+	}
+	for _, f := range reply.Files {
+		f.Close()
+	}
+	return response{Reply: hex.EncodeToString(reply.Raw), TookNS: took.Nanoseconds()}, nil
 }
 
 // call sends a message with attach copies of /dev/null as its fds.
