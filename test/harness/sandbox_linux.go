@@ -68,7 +68,7 @@ const (
 	DnsmasqUser    = "netgrant-dnsmasq"
 	DnsmasqUID     = 4090
 	DnsmasqIDFirst = 4100
-	DnsmasqIDCount = 64
+	DnsmasqIDCount = 128
 )
 
 var testUsers = []testUser{
