@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"strconv"
 	"text/tabwriter"
+	"text/template"
 
+	"github.com/godbus/dbus/v5"
 	"github.com/spf13/cobra"
 )
 
@@ -75,6 +77,20 @@ func parsePort(cmd *cobra.Command, what, s string) (uint16, error) {
 	return uint16(port), nil
 }
 
+// connectToNetwork connects and finds the network called name.
+func connectToNetwork(name string, askPassword bool) (*session, dbus.ObjectPath, error) {
+	s, err := connect(askPassword)
+	if err != nil {
+		return nil, "", err
+	}
+	path, err := s.conn.GetNetwork(name)
+	if err != nil {
+		s.close()
+		return nil, "", err
+	}
+	return s, path, nil
+}
+
 func forwardAddCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "add NAME PROTO HOST_PORT GUEST GUEST_PORT",
@@ -96,15 +112,11 @@ func forwardAddCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		s, err := connect(askPassword())
+		s, path, err := connectToNetwork(args[0], askPassword())
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		path, err := s.conn.GetNetwork(args[0])
-		if err != nil {
-			return err
-		}
 		if err := s.conn.AddPortForward(path, proto, hostPort, args[3], guestPort, *address, s.interactive); err != nil {
 			return err
 		}
@@ -131,15 +143,11 @@ func forwardRemoveCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		s, err := connect(askPassword())
+		s, path, err := connectToNetwork(args[0], askPassword())
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		path, err := s.conn.GetNetwork(args[0])
-		if err != nil {
-			return err
-		}
 		if err := s.conn.RemovePortForward(path, proto, hostPort, s.interactive); err != nil {
 			return err
 		}
@@ -150,11 +158,7 @@ func forwardRemoveCommand() *cobra.Command {
 }
 
 func forwardListCommand() *cobra.Command {
-	cmd := readCommand("list [NAME]", usageForwardList, optionalArgs("NAME"), func(cmd *cobra.Command, args []string, o *outputFlags) error {
-		tmpl, err := o.check(cmd)
-		if err != nil {
-			return err
-		}
+	cmd := readCommand("list [NAME]", usageForwardList, optionalArgs("NAME"), func(cmd *cobra.Command, args []string, o *outputFlags, tmpl *template.Template) error {
 		if len(args) == 0 {
 			list, err := readObjects()
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"text/template"
 
 	"github.com/spf13/cobra"
 
@@ -65,25 +66,40 @@ func readObjects() (listJSON, error) {
 }
 
 // readCommand is a command that reads and prints: it takes the output
-// options and the arguments args names.
-func readCommand(use, usage string, args cobra.PositionalArgs, print func(cmd *cobra.Command, args []string, o *outputFlags) error) *cobra.Command {
+// options, checked before anything is asked (tmpl is --format's template,
+// nil without), and the arguments args names.
+func readCommand(use, usage string, args cobra.PositionalArgs, print func(cmd *cobra.Command, args []string, o *outputFlags, tmpl *template.Template) error) *cobra.Command {
 	var o *outputFlags
 	cmd := &cobra.Command{
 		Use:  use,
 		Long: usage,
 		Args: args,
-		RunE: func(cmd *cobra.Command, args []string) error { return print(cmd, args, o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tmpl, err := o.check(cmd)
+			if err != nil {
+				return err
+			}
+			return print(cmd, args, o, tmpl)
+		},
 	}
 	o = addOutputFlags(cmd)
 	return cmd
 }
 
-func listCommand() *cobra.Command {
-	return readCommand("list", usageList, noArgs, func(cmd *cobra.Command, _ []string, o *outputFlags) error {
-		tmpl, err := o.check(cmd)
+// eachCommand lists every object of one kind, one a line: items picks
+// them from what netgrantd has, table writes them as a table.
+func eachCommand(usage string, items func(listJSON) []any, table func(io.Writer, listJSON, *outputFlags)) *cobra.Command {
+	return readCommand("list", usage, noArgs, func(cmd *cobra.Command, _ []string, o *outputFlags, tmpl *template.Template) error {
+		list, err := readObjects()
 		if err != nil {
 			return err
 		}
+		return o.writeEach(cmd.OutOrStdout(), tmpl, items(list), func(tw *tabwriter.Writer) { table(tw, list, o) })
+	})
+}
+
+func listCommand() *cobra.Command {
+	return readCommand("list", usageList, noArgs, func(cmd *cobra.Command, _ []string, o *outputFlags, tmpl *template.Template) error {
 		list, err := readObjects()
 		if err != nil {
 			return err
@@ -96,43 +112,17 @@ func listCommand() *cobra.Command {
 }
 
 func networkListCommand() *cobra.Command {
-	return readCommand("list", usageNetworkList, noArgs, func(cmd *cobra.Command, _ []string, o *outputFlags) error {
-		tmpl, err := o.check(cmd)
-		if err != nil {
-			return err
-		}
-		list, err := readObjects()
-		if err != nil {
-			return err
-		}
-		return o.writeEach(cmd.OutOrStdout(), tmpl, anys(list.Networks), func(tw *tabwriter.Writer) {
-			writeNetworks(tw, list.Networks, o)
-		})
-	})
+	return eachCommand(usageNetworkList, func(l listJSON) []any { return anys(l.Networks) },
+		func(w io.Writer, l listJSON, o *outputFlags) { writeNetworks(w, l.Networks, o) })
 }
 
 func tapListCommand() *cobra.Command {
-	return readCommand("list", usageTapList, noArgs, func(cmd *cobra.Command, _ []string, o *outputFlags) error {
-		tmpl, err := o.check(cmd)
-		if err != nil {
-			return err
-		}
-		list, err := readObjects()
-		if err != nil {
-			return err
-		}
-		return o.writeEach(cmd.OutOrStdout(), tmpl, anys(list.Taps), func(tw *tabwriter.Writer) {
-			writeTaps(tw, list.Taps, o)
-		})
-	})
+	return eachCommand(usageTapList, func(l listJSON) []any { return anys(l.Taps) },
+		func(w io.Writer, l listJSON, o *outputFlags) { writeTaps(w, l.Taps, o) })
 }
 
 func networkShowCommand() *cobra.Command {
-	cmd := readCommand("show NAME", usageNetworkShow, exactArgs("NAME"), func(cmd *cobra.Command, args []string, o *outputFlags) error {
-		tmpl, err := o.check(cmd)
-		if err != nil {
-			return err
-		}
+	cmd := readCommand("show NAME", usageNetworkShow, exactArgs("NAME"), func(cmd *cobra.Command, args []string, o *outputFlags, tmpl *template.Template) error {
 		n, err := readNetwork(args[0])
 		if err != nil {
 			return err

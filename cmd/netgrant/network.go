@@ -169,15 +169,11 @@ func networkDeleteCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "delete NAME", Long: usageNetworkDelete, Args: exactArgs("NAME"), ValidArgsFunction: completeNetworkArg}
 	askPassword := addNoAskPassword(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		s, err := connect(askPassword())
+		s, path, err := connectToNetwork(args[0], askPassword())
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		path, err := s.conn.GetNetwork(args[0])
-		if err != nil {
-			return err
-		}
 		if err := s.conn.DeleteNetwork(path, s.interactive); err != nil {
 			return err
 		}

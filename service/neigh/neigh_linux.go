@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -17,9 +16,6 @@ import (
 // subscriptionBuffer keeps a guest's burst of neighbour solicitations from
 // overflowing the socket; an overflow costs a fresh dump, nothing else.
 const subscriptionBuffer = 1 << 20
-
-// resubscribeDelay spaces out attempts to re-establish a lost subscription.
-const resubscribeDelay = time.Second
 
 // usable are the states in which an entry names the MAC really using the
 // address; INCOMPLETE and FAILED entries name none.
@@ -113,36 +109,19 @@ func guestEntry(n netlink.Neigh) (addr netip.Addr, mac string, ok bool) {
 }
 
 func (w *Watcher) run(ctx context.Context, updates <-chan netlink.NeighUpdate, stop func()) {
-	for {
-		for u := range updates {
-			addr, mac, ok := guestEntry(u.Neigh)
-			if !ok {
-				continue
-			}
-			if u.Type == unix.RTM_DELNEIGH {
-				mac = ""
-			}
-			if w.table.set(u.LinkIndex, addr, mac) {
-				w.notify(u.LinkIndex)
-			}
-		}
-		// Closed: ctx is done, or the socket failed (an overflow loses
-		// events) and a new subscription and dump catch up.
-		stop()
-		for {
-			if ctx.Err() != nil {
-				return
-			}
-			var err error
-			if updates, stop, err = w.subscribe(ctx); err == nil {
-				break
-			}
-			slog.Error("neighbour watch: resubscribing", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(resubscribeDelay):
-			}
-		}
+	nldump.Follow(ctx, "neighbour watch", w.subscribe, updates, stop, w.handle)
+}
+
+func (w *Watcher) handle(u netlink.NeighUpdate) {
+	addr, mac, ok := guestEntry(u.Neigh)
+	if !ok {
+		return
+	}
+	if u.Type == unix.RTM_DELNEIGH {
+		mac = ""
+	}
+	if w.table.set(u.LinkIndex, addr, mac) {
+		w.notify(u.LinkIndex)
 	}
 }
 

@@ -4,8 +4,11 @@
 package nldump
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -46,4 +49,35 @@ func HasAddress(ip netip.Addr) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// resubscribeDelay spaces out attempts to re-establish a lost subscription.
+const resubscribeDelay = time.Second
+
+// Follow hands every update of a netlink subscription to handle until ctx
+// ends. A subscription the kernel closes (its socket overflowed, losing
+// events) is replaced by a new one from subscribe, which must list what
+// it follows after subscribing, so that nothing falls between the two;
+// one that cannot be made is logged and tried again every second.
+func Follow[U any](ctx context.Context, what string, subscribe func(context.Context) (<-chan U, func(), error), updates <-chan U, stop func(), handle func(U)) {
+	for {
+		for u := range updates {
+			handle(u)
+		}
+		stop()
+		for {
+			if ctx.Err() != nil {
+				return
+			}
+			var err error
+			if updates, stop, err = subscribe(ctx); err == nil {
+				break
+			}
+			slog.Error(what+": resubscribing", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(resubscribeDelay):
+			}
+		}
+	}
 }

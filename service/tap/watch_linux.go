@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -16,9 +15,6 @@ import (
 // A forced large receive buffer keeps bursts of link events (every tap
 // creation brings several) from overflowing the subscription socket.
 const subscriptionBuffer = 4 << 20
-
-// resubscribeDelay spaces out attempts to re-establish a lost subscription.
-const resubscribeDelay = time.Second
 
 // Events are what Watch reports, in the order the kernel told them.
 type Events struct {
@@ -126,28 +122,7 @@ func (w *watcher) subscribe(ctx context.Context) (updates <-chan netlink.LinkUpd
 }
 
 func (w *watcher) run(ctx context.Context, updates <-chan netlink.LinkUpdate, stop func()) {
-	for {
-		for u := range updates {
-			w.handle(u)
-		}
-		// The channel closes when ctx is done or the socket failed (an
-		// overflow loses events); only the latter needs a new subscription.
-		stop()
-		for {
-			if ctx.Err() != nil {
-				return
-			}
-			var err error
-			if updates, stop, err = w.subscribe(ctx); err == nil {
-				break
-			}
-			slog.Error("tap watch: resubscribing", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(resubscribeDelay):
-			}
-		}
-	}
+	nldump.Follow(ctx, "tap watch", w.subscribe, updates, stop, w.handle)
 }
 
 func (w *watcher) handle(u netlink.LinkUpdate) {

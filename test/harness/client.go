@@ -301,15 +301,7 @@ func (c *Client) Do(call Call) *Reply {
 // killed, after which the reply must not be waited for).
 func (c *Client) Begin(call Call) (wait func() *Reply) {
 	c.t.Helper()
-	if call.Dest == "" {
-		call.Dest = BusName
-	}
-	if call.Path == "" {
-		call.Path = ManagerPath
-	}
-	if call.Interface == "" {
-		call.Interface = ManagerIface
-	}
+	call = call.onManagerByDefault()
 	var flags dbus.Flags
 	if call.Interactive {
 		flags = dbus.FlagAllowInteractiveAuthorization
@@ -355,13 +347,9 @@ func (c *Client) decodeReply(call Call, resp response) *Reply {
 	return r
 }
 
-// FreshCall makes call on a connection the client opens for it alone, as
-// a program that connects per call does (busctl, a script), and returns
-// the reply and how long the call took from sending to its reply. The
-// connection, and what it holds, stays until the client exits or is
-// killed. Calls that pass fds back have them closed.
-func (c *Client) FreshCall(call Call) (*Reply, time.Duration) {
-	c.t.Helper()
+// onManagerByDefault is call with netgrant's manager where it names no
+// destination, path or interface.
+func (call Call) onManagerByDefault() Call {
 	if call.Dest == "" {
 		call.Dest = BusName
 	}
@@ -371,6 +359,17 @@ func (c *Client) FreshCall(call Call) (*Reply, time.Duration) {
 	if call.Interface == "" {
 		call.Interface = ManagerIface
 	}
+	return call
+}
+
+// FreshCall makes call on a connection the client opens for it alone, as
+// a program that connects per call does (busctl, a script), and returns
+// the reply and how long the call took from sending to its reply. The
+// connection, and what it holds, stays until the client exits or is
+// killed. Calls that pass fds back have them closed.
+func (c *Client) FreshCall(call Call) (*Reply, time.Duration) {
+	c.t.Helper()
+	call = call.onManagerByDefault()
 	msg := busconn.NewCall(call.Dest, call.Path, call.Interface, call.Method, 0, call.Args...)
 	var buf bytes.Buffer
 	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
