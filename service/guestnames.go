@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/dnsmasq"
 )
 
@@ -227,7 +226,7 @@ func (m *Manager) unregisterDNS(link linkRef) error {
 	if m.opts.Resolver == nil {
 		return nil
 	}
-	if index, err := bridge.Index(link.Name); err != nil || index != link.Index {
+	if index, err := m.kernel.Bridges.Index(link.Name); err != nil || index != link.Index {
 		return nil
 	}
 	return m.opts.Resolver.Revert(link.Index)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/config"
-	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
 	"github.com/netgrant/netgrant/service/neigh"
@@ -62,7 +61,10 @@ type Observer interface {
 type Options struct {
 	Config   config.Config
 	StateDir string
-	Hooks    *hooks.Runner
+	// Kernel is what the core changes the host through: Linux(), or a
+	// fake in unit tests.
+	Kernel Kernel
+	Hooks  Hooks
 	// Firewall is nil where neither nftables nor iptables works: taps
 	// work, NAT networks are Unsupported.
 	Firewall firewall.Firewall
@@ -111,8 +113,9 @@ type Resolver interface {
 // Manager.mu, then the firewall's applyMu and mu, then a network's
 // guests.mu.
 type Manager struct {
-	opts Options
-	log  *slog.Logger
+	opts   Options
+	kernel Kernel
+	log    *slog.Logger
 	// machineID tells this machine's networks' IPv6 /64s from another's
 	// of the same name; without one they derive from the name alone.
 	machineID string
@@ -129,7 +132,7 @@ type Manager struct {
 	// the quota before they are in taps.
 	pendingTaps map[uint32]int
 	// dnsmasqs are the running dnsmasq instances by directory.
-	dnsmasqs map[string]*dnsmasq.Instance
+	dnsmasqs map[string]DnsmasqProcess
 	// working counts the calls and events that claimed something and are
 	// building or tearing it down; once stopping is set, no more start.
 	working  sync.WaitGroup
@@ -150,13 +153,14 @@ func New(opts Options) *Manager {
 	}
 	return &Manager{
 		opts:        opts,
+		kernel:      opts.Kernel,
 		log:         opts.Log,
 		machineID:   machineID,
 		pools6:      pools6,
 		taps:        map[string]*tapRes{},
 		networks:    map[string]*netRes{},
 		pendingTaps: map[uint32]int{},
-		dnsmasqs:    map[string]*dnsmasq.Instance{},
+		dnsmasqs:    map[string]DnsmasqProcess{},
 		fw:          newFWState(opts.Firewall),
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/hooks"
-	"github.com/netgrant/netgrant/service/nldump"
 	"github.com/netgrant/netgrant/service/subnet"
 )
 
@@ -203,13 +202,14 @@ func (r NetworkRequest) validate(cfg config.Config, pools6 []netip.Prefix) (give
 func (r NetworkRequest) asksIPv6() bool { return boolOr(r.IPv6, false) || r.Subnet6 != nil }
 
 // ipv6 tells whether a network created for r has IPv6: as asked, else
-// wherever the administrator, the host and the MTU allow it. A network
-// that merely defaults to IPv6 does without where it cannot have it.
-func (r NetworkRequest) ipv6(cfg config.Config) bool {
+// wherever the administrator, the host (hostHasIPv6) and the MTU allow
+// it. A network that merely defaults to IPv6 does without where it cannot
+// have it.
+func (r NetworkRequest) ipv6(cfg config.Config, hostHasIPv6 bool) bool {
 	if r.IPv6 != nil || r.Subnet6 != nil {
 		return r.asksIPv6()
 	}
-	return cfg.IPv6 && bridge.IPv6Available() && (r.MTU == nil || *r.MTU >= minIPv6MTU)
+	return cfg.IPv6 && hostHasIPv6 && (r.MTU == nil || *r.MTU >= minIPv6MTU)
 }
 
 func boolOr(p *bool, def bool) bool {
@@ -300,7 +300,7 @@ func (m *Manager) planNetwork(given netip.Prefix, hostUses []subnet.Use) (subnet
 // the next derived one that is free). Only a request that insists on IPv6
 // fails for want of a /64; one that takes the default does without.
 func (m *Manager) planIPv6(plan subnet.Plan, r NetworkRequest, given netip.Prefix, hostUses []subnet.Use) (subnet.Plan, error) {
-	if !r.ipv6(m.opts.Config) {
+	if !r.ipv6(m.opts.Config, m.kernel.Sysctls.IPv6Available()) {
 		return plan.WithIPv6(netip.Prefix{}), nil
 	}
 	uses := m.networkUses(func(n *netRes) netip.Prefix { return n.plan.Prefix6 })
@@ -352,19 +352,19 @@ func (m *Manager) checkSupported(r NetworkRequest) (dnsmasq.IDRange, error) {
 	if m.opts.Firewall == nil {
 		return dnsmasq.IDRange{}, Errorf(Unsupported, "NAT networks need a firewall, and netgrantd could use neither nftables nor iptables: install the iptables package (or check the kernel's nf_tables) and restart netgrantd; journalctl -u netgrantd says why")
 	}
-	if r.asksIPv6() && !bridge.IPv6Available() {
+	if r.asksIPv6() && !m.kernel.Sysctls.IPv6Available() {
 		return dnsmasq.IDRange{}, Errorf(Unsupported, "this host's kernel has IPv6 turned off (ipv6.disable=1): pass ipv6: false")
 	}
 	if !boolOr(r.DHCP, true) && !boolOr(r.DNS, true) {
 		return dnsmasq.IDRange{}, nil
 	}
-	if err := dnsmasq.Available(); err != nil {
+	if err := m.kernel.Dnsmasqs.Available(); err != nil {
 		return dnsmasq.IDRange{}, Wrap(Unsupported, err, "DHCP and DNS need dnsmasq (or pass dhcp: false and dns: false)")
 	}
 	if m.opts.DnsmasqUnits {
 		return dnsmasq.IDRange{}, nil
 	}
-	ids, err := dnsmasq.DelegatedIDs()
+	ids, err := m.kernel.Dnsmasqs.DelegatedIDs()
 	if err != nil {
 		return dnsmasq.IDRange{}, Wrap(Unsupported, err, "DHCP and DNS need ids for dnsmasq to run under (or pass dhcp: false and dns: false)")
 	}
@@ -420,15 +420,11 @@ func (m *Manager) CreateNATNetwork(ctx context.Context, c Caller, r NetworkReque
 
 func (m *Manager) createOrJoin(ctx context.Context, c Caller, r NetworkRequest, given givenSubnets) (NetworkInfo, error) {
 	// What the kernel says is read before the lock is taken.
-	links, err := nldump.Links()
+	host, err := m.kernel.Bridges.Host()
 	if err != nil {
-		return NetworkInfo{}, Wrap(Failed, err, "listing links")
+		return NetworkInfo{}, Wrap(Failed, err, "reading the host's links, addresses and routes")
 	}
-	hostUses, err := subnet.HostUses(links)
-	if err != nil {
-		return NetworkInfo{}, Wrap(Failed, err, "reading the host's addresses and routes")
-	}
-	linkNames := bridge.LinkNames(links)
+	hostUses, linkNames := host.Uses, host.LinkNames
 	// What the host lacks (iptables, dnsmasq, its account) matters only
 	// for a new network; it is looked up once, without the lock.
 	ids, unsupported := m.checkSupported(r)
@@ -569,14 +565,14 @@ func (m *Manager) setupNetwork(n *netRes) (err error) {
 	if n.plan.Prefix6.IsValid() {
 		cfg.Address6 = netip.PrefixFrom(n.plan.Gateway6, n.plan.Prefix6.Bits())
 	}
-	if err := bridge.Create(cfg); errors.Is(err, os.ErrExist) {
+	if err := m.kernel.Bridges.Create(cfg); errors.Is(err, os.ErrExist) {
 		// Someone else's link took the name after it was checked; the
 		// recorded step deletes only a bridge with the network's MAC.
 		return Errorf(Exists, "network %q would have the bridge %s, and an interface of that name appeared meanwhile: choose another name", n.name, n.bridge)
 	} else if err != nil {
 		return Wrap(Failed, err, "creating bridge %s", n.bridge)
 	}
-	if n.bridgeIndex, err = bridge.Index(n.bridge); err != nil {
+	if n.bridgeIndex, err = m.kernel.Bridges.Index(n.bridge); err != nil {
 		return Wrap(Failed, err, "finding bridge %s", n.bridge)
 	}
 	if err := m.enableForwarding(n); err != nil {
@@ -611,13 +607,13 @@ func (m *Manager) enableForwarding(n *netRes) error {
 	if !n.outbound {
 		return nil
 	}
-	if err := bridge.EnableForwarding(); err != nil {
+	if err := m.kernel.Sysctls.EnableForwarding(); err != nil {
 		return Wrap(Failed, err, "enabling IPv4 forwarding")
 	}
 	if !n.plan.Prefix6.IsValid() {
 		return nil
 	}
-	kept, err := bridge.EnableIPv6Forwarding()
+	kept, err := m.kernel.Sysctls.EnableIPv6Forwarding()
 	if len(kept) > 0 {
 		m.log.Info("IPv6 forwarding on: links that took router advertisements take them still (accept_ra 2)", "links", kept)
 	}
@@ -662,7 +658,7 @@ func (m *Manager) startDnsmasq(n *netRes) error {
 			return Wrap(Failed, err, "recording the network")
 		}
 	}
-	inst, err := dnsmasq.Start(dnsmasq.Config{
+	inst, err := m.kernel.Dnsmasqs.Start(dnsmasq.Config{
 		Network: n.name, Bridge: n.bridge, Gateway: n.plan.Gateway, Prefix: n.plan.Prefix,
 		Gateway6: n.plan.Gateway6, Prefix6: n.plan.Prefix6,
 		DHCP: n.dhcp, DHCPStart: n.plan.DHCPStart, DHCPEnd: n.plan.DHCPEnd, DNS: n.dns,

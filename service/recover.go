@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 
-	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/dnsmasq"
 	"github.com/netgrant/netgrant/service/firewall"
 	"github.com/netgrant/netgrant/service/subnet"
@@ -50,7 +49,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	}
 	holders := map[string]bool{}
 	for _, h := range s.Holders {
-		if name, index, isTap := heldByTap(h); isTap && tap.Exists(name, index) || !isTap && alive(h) {
+		if name, index, isTap := heldByTap(h); isTap && m.tapExists(name, index) || !isTap && alive(h) {
 			holders[h] = true
 		}
 	}
@@ -63,7 +62,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 	if s.Subnet6 != "" && err == nil {
 		prefix6, err = netip.ParsePrefix(s.Subnet6)
 	}
-	isBridge, _ := bridge.IsBridge(s.Bridge)
+	isBridge, _ := m.kernel.Bridges.IsBridge(s.Bridge)
 	if err != nil || !isBridge {
 		m.log.Warn("removing a network whose bridge is gone", "network", r.Name, "bridge", s.Bridge)
 		return false
@@ -75,7 +74,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		heldPorts: map[PortForward]*os.File{}, hostServices: m.hostServices(), dnsmasqID: s.Dnsmasq, state: ready, settled: make(chan struct{}),
 		domain: m.networkDomain(r.Name),
 	}
-	if n.bridgeIndex, err = bridge.Index(n.bridge); err != nil {
+	if n.bridgeIndex, err = m.kernel.Bridges.Index(n.bridge); err != nil {
 		m.log.Warn("removing a network whose bridge is gone", "network", r.Name, "bridge", s.Bridge)
 		return false
 	}
@@ -93,7 +92,7 @@ func (m *Manager) adoptNetwork(r *record, alive func(string) bool) bool {
 		// A child dnsmasq of the previous daemon is replaced; a unit goes
 		// on serving as it is.
 		if !m.opts.DnsmasqUnits {
-			if err := stopOrphanDnsmasq(m.dnsmasqDir(n)); err != nil {
+			if err := m.kernel.Dnsmasqs.StopOrphan(m.dnsmasqDir(n)); err != nil {
 				m.log.Warn("stopping the previous dnsmasq", "network", n.name, "err", err)
 			}
 		}
@@ -161,7 +160,7 @@ func (m *Manager) unwindAdoptedTap(r *record) {
 // giveDnsmasqIdentity gives an adopted network's dnsmasq an identity of
 // its own.
 func (m *Manager) giveDnsmasqIdentity(n *netRes) error {
-	ids, err := dnsmasq.DelegatedIDs()
+	ids, err := m.kernel.Dnsmasqs.DelegatedIDs()
 	if err != nil {
 		return err
 	}
@@ -176,7 +175,7 @@ func (m *Manager) adoptTap(r *record) {
 	var state tap.State
 	exists := false
 	if r.Complete && s != nil {
-		state, exists = tap.Inspect(r.Name, s.Index)
+		state, exists = m.kernel.Taps.Inspect(r.Name, s.Index)
 	}
 	if !exists {
 		m.log.Info("removing a tap that is gone or was never handed out", "tap", r.Name)

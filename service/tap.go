@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/netgrant/netgrant/internal/names"
-	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/hooks"
 	"github.com/netgrant/netgrant/service/tap"
 )
@@ -83,7 +82,7 @@ type tapTarget struct {
 // bridgeMTU is the MTU of the bridge a tap goes onto; a network's bridge
 // that is gone means its network was removed meanwhile.
 func (m *Manager) bridgeMTU(target tapTarget) (uint32, error) {
-	mtu, err := bridge.MTU(target.bridgeName())
+	mtu, err := m.kernel.Bridges.MTU(target.bridgeName())
 	if err != nil {
 		if target.network != nil && m.networkGone(target.network) {
 			return 0, Errorf(NotFound, "network %s was removed meanwhile", target.network.name)
@@ -214,7 +213,7 @@ func (m *Manager) resolveTarget(uid uint32, network, br string) (tapTarget, *Aut
 		case !m.opts.Config.BridgeAllowed(br):
 			return tapTarget{}, nil, Errorf(BridgeNotAllowed, "bridge %q is not listed in [Bridges] Allow= of the netgrant configuration; an administrator must add it", br)
 		}
-		isBridge, err := bridge.IsBridge(br)
+		isBridge, err := m.kernel.Bridges.IsBridge(br)
 		if err != nil {
 			return tapTarget{}, nil, Wrap(Failed, err, "looking up bridge %q", br)
 		}
@@ -428,7 +427,7 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 	// The device is recorded only once it exists, which is safe: until the
 	// reply, its fds are the daemon's alone, and the kernel removes it when
 	// a crash closes them.
-	dev, err := tap.Create(tap.Config{
+	dev, err := m.kernel.Taps.Create(tap.Config{
 		Queues: int(t.queues), VnetHdr: t.vnetHdr, UID: c.UID, GID: c.GID,
 		MTU: int(t.mtu), LinkMAC: linkMAC,
 	})
@@ -455,14 +454,14 @@ func (m *Manager) setupTap(c Caller, req TapRequest, target tapTarget) (_ *tapRe
 		}
 	}
 	if t.bridge != "" {
-		if err := bridge.Attach(t.name, t.bridge); err != nil {
+		if err := m.kernel.Bridges.Attach(t.name, t.bridge); err != nil {
 			if target.network != nil && m.networkGone(target.network) {
 				return nil, nil, Errorf(NotFound, "network %s was removed meanwhile", target.network.name)
 			}
 			return nil, nil, Wrap(Failed, err, "attaching %s to bridge %s", t.name, t.bridge)
 		}
 		if req.MTU != 0 {
-			if err := tap.SetMTU(t.name, t.index, int(req.MTU)); err != nil {
+			if err := m.kernel.Taps.SetMTU(t.name, t.index, int(req.MTU)); err != nil {
 				return nil, nil, Wrap(Failed, err, "applying option mtu")
 			}
 		}
@@ -592,12 +591,18 @@ func (m *Manager) tapChanged(name string, index int) {
 	if !ok || t.index != index {
 		return
 	}
-	state, exists := tap.Inspect(name, index)
+	state, exists := m.kernel.Taps.Inspect(name, index)
 	if !exists || !tampered(state, t.owner) {
 		return
 	}
 	m.log.Warn("deleting a tap its holder made persistent or gave to another user", "tap", name, "persistent", state.Persistent, "owner", state.Owner)
 	m.removeTap(t)
+}
+
+// tapExists tells whether the tap device name with index is still there.
+func (m *Manager) tapExists(name string, index int) bool {
+	_, ok := m.kernel.Taps.Inspect(name, index)
+	return ok
 }
 
 func tampered(state tap.State, owner uint32) bool {
@@ -714,9 +719,9 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 		// it goes once the tap is on the other bridge.
 		defer m.dropGuestFilter(a.tap.name, a.tap.index)
 	}
-	if err := bridge.Attach(a.tap.name, a.target.bridgeName()); err != nil {
+	if err := m.kernel.Bridges.Attach(a.tap.name, a.target.bridgeName()); err != nil {
 		// Its last fd may have closed since, the removal not yet handled.
-		if !tap.Exists(a.tap.name, a.tap.index) {
+		if !m.tapExists(a.tap.name, a.tap.index) {
 			return Errorf(NotFound, "tap %q is gone: its last fd was closed", ifname)
 		}
 		if n := a.target.network; n != nil && m.networkGone(n) {

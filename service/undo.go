@@ -243,7 +243,7 @@ func (m *Manager) unwind(r *record) {
 func (m *Manager) runStep(r *record, s step) error {
 	switch s.Op {
 	case opDeleteTap:
-		return tap.Delete(s.Tap.Name, s.Tap.Index)
+		return m.kernel.Taps.Delete(s.Tap.Name, s.Tap.Index)
 	case opRunDownHooks:
 		env := s.Hooks.Env
 		if s.Hooks.FromRecord {
@@ -254,7 +254,7 @@ func (m *Manager) runStep(r *record, s step) error {
 	case opDeleteBridge:
 		// Only the network's own: a link someone else made with that
 		// name after the step was recorded has another MAC.
-		return bridge.DeleteOwn(s.Bridge, bridge.MACFor(r.Name))
+		return m.kernel.Bridges.DeleteOwn(s.Bridge, bridge.MACFor(r.Name))
 	case opRemoveFirewall:
 		if m.opts.Firewall == nil {
 			return errors.New("no firewall backend: cannot remove the network's rules")
@@ -271,21 +271,15 @@ func (m *Manager) runStep(r *record, s step) error {
 		case ok:
 			return inst.Stop()
 		case m.opts.DnsmasqUnits:
-			return dnsmasq.StopUnit(strings.TrimPrefix(filepath.Base(s.Dir), "dnsmasq-"))
+			return m.kernel.Dnsmasqs.StopUnit(strings.TrimPrefix(filepath.Base(s.Dir), "dnsmasq-"))
 		}
-		return stopOrphanDnsmasq(s.Dir)
+		return m.kernel.Dnsmasqs.StopOrphan(s.Dir)
 	case opForgetGuest:
 		return m.forgetGuest(*s.Guest)
 	case opUnregisterDNS:
 		return m.unregisterDNS(*s.Link)
 	}
 	return fmt.Errorf("unknown undo step %q", s.Op)
-}
-
-// stopOrphanDnsmasq stops the dnsmasq of dir that an earlier netgrantd
-// left running.
-func stopOrphanDnsmasq(dir string) error {
-	return dnsmasq.StopOrphan(dir, dnsmasq.OurUIDs())
 }
 
 // parse reads a record written by save, checking every step.

@@ -87,6 +87,7 @@ func run(log *slog.Logger, configPath, vendorDir, stateDir, hooksDir string, dns
 	manager := service.New(service.Options{
 		Config:       cfg,
 		StateDir:     stateDir,
+		Kernel:       service.Linux(),
 		Hooks:        &hooks.Runner{Dir: hooksDir, Timeout: cfg.HookTimeout, Log: log},
 		Firewall:     fw,
 		Zones:        srv.FirewallZones(),
