@@ -43,7 +43,12 @@ func (m *Manager) admitGuest(t *tapRes, n *netRes, requested netip.Addr) error {
 	if n.dhcp {
 		ref.Dir = m.dnsmasqDir(n)
 	}
-	if err := t.rec.push(forgetGuestStep(ref)); err != nil {
+	// A registered tap's record is written under the lock, which a
+	// network's teardown detaching it holds.
+	m.mu.Lock()
+	err := t.rec.push(forgetGuestStep(ref))
+	m.mu.Unlock()
+	if err != nil {
 		return Wrap(Failed, err, "recording the tap")
 	}
 	// A MAC being learnt is reserved once it is known (macLearned).

@@ -68,7 +68,10 @@ type tapRes struct {
 	// ipv4 is the address reserved for the guest on network, if any.
 	ipv4 netip.Addr
 	rec  *record
-	// attachMu orders AttachBridge calls on the tap.
+	// attachMu orders the changes of where the tap is (AttachBridge), of
+	// its guest's MAC (macLearned) and its teardown, each of which writes
+	// its record: one that finds the tap no longer the manager's leaves
+	// the record to the teardown.
 	attachMu sync.Mutex
 }
 
@@ -358,7 +361,7 @@ func (m *Manager) registerTap(t *tapRes, on *netRes) {
 			released := m.forgetTap(stale)
 			go func() {
 				defer done()
-				m.unwind(stale.rec)
+				m.teardownTap(stale)
 				if released != nil {
 					m.finishTeardown(released)
 				}
@@ -574,7 +577,7 @@ func (m *Manager) removeTap(t *tapRes) {
 	defer done()
 	released := m.forgetTap(t)
 	m.mu.Unlock()
-	m.unwind(t.rec)
+	m.teardownTap(t)
 	if released != nil {
 		m.finishTeardown(released)
 	}
@@ -609,8 +612,16 @@ func tampered(state tap.State, owner uint32) bool {
 	return state.Persistent || state.Owner != owner
 }
 
+// teardownTap undoes t, which forgetTap took out of the manager, once no
+// change of it that may still write its record is under way.
+func (m *Manager) teardownTap(t *tapRes) {
+	t.attachMu.Lock()
+	defer t.attachMu.Unlock()
+	m.unwind(t.rec)
+}
+
 // forgetTap takes t out of the manager, under the lock; its teardown
-// (m.unwind(t.rec), down hooks included) is then the caller's, without
+// (teardownTap, down hooks included) is then the caller's, without
 // it, and so is finishing the teardown of the network it returns: one
 // whose last hold was t's.
 func (m *Manager) forgetTap(t *tapRes) (released *netRes) {
@@ -654,7 +665,7 @@ func (m *Manager) DeleteTap(ctx context.Context, c Caller, name string) error {
 		return err
 	}
 	defer done()
-	m.unwind(t.rec)
+	m.teardownTap(t)
 	if released != nil {
 		m.finishTeardown(released)
 	}
@@ -702,6 +713,12 @@ func (m *Manager) AttachBridge(ctx context.Context, c Caller, ifname, br string)
 	// the same order.
 	a.tap.attachMu.Lock()
 	defer a.tap.attachMu.Unlock()
+	m.mu.Lock()
+	gone := m.taps[a.tap.name] != a.tap
+	m.mu.Unlock()
+	if gone {
+		return Errorf(NotFound, "tap %q is gone", ifname)
+	}
 	mtu, err := m.bridgeMTU(a.target)
 	if err != nil {
 		return err
