@@ -31,10 +31,14 @@ import (
 	"github.com/netgrant/netgrant/internal/names"
 	"github.com/netgrant/netgrant/service/bridge"
 	"github.com/netgrant/netgrant/service/tap"
+	"github.com/netgrant/netgrant/test/guest"
 	"github.com/netgrant/netgrant/test/harness"
 )
 
-func TestMain(m *testing.M) { harness.Main(m) }
+func TestMain(m *testing.M) {
+	guest.PrepareBeforeSandbox()
+	harness.Main(m)
+}
 
 const (
 	networks    = 50

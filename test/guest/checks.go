@@ -58,6 +58,14 @@ type Checks struct {
 	NICs int
 	// Hostname, if set, is the name eth0's DHCP client asks for.
 	Hostname string
+	// Perf measures the data path to each host, last: TCP throughput with
+	// iperf3 for PerfSeconds each way ("perf-up:"/"perf-down:" + host;
+	// detail: Mbit/s) and PerfRoundTrips 1-byte round trips over TCP to
+	// port 7100 ("rr:" + host; detail: µs per round trip). iperf3 and rr
+	// are not in the kit: add them with WithFiles.
+	Perf           []string
+	PerfSeconds    int
+	PerfRoundTrips int
 }
 
 // Result is one check's outcome.
@@ -118,6 +126,11 @@ func (k Kit) KernelArgs(c Checks) string {
 	}
 	if c.Hostname != "" {
 		add("hostname", c.Hostname)
+	}
+	if len(c.Perf) > 0 {
+		add("perf", strings.Join(c.Perf, ","))
+		add("perfsecs", strconv.Itoa(c.PerfSeconds))
+		add("perfrr", strconv.Itoa(c.PerfRoundTrips))
 	}
 	return strings.Join(args, " ")
 }
