@@ -220,7 +220,11 @@ func TestRecoverUndoesWhateverADaemonDiedIn(t *testing.T) {
 	for i, c := range crashes {
 		for _, holderAlive := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%02d before %s, holder alive %v", i, c.before, holderAlive), func(t *testing.T) {
-				host, dir := c.host.crashed(), t.TempDir()
+				// The next daemon finds the state where the last left it.
+				host := c.host.crashed()
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
 				writeState(t, dir, c.state)
 				m := newFakeManager(t, host, dir)
 				m.Recover(func(string) bool { return holderAlive })

@@ -41,8 +41,7 @@ type fakeHost struct {
 	lastIndex                 int
 	taps                      map[string]*fakeTap
 	bridges                   map[string]*fakeBridge
-	// dnsmasqs run by the name of their directory, which the tests of a
-	// restart move.
+	// dnsmasqs run by directory.
 	dnsmasqs map[string]*fakeDnsmasq
 	// rules are the networks the firewall holds, with their guests.
 	rules []firewall.Network
@@ -351,7 +350,7 @@ func (fakeDnsmasqs) DelegatedIDs() (dnsmasq.IDRange, error) {
 
 func (f fakeDnsmasqs) Start(cfg dnsmasq.Config, onLeases func([]dnsmasq.Lease)) (DnsmasqProcess, error) {
 	h := f.h
-	d := &fakeDnsmasq{host: h, dir: filepath.Base(cfg.Dir), bridge: cfg.Bridge}
+	d := &fakeDnsmasq{host: h, dir: cfg.Dir, bridge: cfg.Bridge}
 	err := h.change("dnsmasq start "+cfg.Bridge, func() error {
 		// A dnsmasq still serving the bridge holds its ports.
 		if _, running := h.dnsmasqs[d.dir]; running {
@@ -374,7 +373,7 @@ func (f fakeDnsmasqs) Start(cfg dnsmasq.Config, onLeases func([]dnsmasq.Lease)) 
 func (f fakeDnsmasqs) StopOrphan(dir string) error {
 	h := f.h
 	return h.change("dnsmasq stop-orphan "+strings.TrimPrefix(filepath.Base(dir), "dnsmasq-"), func() error {
-		delete(h.dnsmasqs, filepath.Base(dir))
+		delete(h.dnsmasqs, dir)
 		return nil
 	})
 }
