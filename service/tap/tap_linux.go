@@ -203,12 +203,6 @@ func SetMTU(name string, index, mtu int) error {
 	return nil
 }
 
-// Exists reports whether the tap name with device index is still there.
-func Exists(name string, index int) bool {
-	_, ok := Inspect(name, index)
-	return ok
-}
-
 // State is what the holder of a tap's fds can change about it.
 type State struct {
 	Persistent bool   // TUNSETPERSIST: the device outlives its fds

@@ -418,18 +418,22 @@ func TestSetMTU(t *testing.T) {
 	}
 }
 
-func TestExists(t *testing.T) {
+// Inspect finds a tap by name and index together, and nothing once its
+// last fd closed: the core's test of whether a tap is still there.
+func TestInspectFindsOnlyTheLiveTap(t *testing.T) {
 	nstest.Require(t)
 	dev := create(t, Config{Queues: 1})
-	if !Exists(dev.Name, dev.Index) {
-		t.Fatalf("Exists(%s, %d) = false for a live tap", dev.Name, dev.Index)
+	if _, ok := Inspect(dev.Name, dev.Index); !ok {
+		t.Fatalf("Inspect(%s, %d) finds no live tap", dev.Name, dev.Index)
 	}
-	if Exists(dev.Name, dev.Index+1000) || Exists("lo", 1) {
-		t.Fatal("Exists is true for a name and index that are not the tap's")
+	_, otherIndex := Inspect(dev.Name, dev.Index+1000)
+	_, loopback := Inspect("lo", 1)
+	if otherIndex || loopback {
+		t.Fatal("Inspect finds a tap for a name and index that are not the tap's")
 	}
 	closeAll(dev)
-	if Exists(dev.Name, dev.Index) {
-		t.Fatalf("Exists(%s) = true after its last fd closed", dev.Name)
+	if _, ok := Inspect(dev.Name, dev.Index); ok {
+		t.Fatalf("Inspect(%s) finds the tap after its last fd closed", dev.Name)
 	}
 }
 
