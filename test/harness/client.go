@@ -403,15 +403,7 @@ func (c *Client) Emit(dest string, path dbus.ObjectPath, name string, count int,
 // for any reply; Tally then counts their replies.
 func (c *Client) Flood(call Call, count int) {
 	c.t.Helper()
-	if call.Dest == "" {
-		call.Dest = BusName
-	}
-	if call.Path == "" {
-		call.Path = ManagerPath
-	}
-	if call.Interface == "" {
-		call.Interface = ManagerIface
-	}
+	call = call.onManagerByDefault()
 	var flags dbus.Flags
 	if call.Interactive {
 		flags = dbus.FlagAllowInteractiveAuthorization
