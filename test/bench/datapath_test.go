@@ -184,7 +184,7 @@ func dataPath(b *testing.B) {
 		passt.Wait()
 	})
 	// Not dialled: passt would take that for its guest.
-	waitFor(b, "passt's socket", func() bool {
+	harness.WaitFor(b, "passt's socket", func() bool {
 		_, err := os.Stat(sock)
 		return err == nil
 	})
@@ -237,23 +237,13 @@ func serve(b *testing.B, cmd *exec.Cmd, addr string) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	waitFor(b, addr, func() bool {
+	harness.WaitFor(b, addr+" to accept connections", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-}
-
-// waitFor polls ready until it holds, for up to a minute.
-func waitFor(b *testing.B, what string, ready func() bool) {
-	b.Helper()
-	for deadline := time.Now().Add(time.Minute); !ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatalf("%s is not ready after a minute", what)
-		}
-	}
 }
 
 func printDataPath(b *testing.B, rows []dataRow) {
