@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -228,13 +229,7 @@ func TestRecoverUndoesWhateverADaemonDiedIn(t *testing.T) {
 				writeState(t, dir, c.state)
 				m := newFakeManager(t, host, dir)
 				m.Recover(func(string) bool { return holderAlive })
-				adopted := slices.Sorted(func(yield func(string) bool) {
-					for name := range m.networks {
-						if !yield(name) {
-							return
-						}
-					}
-				})
+				adopted := slices.Sorted(maps.Keys(m.networks))
 				if !holderAlive && len(adopted) > 0 {
 					t.Errorf("networks adopted without a holder: %v", adopted)
 				}
@@ -481,13 +476,7 @@ func TestChangesMeetingMidway(t *testing.T) {
 			return nil
 		},
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for name := range changes {
-			if !yield(name) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(changes))
 	cases := 0
 	for _, first := range names {
 		alone := setUp(t)
